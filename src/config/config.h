@@ -1,0 +1,184 @@
+/*
+ * config: a user's project folder (DESIGN.md §2) loaded into a checked,
+ * compiled model: settings, contracts, connectors, workflows, prompts.
+ *
+ * Every problem becomes a diagnostic `FILE:LINE:COL: message`, and loading
+ * goes on after an error so that `sluice check` lists all of them at once.
+ * YAML is read with libfyaml; each file becomes JSON plus a map from JSON
+ * pointer to source position, so every layer can name a position.
+ *
+ * Ownership: a project owns everything it points to. Workflows are reference
+ * counted because the engine keeps older versions alive for runs that started
+ * on them.
+ */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "connector/connector.h"
+#include "contract/contract.h"
+#include "expr/expr.h"
+#include "util/util.h"
+
+/* ---- YAML documents with positions --------------------------------------- */
+struct sl_locmap; /* JSON pointer -> line:col */
+/* Parses YAML text (one document) into JSON. Scalars follow the YAML 1.2
+ * core schema (plain true/false/null/ints/floats; quoted scalars are
+ * strings). Duplicate keys, anchors-with-merge errors, syntax errors become
+ * diagnostics. Returns owned json (NULL on a syntax error) and, if locs is
+ * not NULL, an owned location map. */
+json_t *sl_yaml_parse(const char *text, size_t len, const char *file, struct sl_locmap **locs,
+		      struct sl_diags *diags);
+/* Position of the value at pointer (falls back to the closest parent). */
+void sl_locmap_find(const struct sl_locmap *m, const char *pointer, int *line, int *col);
+/* Position of the KEY at pointer (for unknown-key errors), else the value's. */
+void sl_locmap_find_key(const struct sl_locmap *m, const char *pointer, int *line, int *col);
+void sl_locmap_free(struct sl_locmap *m);
+
+/* ---- the model --------------------------------------------------------------- */
+struct sl_loc {
+	const char *file; /* borrowed from the owning workflow */
+	int line, col;
+};
+
+enum sl_step_kind { SL_STEP_MAP, SL_STEP_CALL, SL_STEP_WAIT, SL_STEP_EMIT };
+const char *sl_step_kind_name(enum sl_step_kind k);
+
+enum sl_on_error {
+	SL_ON_ERROR_DEAD,       /* retry (per retry:) then dead-letter: the default */
+	SL_ON_ERROR_CONTINUE,   /* record the error as the step's output, go on */
+	SL_ON_ERROR_COMPENSATE, /* run compensations of completed steps in reverse */
+};
+
+struct sl_retry {
+	int max_attempts; /* total attempts, >= 1; default 3 for call, 1 otherwise */
+	int64_t base_ms;  /* default 200 */
+	int64_t max_ms;   /* default 30000 */
+};
+
+struct sl_step {
+	char *id;
+	int index;
+	enum sl_step_kind kind;
+	struct sl_loc loc;
+	struct sl_expr *when; /* NULL: always */
+	struct sl_retry retry;
+	int64_t timeout_ms; /* 0: none (call: the connector's default) */
+	enum sl_on_error on_error;
+	struct sl_schema *output_contract; /* optional `contract:` the output must meet */
+
+	/* map */
+	struct sl_expr *map;
+
+	/* call */
+	char *call;                    /* "helpdesk.tickets.create" */
+	struct sl_connector *connector; /* borrowed from the project */
+	const struct sl_action *action;
+	struct sl_expr *with;          /* NULL: json null */
+	struct sl_expr *idempotency_key; /* NULL: "<run id>:<step id>" */
+
+	/* compensate (call steps): an action and its input */
+	char *compensate;
+	struct sl_connector *comp_connector;
+	const struct sl_action *comp_action;
+	struct sl_expr *comp_with; /* NULL: the step's output */
+
+	/* wait: a duration or a time (jq yielding RFC 3339 or epoch ms) */
+	int64_t wait_ms;
+	struct sl_expr *wait_until;
+
+	/* emit: to an internal topic; workflows with trigger {event: TOPIC} start */
+	char *topic;
+	struct sl_expr *payload; /* NULL: the run context's .input */
+};
+
+enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT };
+struct sl_trigger {
+	enum sl_trigger_kind kind;
+	char *path;            /* webhook: "/hooks/email" */
+	char *event;           /* event: topic or CloudEvents type */
+	char *hmac_secret_ref; /* "env:NAME"; resolved by the server, not here */
+	struct sl_schema *contract; /* input contract (webhook/event/API), may be NULL */
+	struct sl_loc loc;
+};
+
+struct sl_workflow {
+	_Atomic int refs;
+	char *name;
+	int version;
+	char *file;    /* path as given (relative to the project dir for messages) */
+	char *source;  /* the YAML text, stored with runs so old versions survive */
+	char *digest;  /* sha256 of name, version and source */
+	char *owner;
+	char *description;
+	struct sl_trigger trigger;
+	struct sl_expr *output; /* optional `output:` jq over the context; NULL: last step's output */
+	struct sl_step *steps;
+	size_t nsteps;
+};
+void sl_workflow_ref(struct sl_workflow *w);
+void sl_workflow_unref(struct sl_workflow *w);
+const struct sl_step *sl_workflow_step(const struct sl_workflow *w, const char *id);
+
+struct sl_settings {
+	char *name;       /* project name */
+	char *store;      /* "sqlite:.sluice/sluice.db" by default, relative to the dir */
+	int workers;      /* worker threads, default 2 */
+	char *listen;     /* "127.0.0.1:8080" */
+	char *log_level;  /* "info" */
+	int64_t lease_ms; /* task lease, default 30000 */
+	int batch;        /* tasks a worker holds and commits together, default 16 */
+};
+
+struct sl_prompt {
+	char *name; /* file name without .md */
+	char *text;
+	char digest[65];
+};
+
+struct sl_project {
+	char *dir;
+	struct sl_settings settings;
+	struct sl_contracts *contracts;
+	struct sl_connector **connectors;
+	size_t nconnectors;
+	struct sl_workflow **workflows; /* one reference each */
+	size_t nworkflows;
+	struct sl_prompt *prompts;
+	size_t nprompts;
+};
+
+struct sl_load_opts {
+	bool resolve_secrets; /* false under `sluice check` */
+};
+
+/* Loads and checks DIR. Every problem goes to diags. Returns 0 and a project
+ * when there were no errors; otherwise SL_EINVAL and *out NULL. */
+int sl_project_load(const char *dir, const struct sl_load_opts *opts, struct sl_project **out,
+		    struct sl_diags *diags);
+void sl_project_free(struct sl_project *p);
+struct sl_workflow *sl_project_workflow(const struct sl_project *p, const char *name); /* borrowed */
+struct sl_connector *sl_project_connector(const struct sl_project *p, const char *name);
+
+/* Compiles a workflow from stored source against p's connectors and
+ * contracts (a run finishing on the version it started with). Returns owned
+ * (refs = 1) or NULL with diags. */
+struct sl_workflow *sl_workflow_compile(const struct sl_project *p, const char *file, const char *source,
+					struct sl_diags *diags);
+
+/* Prints diagnostics as `FILE:LINE:COL: error: message`, then the source line
+ * with a caret under the column (jq's locfile.c), reading files relative to
+ * base_dir. */
+void sl_diags_print(FILE *f, const struct sl_diags *d, const char *base_dir, bool color);
+
+/* The key tables of each block, for docs (NULL-name terminated). */
+extern const struct sl_conf_key sl_settings_keys[];
+extern const struct sl_conf_key sl_workflow_keys[];
+extern const struct sl_conf_key sl_step_keys[];
+
+#endif

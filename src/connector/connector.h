@@ -1,0 +1,169 @@
+/*
+ * connector: the systems Sluice talks to.
+ *
+ * A connector type is a const table of callbacks (Fluent Bit's output
+ * plugins, SQLite's io_methods), kept in a static registry looked up by
+ * name. A connector is one configured instance (connectors/NAME.yaml), with
+ * named actions, each declaring its effect (read / write / delete).
+ *
+ * Config arrives as JSON (the YAML file converted by the config module);
+ * a type validates its own keys and reports problems through struct
+ * sl_conf_ctx with a JSON pointer, which the loader turns into FILE:LINE:COL.
+ *
+ * Thread safety: after init, sl_connector_call may run on many threads at
+ * once for the same connector; a type keeps its own locking.
+ */
+#ifndef SL_CONNECTOR_H
+#define SL_CONNECTOR_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "expr/expr.h"
+#include "util/util.h"
+
+enum sl_effect { SL_EFFECT_READ, SL_EFFECT_WRITE, SL_EFFECT_DELETE };
+const char *sl_effect_name(enum sl_effect e);
+int sl_effect_parse(const char *name); /* -1 when unknown */
+
+/* How a type reports config problems and finds positions (implemented by the
+ * config loader). pointer is a JSON pointer into the connector document,
+ * e.g. "/actions/tickets.create/method". */
+struct sl_conf_ctx {
+	const char *file;        /* the connector file, for messages */
+	const char *project_dir; /* resolves relative paths and file: secrets */
+	bool resolve_secrets;    /* false under `sluice check` (no secrets needed) */
+	void (*report_fn)(struct sl_conf_ctx *ctx, const char *pointer, const char *msg);
+	void (*locate_fn)(struct sl_conf_ctx *ctx, const char *pointer, int *line, int *col);
+	void *ud;
+	int nerrors; /* incremented by sl_conf_error */
+};
+void sl_conf_error(struct sl_conf_ctx *ctx, const char *pointer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* An sl_expr_origin for the value at pointer (file/line/col filled in). */
+void sl_conf_origin(struct sl_conf_ctx *ctx, const char *pointer, const char *what,
+		    struct sl_expr_origin *out, int *line, int *col);
+
+/* A key of a config block: declared once (STYLE.md habit 8). */
+enum sl_conf_type { SL_CONF_STRING, SL_CONF_INT, SL_CONF_BOOL, SL_CONF_OBJECT, SL_CONF_ARRAY,
+		    SL_CONF_ANY, SL_CONF_DURATION /* "30s" or ms */, SL_CONF_JQ /* jq source */ };
+struct sl_conf_key {
+	const char *name;
+	enum sl_conf_type type;
+	bool required;
+	const char *description; /* for docs and --help */
+};
+/* Checks obj's keys against keys (NULL-name terminated): unknown keys (with
+ * "did you mean"), missing required keys, wrong types. pointer is obj's own
+ * pointer. Returns the number of problems reported. */
+int sl_conf_check_keys(struct sl_conf_ctx *ctx, const json_t *obj, const char *pointer,
+		       const struct sl_conf_key *keys);
+
+struct sl_connector;
+
+struct sl_action {
+	char *name;            /* "tickets.create" */
+	enum sl_effect effect;
+	json_t *config;        /* the action's block (owned ref), may be an empty object */
+	void *priv;            /* the type's compiled form of the action */
+	int line, col;         /* where it is declared */
+};
+
+/* One call of an action. All borrowed for the duration of the call. */
+struct sl_call {
+	const json_t *input;          /* the step's `with` value (json null if none) */
+	const char *idempotency_key;  /* stable across retries and restarts; may be NULL */
+	const char *correlation_id;   /* may be NULL */
+	const char *run_id, *step_id; /* for logs; may be NULL */
+	int64_t timeout_ms;           /* 0: the connector's default */
+};
+
+struct sl_call_result {
+	json_t *output;  /* owned by the caller after a successful call; never NULL then */
+	int status;      /* protocol status (HTTP) or 0 */
+};
+
+/* A poll source's batch (file rows after a cursor). */
+struct sl_poll_result {
+	json_t *records; /* array, owned by the caller */
+	char *cursor;    /* the cursor after these records, owned by the caller */
+};
+
+struct sl_connector_type {
+	const char *name;                 /* "http", "file" */
+	const char *description;
+	const struct sl_conf_key *keys;   /* top-level keys besides connector/type/actions */
+	const struct sl_conf_key *action_keys; /* keys of one action block */
+	/* Actions every instance has even when not declared (file: append, read);
+	 * NULL-terminated pairs {name, effect name}; may be NULL. */
+	const char *const *builtin_actions;
+	/* Validates config and compiles it into c->priv; reports through ctx.
+	 * Must not do network I/O. Returns 0 or the number of problems. */
+	int (*init_fn)(struct sl_connector *c, struct sl_conf_ctx *ctx);
+	/* Compiles one action into a->priv (called after init_fn for each action). */
+	int (*action_init_fn)(struct sl_connector *c, struct sl_action *a, struct sl_conf_ctx *ctx,
+			      const char *pointer);
+	/* Performs a call. On failure sets err (class, http_status,
+	 * retry_after_ms) and returns a negative code. */
+	int (*call_fn)(struct sl_connector *c, const struct sl_action *a, const struct sl_call *call,
+		       struct sl_call_result *res, struct sl_err *err);
+	/* Reads what is new after cursor (NULL: from the start); NULL slot: the
+	 * type cannot be polled. */
+	int (*poll_fn)(struct sl_connector *c, const struct sl_action *a, const char *cursor, size_t max,
+		       struct sl_poll_result *res, struct sl_err *err);
+	void (*action_free_fn)(struct sl_action *a);
+	void (*close_fn)(struct sl_connector *c);
+};
+
+/* Health, kept by the generic call wrapper for every type. */
+struct sl_health {
+	bool healthy;            /* false after an auth error until a success */
+	int64_t last_success_ms; /* 0 = never */
+	int64_t last_error_ms;   /* 0 = never */
+	enum sl_class last_error_class;
+	char last_error[256];    /* never holds a secret */
+	uint64_t calls, errors;
+};
+
+struct sl_connector {
+	char *name;
+	const struct sl_connector_type *type;
+	char *file;      /* source file */
+	json_t *config;  /* the whole document (owned ref) */
+	struct sl_action *actions;
+	size_t nactions;
+	void *priv;      /* the type's state */
+	pthread_mutex_t health_mu;
+	struct sl_health health;
+};
+
+/* The static registry. */
+const struct sl_connector_type *sl_connector_type_find(const char *name);
+/* NULL-terminated list of type names (static). */
+const char *const *sl_connector_type_names(void);
+
+/* Builds a connector from its document (borrowed; a reference is kept):
+ * checks common keys (connector, type, description, actions), then the
+ * type's keys, then each action (effect is required unless built in).
+ * Returns NULL when ctx->nerrors > 0 afterwards. */
+struct sl_connector *sl_connector_new(const json_t *doc, struct sl_conf_ctx *ctx);
+void sl_connector_free(struct sl_connector *c);
+const struct sl_action *sl_connector_action(const struct sl_connector *c, const char *name);
+
+/* Calls an action and keeps health up to date. res->output is owned by the
+ * caller on success. */
+int sl_connector_call(struct sl_connector *c, const struct sl_action *a, const struct sl_call *call,
+		      struct sl_call_result *res, struct sl_err *err);
+int sl_connector_poll(struct sl_connector *c, const struct sl_action *a, const char *cursor, size_t max,
+		      struct sl_poll_result *res, struct sl_err *err);
+void sl_connector_health(struct sl_connector *c, struct sl_health *out);
+
+/* Maps an HTTP status to an error class (DESIGN.md §3): 408/425/429/5xx
+ * transient, 401/403 auth, other 4xx permanent, else none. */
+enum sl_class sl_http_status_class(int status);
+/* Parses a Retry-After value (seconds or an HTTP date) into ms; -1 if bad. */
+int64_t sl_retry_after_parse(const char *value, int64_t now_ms);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * store: the durable state of runs, steps, the task queue, timers, the
+ * dead-letter queue and idempotency records (DESIGN.md §3, §4).
+ *
+ * One interface; sqlite.c implements it (WAL, the embedded default) and
+ * postgres.c will. Nothing above this header knows which store it has.
+ *
+ * The queue holds one task per unfinished run: "advance this run". A task
+ * due in the future is a timer (retry backoff, wait steps). Workers claim
+ * due tasks with a lease; every claim bumps the task's fencing token, and a
+ * commit names the token it holds: a commit under a stale token is refused
+ * (SL_EFENCED) and changes nothing. An expired lease is claimable again.
+ *
+ * Every function is thread-safe and may be called from any thread.
+ * Times are ms since the epoch (sl_now_ms()).
+ */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+struct sl_store;
+
+enum sl_run_status {
+	SL_RUN_QUEUED,       /* accepted, no step done yet */
+	SL_RUN_RUNNING,      /* at least one step done */
+	SL_RUN_WAITING,      /* a wait step or a retry backoff is pending */
+	SL_RUN_COMPLETED,    /* terminal */
+	SL_RUN_DEAD,         /* terminal: in the DLQ (can be replayed) */
+	SL_RUN_CANCELLED,    /* terminal */
+	SL_RUN_COMPENSATING, /* running compensations */
+	SL_RUN_COMPENSATED,  /* terminal: failed, completed steps were compensated */
+	SL_RUN__COUNT
+};
+const char *sl_run_status_name(enum sl_run_status s);
+int sl_run_status_parse(const char *name); /* -1 when unknown */
+bool sl_run_status_terminal(enum sl_run_status s);
+
+enum sl_step_status {
+	SL_STEP_ST_COMPLETED,
+	SL_STEP_ST_SKIPPED,     /* `when` was false */
+	SL_STEP_ST_FAILED,      /* on_error: continue; the error is the output */
+	SL_STEP_ST_WAITING,     /* a wait step that has not woken yet */
+	SL_STEP_ST_DEAD,        /* the step that sent the run to the DLQ */
+	SL_STEP_ST_COMPENSATED, /* completed, then compensated */
+	SL_STEP_ST__COUNT
+};
+const char *sl_step_status_name(enum sl_step_status s);
+
+enum sl_phase { SL_PHASE_FORWARD, SL_PHASE_COMPENSATE };
+
+/* Opens "sqlite:PATH", "sqlite::memory:" or a bare PATH; creates the file
+ * and its folder, sets WAL, applies migrations. Returns owned. */
+int sl_store_open(const char *url, struct sl_store **out, struct sl_err *err);
+void sl_store_close(struct sl_store *s);
+const char *sl_store_kind(const struct sl_store *s); /* "sqlite" */
+int sl_store_schema_version(struct sl_store *s);
+
+/* ---- workflow definitions (a run finishes on the version it started with) --- */
+/* Records a definition once per digest (no-op when known). */
+int sl_store_def_put(struct sl_store *s, const char *digest, const char *name, int version, const char *file,
+		     const char *source, struct sl_err *err);
+/* Returns the stored source (owned) and file (owned) of a digest. */
+int sl_store_def_get(struct sl_store *s, const char *digest, char **file, char **source, struct sl_err *err);
+
+/* ---- creating runs ----------------------------------------------------------- */
+struct sl_run_new {
+	const char *workflow;
+	int version;
+	const char *digest;          /* the definition's digest (sl_store_def_put first) */
+	const json_t *input;         /* borrowed */
+	const char *correlation_id;  /* NULL: a new one */
+	const char *parent_run_id;   /* NULL for a root run */
+	const char *root_run_id;     /* NULL: the run itself */
+	const char *trigger;         /* "cli", "api", "webhook", "emit:TOPIC", ... */
+	const char *tenant;          /* NULL: "default" */
+	int priority;                /* higher first; default 0 */
+	const char *idem_scope;      /* with idem_key: a repeat returns the first run */
+	const char *idem_key;
+	int64_t idem_ttl_ms;         /* 0: forever */
+	int64_t due_at;              /* 0: now */
+};
+/* Creates the run and its first task in one transaction. When idem_key was
+ * seen in idem_scope, creates nothing and returns the first run's id with
+ * *existed = true. run_id_out receives the id. */
+int sl_store_run_create(struct sl_store *s, const struct sl_run_new *r, char run_id_out[SL_ID_MAX],
+			bool *existed, struct sl_err *err);
+
+/* ---- claiming --------------------------------------------------------------- */
+struct sl_task {
+	char run_id[SL_ID_MAX];
+	int64_t fence;      /* the fencing token this claim holds */
+	int64_t lease_until;
+};
+/* Claims up to max due tasks (due_at <= now, lease free or expired) for
+ * owner, with a lease of lease_ms. Higher priority first, then oldest due. */
+int sl_store_claim(struct sl_store *s, const char *owner, int64_t lease_ms, size_t max, struct sl_task *out,
+		   size_t *n, struct sl_err *err);
+/* Extends leases (long calls). A task whose fence moved on is reported in
+ * lost[i] = true. */
+int sl_store_renew(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t lease_ms, bool *lost,
+		   struct sl_err *err);
+/* When the next task is due (for a sleeping worker), or INT64_MAX if none. */
+int64_t sl_store_next_due(struct sl_store *s);
+
+/* ---- a run's state, as the engine needs it to go on ---------------------------- */
+struct sl_run {
+	char id[SL_ID_MAX];
+	char *workflow;
+	int version;
+	char *digest;
+	enum sl_run_status status;
+	enum sl_phase phase;
+	int cursor;       /* forward: index of the next step; compensate: of the next step to undo */
+	int attempt;      /* attempts already made of the step at cursor */
+	int64_t wake_at;  /* a wait step's wake time, 0 when none */
+	json_t *input;    /* owned */
+	json_t *context;  /* {"input": ..., "<step id>": output, ...}: owned */
+	json_t *step_status; /* {"<step id>": "completed" | "skipped" | ...}: owned */
+	json_t *output;   /* owned, json null until completed */
+	json_t *error;    /* owned, json null or {class, message, step} */
+	char *correlation_id;
+	char *parent_run_id; /* NULL for a root run */
+	char *root_run_id;
+	char *trigger;
+	char *tenant;
+	int priority;
+	int64_t created_at, updated_at, finished_at;
+};
+int sl_store_run_load(struct sl_store *s, const char *run_id, struct sl_run *out, struct sl_err *err);
+void sl_run_free(struct sl_run *r); /* frees the members, not r */
+
+/* ---- committing a step ---------------------------------------------------------- */
+struct sl_step_rec {
+	const char *step_id;
+	int index;
+	enum sl_step_status status;
+	const json_t *output;   /* borrowed; NULL: null */
+	const json_t *error;    /* borrowed; NULL: null */
+	int attempts;           /* attempts made so far */
+	int64_t started_at, finished_at;
+};
+struct sl_attempt_rec {
+	const char *step_id;    /* "update", or "update#compensate" for compensations */
+	int attempt;            /* 1-based */
+	int64_t started_at;
+	int64_t duration_ms;
+	const char *outcome;    /* "ok", "error", "skipped", "waiting" */
+	enum sl_class error_class;
+	const char *error;      /* message, NULL when ok */
+};
+enum sl_task_next {
+	SL_TASK_CONTINUE,   /* due now; the lease is kept and extended (run affinity) */
+	SL_TASK_RESCHEDULE, /* due at due_at; the lease is released */
+	SL_TASK_DONE,       /* the run ended: the task is deleted */
+};
+struct sl_dlq_new {
+	const char *step_id;
+	enum sl_class error_class;
+	const char *error;      /* message */
+	const json_t *evidence; /* borrowed: the step's input, the last response, ... */
+};
+struct sl_commit {
+	const char *run_id;
+	int64_t fence;
+	int64_t lease_ms;             /* for SL_TASK_CONTINUE */
+	const struct sl_step_rec *step;       /* may be NULL */
+	const struct sl_attempt_rec *attempt; /* may be NULL */
+	/* the run's new position and status */
+	enum sl_run_status status;
+	enum sl_phase phase;
+	int cursor;
+	int attempt_no;               /* the run's attempt counter for the step at cursor */
+	int64_t wake_at;
+	const json_t *output;         /* set when the run completes; else NULL */
+	const json_t *error;          /* set when the run fails; else NULL */
+	enum sl_task_next next;
+	int64_t due_at;               /* for SL_TASK_RESCHEDULE */
+	const struct sl_dlq_new *dlq; /* may be NULL */
+	const struct sl_run_new *spawn; /* runs to create (emit), may be NULL */
+	size_t nspawn;
+};
+/* Applies the commits in ONE transaction (group commit: one fsync for all),
+ * each in its own savepoint: a commit whose fence is stale is skipped
+ * (results[i] = SL_EFENCED) and the others still land. results[i] = 0 for
+ * each that landed. Returns 0, or a negative code when the transaction
+ * itself failed (then nothing landed). */
+int sl_store_commit(struct sl_store *s, const struct sl_commit *commits, size_t n, int *results,
+		    struct sl_err *err);
+
+/* ---- reading, for the CLI and the API (JSON documents, owned) ------------------ */
+/* {"id", "workflow", "version", "status", "input", "output", "error",
+ *  "correlation_id", "created_at", "finished_at", "steps": [{"id", "status",
+ *  "output", "error", "attempts", "duration_ms", "started_at",
+ *  "attempt_log": [{attempt, outcome, error_class, error, duration_ms}]}]} */
+int sl_store_run_get(struct sl_store *s, const char *run_id, json_t **out, struct sl_err *err);
+enum sl_run_status sl_store_run_status(struct sl_store *s, const char *run_id); /* -1 if none */
+
+struct sl_run_filter {
+	const char *workflow; /* NULL: any */
+	int status;           /* -1: any */
+	const char *root_run_id; /* NULL: any */
+	const char *cursor;   /* NULL: from the newest */
+	size_t limit;         /* 0: 50 */
+};
+/* {"runs": [summaries newest first], "next_cursor": "..." | null} */
+int sl_store_runs_list(struct sl_store *s, const struct sl_run_filter *f, json_t **out, struct sl_err *err);
+/* Counts non-terminal runs of a tree (a root and what it spawned). */
+int sl_store_tree_pending(struct sl_store *s, const char *root_run_id, int64_t *count, struct sl_err *err);
+/* Counts runs by status: {"queued": n, ...} */
+int sl_store_counts(struct sl_store *s, json_t **out, struct sl_err *err);
+
+/* Cancels a run that is not terminal: status cancelled, task deleted. */
+int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *err);
+
+/* ---- dead letters ------------------------------------------------------------------- */
+struct sl_dlq_filter {
+	const char *workflow, *step_id; /* NULL: any */
+	int error_class;                /* -1: any */
+	int64_t since, until;           /* 0: unbounded */
+	bool include_replayed;
+	const char *cursor;
+	size_t limit;                   /* 0: 50 */
+};
+/* {"entries": [{"id","run_id","workflow","version","step_id","error_class",
+ *  "error","evidence","created_at","replayed_at"}], "next_cursor": ...} */
+int sl_store_dlq_list(struct sl_store *s, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err);
+/* Replays a dead run from its failed step: the run is queued again at the
+ * same cursor with its attempt counter reset, the entry marked replayed.
+ * input (borrowed, may be NULL) replaces the run's .input; new_digest/version
+ * (may be NULL/0) move it onto a newer definition. Completed steps stay. */
+int sl_store_dlq_replay(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
+			int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err);
+/* Deletes replayed or old entries created before before_ms; returns how many. */
+int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, struct sl_err *err);
+
+/* ---- idempotency records (outside run creation: webhook delivery ids, ...) ---- */
+/* Looks up (scope, key): 0 and run_id filled when found and not expired,
+ * SL_ENOTFOUND otherwise. */
+int sl_store_idem_get(struct sl_store *s, const char *scope, const char *key, char run_id_out[SL_ID_MAX],
+		      struct sl_err *err);
+/* Deletes expired records; returns how many. */
+int sl_store_idem_purge(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err);
+
+#endif
