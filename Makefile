@@ -36,6 +36,8 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 SUP_SRC  := $(sort $(wildcard tests/support/*.c))
 SUP_BIN  := $(SUP_SRC:tests/support/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libsluice.a
 SLUICE   := $(if $(filter build,$(BUILD)),sluice,$(BUILD)/sluice)
 
@@ -64,6 +66,11 @@ $(BUILD)/tests/%: tests/support/%.c $(LIB)
 	@echo "  SUPPORT $@"
 	$(Q)$(CC) $(CFLAGS) $(SAN) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
 
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  BENCH   $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d) $(SUP_BIN:=.d)
 
 # ---- tests ------------------------------------------------------------
@@ -82,8 +89,8 @@ asan:
 fuzz:
 	$(Q)$(MAKE) --no-print-directory -f fuzz/fuzz.mk
 
-bench: all
-	$(Q)SLUICE_BIN=$(abspath $(SLUICE)) bench/run.sh
+bench: all $(BENCH_BIN)
+	$(Q)SLUICE_BIN=$(abspath $(SLUICE)) SLUICE_BUILD=$(abspath $(BUILD)) bench/run.sh
 
 # ---- set-up -----------------------------------------------------------
 deps:

@@ -104,6 +104,9 @@ int sl_store_claim(struct sl_store *s, const char *owner, int64_t lease_ms, size
  * lost[i] = true. */
 int sl_store_renew(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t lease_ms, bool *lost,
 		   struct sl_err *err);
+/* Gives leases back (graceful stop): the tasks become claimable at once by
+ * anyone; a task whose fence moved on is left alone. */
+int sl_store_release(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err);
 /* When the next task is due (for a sleeping worker), or INT64_MAX if none. */
 int64_t sl_store_next_due(struct sl_store *s);
 

@@ -1,0 +1,8 @@
+#!/bin/sh
+# make bench: every benchmark, one after the other, printing figures and
+# ratios against the baselines they name. Not a test: nothing fails on a
+# slow machine.
+set -eu
+: "${SLUICE_BUILD:?}"
+echo "== engine: durable steps per second"
+"$SLUICE_BUILD/bench/bench_engine" "${BENCH_RUNS:-2000}"

@@ -1,0 +1,36 @@
+/* cli.h: private to src/cli/: one function per verb. */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#define SL_VERSION "0.1.0"
+
+/* Exit codes: 0 ok, 1 the thing checked/run failed, 2 usage or set-up error. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct cli_verb {
+	const char *name;
+	const char *summary;
+	int (*main_fn)(int argc, char **argv);
+	void (*help_fn)(FILE *out);
+};
+
+int cmd_check(int argc, char **argv);
+void help_check(FILE *out);
+int cmd_validate(int argc, char **argv);
+void help_validate(FILE *out);
+int cmd_run(int argc, char **argv);
+void help_run(FILE *out);
+int cmd_version(int argc, char **argv);
+void help_version(FILE *out);
+
+/* True when argv holds -h or --help before a "--". */
+bool cli_wants_help(int argc, char **argv);
+/* Prints "sluice VERB: message" on stderr and returns EXIT_USAGE. */
+int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether stdout/stderr is a terminal (tables and colour for people). */
+bool cli_isatty(FILE *f);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * main.c: `sluice VERB ...` dispatch, help and version.
+ */
+#include <jansson.h>
+#include <jq.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "util/util.h"
+
+static const struct cli_verb verbs[] = {
+	{"check", "validate a project folder; list every error as FILE:LINE:COL", cmd_check, help_check},
+	{"validate", "validate a JSON document against a JSON Schema contract", cmd_validate, help_validate},
+	{"run", "run a workflow to the end on the local store and print each step", cmd_run, help_run},
+	{"version", "print the version and the libraries Sluice was built with", cmd_version, help_version},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "sluice %s: a governed AI integration engine\n\n"
+		     "Usage: sluice VERB [options] [args]\n\nVerbs:\n",
+		SL_VERSION);
+	for (size_t i = 0; i < SL_ARRAY_LEN(verbs); i++)
+		fprintf(out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(out, "\n`sluice VERB --help` describes a verb. Docs: docs/ in the source tree.\n");
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	}
+	return false;
+}
+
+int cli_usage_error(const char *verb, const char *fmt, ...)
+{
+	fprintf(stderr, "sluice %s: ", verb);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see `sluice %s --help`)\n", verb);
+	return EXIT_USAGE;
+}
+
+bool cli_isatty(FILE *f)
+{
+	return isatty(fileno(f));
+}
+
+void help_version(FILE *out)
+{
+	fprintf(out, "Usage: sluice version\n\nPrints Sluice's version and the versions of the libraries it uses.\n");
+}
+
+int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("sluice %s\n", SL_VERSION);
+	printf("  sqlite %s, jansson %s, jq %s\n", sqlite3_libversion(), jansson_version_str(), "1.6");
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *verb = argv[1];
+	if (strcmp(verb, "-h") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "help") == 0) {
+		if (argc > 2)
+			for (size_t i = 0; i < SL_ARRAY_LEN(verbs); i++)
+				if (strcmp(argv[2], verbs[i].name) == 0) {
+					verbs[i].help_fn(stdout);
+					return EXIT_OK;
+				}
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(verb, "--version") == 0 || strcmp(verb, "-V") == 0)
+		return cmd_version(argc - 1, argv + 1);
+	for (size_t i = 0; i < SL_ARRAY_LEN(verbs); i++) {
+		if (strcmp(verb, verbs[i].name) != 0)
+			continue;
+		if (cli_wants_help(argc - 1, argv + 1)) {
+			verbs[i].help_fn(stdout);
+			return EXIT_OK;
+		}
+		return verbs[i].main_fn(argc - 1, argv + 1);
+	}
+	const char *names[SL_ARRAY_LEN(verbs) + 1];
+	for (size_t i = 0; i < SL_ARRAY_LEN(verbs); i++)
+		names[i] = verbs[i].name;
+	names[SL_ARRAY_LEN(verbs)] = NULL;
+	const char *hint = sl_did_you_mean(verb, names);
+	fprintf(stderr, "sluice: unknown verb '%s'%s%s%s\n", verb, hint ? " (did you mean '" : "", hint ? hint : "",
+		hint ? "'?)" : "");
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,302 @@
+/*
+ * engine.c: the engine's life cycle, run starts, waiting and the worker loop.
+ * What one step does is in step.c; both share engine_int.h.
+ */
+#include "engine/engine_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- backoff ----------------------------------------------------------------- */
+
+int64_t sl_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, int64_t retry_after_ms)
+{
+	if (attempt < 1)
+		attempt = 1;
+	if (base_ms < 1)
+		base_ms = 1;
+	if (max_ms < base_ms)
+		max_ms = base_ms;
+	int64_t cap = base_ms;
+	for (int i = 1; i < attempt && cap < max_ms; i++)
+		cap *= 2;
+	if (cap > max_ms)
+		cap = max_ms;
+	int64_t delay = (int64_t)sl_random_below((uint64_t)cap + 1);
+	if (retry_after_ms >= 0 && delay < retry_after_ms)
+		delay = retry_after_ms;
+	return delay;
+}
+
+/* ---- definitions: a run finishes on the version it started with --------------- */
+
+static void defs_add_locked(struct sl_engine *e, struct sl_workflow *w)
+{
+	if (e->ndefs == e->capdefs) {
+		e->capdefs = e->capdefs ? e->capdefs * 2 : 16;
+		e->defs = sl_xrealloc(e->defs, e->capdefs * sizeof *e->defs);
+	}
+	sl_workflow_ref(w);
+	e->defs[e->ndefs++] = w;
+}
+
+static struct sl_workflow *defs_find_locked(struct sl_engine *e, const char *digest)
+{
+	for (size_t i = 0; i < e->ndefs; i++)
+		if (strcmp(e->defs[i]->digest, digest) == 0)
+			return e->defs[i];
+	return NULL;
+}
+
+struct sl_workflow *engine_definition(struct sl_engine *e, const char *digest, struct sl_err *err)
+{
+	pthread_mutex_lock(&e->defs_mu);
+	struct sl_workflow *w = defs_find_locked(e, digest);
+	if (w) {
+		sl_workflow_ref(w);
+		pthread_mutex_unlock(&e->defs_mu);
+		return w;
+	}
+	pthread_mutex_unlock(&e->defs_mu);
+
+	/* Not a version this process loaded: compile the stored source. */
+	char *file = NULL, *source = NULL;
+	if (sl_store_def_get(e->store, digest, &file, &source, err))
+		return NULL;
+	struct sl_diags diags = {0};
+	w = sl_workflow_compile(e->project, file, source, &diags);
+	if (!w) {
+		sl_err_set(err, SL_EINVAL, SL_CLASS_PERMANENT, "stored definition %s (%s) no longer compiles: %s:%d:%d: %s",
+			   digest, file, diags.n ? diags.v[0].file : file, diags.n ? diags.v[0].line : 0,
+			   diags.n ? diags.v[0].col : 0, diags.n ? diags.v[0].msg : "unknown error");
+		sl_diags_free(&diags);
+		free(file);
+		free(source);
+		return NULL;
+	}
+	sl_diags_free(&diags);
+	free(file);
+	free(source);
+	pthread_mutex_lock(&e->defs_mu);
+	struct sl_workflow *again = defs_find_locked(e, digest);
+	if (again) { /* another thread compiled it meanwhile */
+		sl_workflow_unref(w);
+		w = again;
+	} else {
+		defs_add_locked(e, w);
+		sl_workflow_unref(w);
+	}
+	sl_workflow_ref(w);
+	pthread_mutex_unlock(&e->defs_mu);
+	return w;
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engine_opts *o,
+		  struct sl_engine **out, struct sl_err *err)
+{
+	struct sl_engine *e = sl_xcalloc(1, sizeof *e);
+	e->project = p;
+	e->store = s;
+	e->workers = o && o->workers > 0 ? o->workers : p->settings.workers;
+	e->batch = o && o->batch > 0 ? o->batch : p->settings.batch;
+	e->lease_ms = o && o->lease_ms > 0 ? o->lease_ms : p->settings.lease_ms;
+	if (e->workers < 1)
+		e->workers = 1;
+	if (e->workers > 64)
+		e->workers = 64;
+	if (e->batch < 1)
+		e->batch = 1;
+	if (e->lease_ms < 1000)
+		e->lease_ms = 1000;
+	if (o && o->owner) {
+		snprintf(e->owner, sizeof e->owner, "%s", o->owner);
+	} else {
+		char host[64] = "host";
+		gethostname(host, sizeof host - 1);
+		snprintf(e->owner, sizeof e->owner, "%s:%d", host, (int)getpid());
+	}
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_mutex_init(&e->defs_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->work_cv, &ca);
+	pthread_cond_init(&e->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	/* Record every loaded definition, so runs can be resumed on it later. */
+	for (size_t i = 0; i < p->nworkflows; i++) {
+		struct sl_workflow *w = p->workflows[i];
+		if (sl_store_def_put(s, w->digest, w->name, w->version, w->file, w->source, err)) {
+			sl_engine_free(e);
+			return err ? err->code : SL_ESTORE;
+		}
+		defs_add_locked(e, w);
+	}
+	*out = e;
+	return 0;
+}
+
+int sl_engine_start(struct sl_engine *e, struct sl_err *err)
+{
+	if (e->started)
+		return 0;
+	e->threads = sl_xcalloc((size_t)e->workers, sizeof *e->threads);
+	atomic_store(&e->running, true);
+	for (int i = 0; i < e->workers; i++) {
+		struct engine_worker *w = sl_xcalloc(1, sizeof *w);
+		w->engine = e;
+		w->index = i;
+		snprintf(w->owner, sizeof w->owner, "%s/w%d", e->owner, i);
+		int rc = pthread_create(&e->threads[i], NULL, engine_worker_main, w);
+		if (rc) {
+			free(w);
+			e->nthreads = i;
+			sl_engine_stop(e);
+			return sl_err_set(err, SL_EIO, SL_CLASS_NONE, "cannot start a worker thread: %s", strerror(rc));
+		}
+		e->nthreads = i + 1;
+	}
+	e->started = true;
+	return 0;
+}
+
+void sl_engine_stop(struct sl_engine *e)
+{
+	if (!e || !e->threads)
+		return;
+	pthread_mutex_lock(&e->mu);
+	atomic_store(&e->running, false);
+	pthread_cond_broadcast(&e->work_cv);
+	pthread_cond_broadcast(&e->done_cv);
+	pthread_mutex_unlock(&e->mu);
+	for (int i = 0; i < e->nthreads; i++)
+		pthread_join(e->threads[i], NULL);
+	free(e->threads);
+	e->threads = NULL;
+	e->nthreads = 0;
+	e->started = false;
+}
+
+void sl_engine_free(struct sl_engine *e)
+{
+	if (!e)
+		return;
+	sl_engine_stop(e);
+	for (size_t i = 0; i < e->ndefs; i++)
+		sl_workflow_unref(e->defs[i]);
+	free(e->defs);
+	pthread_mutex_destroy(&e->mu);
+	pthread_mutex_destroy(&e->defs_mu);
+	pthread_cond_destroy(&e->work_cv);
+	pthread_cond_destroy(&e->done_cv);
+	free(e);
+}
+
+void engine_wake(struct sl_engine *e)
+{
+	pthread_mutex_lock(&e->mu);
+	e->wake_seq++;
+	pthread_cond_broadcast(&e->work_cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+void engine_notify_done(struct sl_engine *e)
+{
+	pthread_mutex_lock(&e->mu);
+	e->done_seq++;
+	pthread_cond_broadcast(&e->done_cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+void sl_engine_stats(struct sl_engine *e, struct sl_engine_stats *out)
+{
+	out->steps = atomic_load(&e->stat_steps);
+	out->commits = atomic_load(&e->stat_commits);
+	out->fenced = atomic_load(&e->stat_fenced);
+	out->claims = atomic_load(&e->stat_claims);
+	out->runs_done = atomic_load(&e->stat_runs_done);
+}
+
+/* ---- starting runs ------------------------------------------------------------- */
+
+int engine_check_input(const struct sl_workflow *w, const json_t *input, struct sl_err *err)
+{
+	if (!w->trigger.contract)
+		return 0;
+	struct sl_verrs ve = {0};
+	if (sl_schema_validate(w->trigger.contract, input, &ve))
+		return 0;
+	char *msg = sl_verrs_join(&ve);
+	sl_err_set(err, SL_EINVAL, SL_CLASS_CONTRACT, "input does not match contract %s: %s",
+		   sl_schema_id(w->trigger.contract), msg);
+	free(msg);
+	sl_verrs_free(&ve);
+	return SL_EINVAL;
+}
+
+int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run_id[SL_ID_MAX],
+			bool *existed, struct sl_err *err)
+{
+	struct sl_workflow *w = sl_project_workflow(e->project, st->workflow);
+	if (!w)
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_PERMANENT, "no workflow named '%s'", st->workflow);
+	json_t *empty = NULL;
+	const json_t *input = st->input;
+	if (!input)
+		input = empty = json_object();
+	int rc = engine_check_input(w, input, err);
+	if (!rc) {
+		struct sl_run_new rn = {
+			.workflow = w->name,
+			.version = w->version,
+			.digest = w->digest,
+			.input = input,
+			.correlation_id = st->correlation_id,
+			.trigger = st->trigger ? st->trigger : "api",
+			.tenant = st->tenant,
+			.priority = st->priority,
+			.idem_scope = st->idem_key ? (st->idem_scope ? st->idem_scope : "api") : NULL,
+			.idem_key = st->idem_key,
+		};
+		bool ex = false;
+		rc = sl_store_run_create(e->store, &rn, run_id, &ex, err);
+		if (existed)
+			*existed = ex;
+		if (!rc && !ex)
+			engine_wake(e);
+	}
+	json_decref(empty);
+	return rc;
+}
+
+int sl_engine_wait_tree(struct sl_engine *e, const char *root_run_id, int64_t timeout_ms)
+{
+	int64_t deadline = timeout_ms > 0 ? sl_mono_ms() + timeout_ms : INT64_MAX;
+	for (;;) {
+		int64_t pending = 1;
+		struct sl_err err;
+		sl_err_clear(&err);
+		if (sl_store_tree_pending(e->store, root_run_id, &pending, &err) == 0 && pending == 0)
+			return 0;
+		int64_t now = sl_mono_ms();
+		if (now >= deadline)
+			return SL_ETIMEOUT;
+		/* Woken when any run ends here; the 200 ms bound covers runs ended by
+		 * another process sharing the store. */
+		int64_t until = SL_MIN(deadline, now + 200);
+		struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
+		pthread_mutex_lock(&e->mu);
+		uint64_t seq = e->done_seq;
+		while (seq == e->done_seq && sl_mono_ms() < until)
+			if (pthread_cond_timedwait(&e->done_cv, &e->mu, &ts) == ETIMEDOUT)
+				break;
+		pthread_mutex_unlock(&e->mu);
+	}
+}

@@ -1,0 +1,82 @@
+/*
+ * engine: durable runs (DESIGN.md §3).
+ *
+ * Worker threads claim tasks from the store, execute one step of each run
+ * they hold, and commit the results of all of them in one transaction (a
+ * group commit: one fsync for a batch). A run whose next step is due at once
+ * stays with its worker (its lease is extended by the commit), so a 5-step
+ * run costs 1 claim and 5 grouped commits, not 10 transactions.
+ *
+ * Promises: a step's result is committed before the next step starts, so a
+ * completed step is never re-run after a crash; an interrupted one is re-run
+ * (at-least-once) with the same idempotency key; a commit under a lost lease
+ * is refused by the store's fencing token; a run finishes on the workflow
+ * version (definition digest) it started with.
+ */
+#ifndef SL_ENGINE_H
+#define SL_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "store/store.h"
+#include "util/util.h"
+
+struct sl_engine;
+
+struct sl_engine_opts {
+	int workers;      /* threads; 0: the project's settings (default 2) */
+	int batch;        /* tasks a worker holds and commits together; 0: settings */
+	int64_t lease_ms; /* 0: settings (default 30 s) */
+	const char *owner; /* lease owner prefix for logs; NULL: "host:pid" */
+};
+
+/* Borrows p and s: both must outlive the engine. */
+int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engine_opts *o,
+		  struct sl_engine **out, struct sl_err *err);
+/* Starts the worker threads. */
+int sl_engine_start(struct sl_engine *e, struct sl_err *err);
+/* Stops taking work, finishes the steps in hand (their results are
+ * committed), releases leases and joins the threads. Idempotent. */
+void sl_engine_stop(struct sl_engine *e);
+void sl_engine_free(struct sl_engine *e);
+
+struct sl_start {
+	const char *workflow;
+	const json_t *input;        /* borrowed; NULL: {} */
+	const char *idem_scope;     /* NULL: "api" */
+	const char *idem_key;       /* NULL: none */
+	const char *correlation_id; /* NULL: new */
+	const char *trigger;        /* "cli", "api", ... */
+	const char *tenant;         /* NULL: "default" */
+	int priority;
+};
+/* Validates the input against the workflow's contract (a failure is
+ * SL_EINVAL with class contract and every error's JSON pointer in the
+ * message), then creates the run durably. Returns once it is committed. */
+int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run_id[SL_ID_MAX],
+			bool *existed, struct sl_err *err);
+
+/* Waits until the run and every run it spawned are terminal, or timeout_ms
+ * passes (0: forever). Returns 0, or SL_ETIMEOUT. */
+int sl_engine_wait_tree(struct sl_engine *e, const char *root_run_id, int64_t timeout_ms);
+
+/* Counters since start (for benchmarks and, later, metrics). */
+struct sl_engine_stats {
+	uint64_t steps;     /* step executions committed */
+	uint64_t commits;   /* store transactions */
+	uint64_t fenced;    /* commits refused for a stale lease */
+	uint64_t claims;
+	uint64_t runs_done; /* runs that reached a terminal status here */
+};
+void sl_engine_stats(struct sl_engine *e, struct sl_engine_stats *out);
+
+/* Full-jitter exponential backoff (AWS architecture blog's "full jitter"):
+ * uniform in [0, min(max_ms, base_ms * 2^(attempt-1))], and never less than
+ * retry_after_ms when the peer asked for a delay (-1: none). attempt is the
+ * 1-based number of the attempt that failed. */
+int64_t sl_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, int64_t retry_after_ms);
+
+#endif

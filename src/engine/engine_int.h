@@ -1,0 +1,76 @@
+/* engine_int.h: private to src/engine/. */
+#ifndef SL_ENGINE_INT_H
+#define SL_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/engine.h"
+
+struct sl_engine {
+	struct sl_project *project; /* borrowed */
+	struct sl_store *store;     /* borrowed */
+	int workers, batch;
+	int64_t lease_ms;
+	char owner[128];
+
+	pthread_t *threads;
+	int nthreads;
+	bool started;
+	atomic_bool running;
+
+	pthread_mutex_t mu;      /* guards the sequence numbers and the cvs */
+	pthread_cond_t work_cv;  /* new work may be due */
+	pthread_cond_t done_cv;  /* a run reached a terminal status */
+	uint64_t wake_seq, done_seq;
+
+	pthread_mutex_t defs_mu; /* guards defs */
+	struct sl_workflow **defs; /* one reference each, by digest */
+	size_t ndefs, capdefs;
+
+	atomic_uint_fast64_t stat_steps, stat_commits, stat_fenced, stat_claims, stat_runs_done;
+};
+
+struct engine_worker {
+	struct sl_engine *engine;
+	int index;
+	char owner[160];
+};
+
+/* A run a worker holds: its lease, its state and its definition. */
+struct slot {
+	struct sl_task task;
+	struct sl_run run;
+	struct sl_workflow *wf; /* one reference */
+};
+
+/* What executing one step decided: a commit plus everything it points to,
+ * owned here until the commit is done (outcome_free). */
+struct outcome {
+	struct sl_commit c;
+	struct sl_step_rec step;
+	struct sl_attempt_rec att;
+	struct sl_dlq_new dlq;
+	json_t *step_output, *step_error, *run_output, *run_error, *evidence, *payload;
+	char *att_step_id, *att_error, *dlq_error;
+	struct sl_run_new *spawn;
+	char **spawn_keys;
+	size_t nspawn;
+	bool ends_run; /* the run reaches a terminal status with this commit */
+};
+
+void *engine_worker_main(void *arg);
+void engine_wake(struct sl_engine *e);
+void engine_notify_done(struct sl_engine *e);
+/* Returns the definition of digest with a reference, compiling stored
+ * source when this process did not load that version. */
+struct sl_workflow *engine_definition(struct sl_engine *e, const char *digest, struct sl_err *err);
+int engine_check_input(const struct sl_workflow *w, const json_t *input, struct sl_err *err);
+
+/* step.c: executes the next step of s (or its compensation) into o. */
+void step_execute(struct sl_engine *e, struct slot *s, struct outcome *o);
+/* After a landed commit: folds o into s->run so the worker can go on. */
+void step_apply(struct slot *s, const struct outcome *o);
+void outcome_free(struct outcome *o);
+
+#endif

@@ -1,0 +1,533 @@
+/*
+ * step.c: what executing one step of a run decides.
+ *
+ * step_execute never touches the store: it evaluates, calls the connector
+ * and fills an outcome (a commit and what it points to). The worker commits
+ * a batch of outcomes together; only a landed commit is folded back into the
+ * in-memory run (step_apply), so a lost lease or a failed transaction leaves
+ * no trace but a re-run with the same idempotency key.
+ */
+#include "engine/engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- outcome helpers ----------------------------------------------------------- */
+
+void outcome_free(struct outcome *o)
+{
+	json_decref(o->step_output);
+	json_decref(o->step_error);
+	json_decref(o->run_output);
+	json_decref(o->run_error);
+	json_decref(o->evidence);
+	json_decref(o->payload);
+	free(o->att_step_id);
+	free(o->att_error);
+	free(o->dlq_error);
+	for (size_t i = 0; i < o->nspawn; i++)
+		free(o->spawn_keys[i]);
+	free(o->spawn_keys);
+	free(o->spawn);
+	memset(o, 0, sizeof *o);
+}
+
+static json_t *error_json(const struct sl_err *err, const char *step_id)
+{
+	json_t *j = json_pack("{s:s, s:s}", "class", sl_class_name(err->cls), "message", err->msg);
+	if (step_id)
+		json_object_set_new(j, "step", json_string(step_id));
+	if (err->http_status)
+		json_object_set_new(j, "status", json_integer(err->http_status));
+	return j;
+}
+
+/* Starts an outcome that keeps the run where it is. */
+static void outcome_init(struct sl_engine *e, struct slot *s, struct outcome *o)
+{
+	memset(o, 0, sizeof *o);
+	o->c.run_id = s->task.run_id;
+	o->c.fence = s->task.fence;
+	o->c.lease_ms = e->lease_ms;
+	o->c.status = s->run.status;
+	o->c.phase = s->run.phase;
+	o->c.cursor = s->run.cursor;
+	o->c.attempt_no = s->run.attempt;
+	o->c.wake_at = s->run.wake_at;
+	o->c.next = SL_TASK_CONTINUE;
+}
+
+static void record_attempt(struct outcome *o, const char *step_id, int attempt, int64_t started_ms,
+			   int64_t duration_ms, const char *outcome, const struct sl_err *err)
+{
+	o->att_step_id = sl_strdup(step_id);
+	o->att.step_id = o->att_step_id;
+	o->att.attempt = attempt;
+	o->att.started_at = started_ms;
+	o->att.duration_ms = duration_ms;
+	o->att.outcome = outcome;
+	o->att.error_class = err ? err->cls : SL_CLASS_NONE;
+	if (err) {
+		o->att_error = sl_strdup(err->msg);
+		o->att.error = o->att_error;
+	}
+	o->c.attempt = &o->att;
+}
+
+static void record_step(struct outcome *o, const struct sl_step *st, enum sl_step_status status, int attempts,
+			int64_t started_ms)
+{
+	o->step.step_id = st->id;
+	o->step.index = st->index;
+	o->step.status = status;
+	o->step.output = o->step_output;
+	o->step.error = o->step_error;
+	o->step.attempts = attempts;
+	o->step.started_at = started_ms;
+	o->step.finished_at = sl_now_ms();
+	o->c.step = &o->step;
+}
+
+/* The run ends dead: its error, a DLQ entry with the evidence. */
+static void end_dead(struct slot *s, struct outcome *o, const char *step_id, const struct sl_err *err,
+		     json_t *evidence /* taken */)
+{
+	o->run_error = error_json(err, step_id);
+	o->c.error = o->run_error;
+	o->c.status = SL_RUN_DEAD;
+	o->c.next = SL_TASK_DONE;
+	o->evidence = evidence ? evidence : json_object();
+	o->dlq_error = sl_strdup(err->msg);
+	o->dlq.step_id = step_id;
+	o->dlq.error_class = err->cls;
+	o->dlq.error = o->dlq_error;
+	o->dlq.evidence = o->evidence;
+	o->c.dlq = &o->dlq;
+	o->ends_run = true;
+	sl_log(SL_LOG_WARN, "engine", "run dead", "run_id", s->run.id, "workflow", s->run.workflow, "step", step_id,
+	       "error_class", sl_class_name(err->cls), "error", err->msg, "correlation_id", s->run.correlation_id,
+	       NULL);
+}
+
+/* The output of the last step that produced one. */
+static json_t *last_output(const struct slot *s)
+{
+	for (size_t i = s->wf->nsteps; i-- > 0;) {
+		const char *id = s->wf->steps[i].id;
+		const char *st = json_string_value(json_object_get(s->run.step_status, id));
+		if (st && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0)) {
+			json_t *v = json_object_get(s->run.context, id);
+			return v ? json_incref(v) : json_null();
+		}
+	}
+	return json_null();
+}
+
+/* All steps done: compute the output and complete the run in this commit. */
+static void finish_run(struct slot *s, struct outcome *o)
+{
+	json_t *out = NULL;
+	if (s->wf->output) {
+		struct sl_err err;
+		sl_err_clear(&err);
+		if (sl_expr_eval(s->wf->output, s->run.context, &out, &err)) {
+			end_dead(s, o, "output", &err, NULL);
+			return;
+		}
+	} else {
+		out = last_output(s);
+	}
+	o->run_output = out;
+	o->c.output = out;
+	o->c.status = SL_RUN_COMPLETED;
+	o->c.next = SL_TASK_DONE;
+	o->c.cursor = (int)s->wf->nsteps;
+	o->c.attempt_no = 0;
+	o->c.wake_at = 0;
+	o->ends_run = true;
+	sl_log(SL_LOG_DEBUG, "engine", "run completed", "run_id", s->run.id, "workflow", s->run.workflow,
+	       "correlation_id", s->run.correlation_id, NULL);
+}
+
+/* Moves past step st (completed, skipped or failed-and-continued). */
+static void advance(struct slot *s, struct outcome *o, const struct sl_step *st, enum sl_step_status status,
+		    json_t *output /* taken */)
+{
+	json_object_set(s->run.context, st->id, output);
+	json_object_set_new(s->run.step_status, st->id, json_string(sl_step_status_name(status)));
+	o->step_output = output;
+	o->c.status = SL_RUN_RUNNING;
+	o->c.cursor = st->index + 1;
+	o->c.attempt_no = 0;
+	o->c.wake_at = 0;
+	if ((size_t)o->c.cursor >= s->wf->nsteps)
+		finish_run(s, o);
+}
+
+/* ---- failures: retry, then on_error -------------------------------------------- */
+
+static bool retryable(const struct sl_err *err)
+{
+	return err->cls == SL_CLASS_TRANSIENT;
+}
+
+static void fail_step(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+		      const struct sl_err *err, json_t *evidence /* taken */, int64_t started, int64_t dur)
+{
+	(void)e;
+	int attempts = s->run.attempt + 1;
+	record_attempt(o, st->id, attempts, started, dur, "error", err);
+	if (retryable(err) && attempts < st->retry.max_attempts) {
+		int64_t delay = sl_backoff_ms(attempts, st->retry.base_ms, st->retry.max_ms, err->retry_after_ms);
+		o->c.status = SL_RUN_WAITING;
+		o->c.attempt_no = attempts;
+		o->c.next = SL_TASK_RESCHEDULE;
+		o->c.due_at = sl_now_ms() + delay;
+		json_decref(evidence);
+		char d[32];
+		snprintf(d, sizeof d, "%lld", (long long)delay);
+		sl_log(SL_LOG_INFO, "engine", "step failed, will retry", "run_id", s->run.id, "step", st->id,
+		       "error_class", sl_class_name(err->cls), "error", err->msg, "retry_in_ms", d, NULL);
+		return;
+	}
+	o->step_error = error_json(err, NULL);
+	switch (st->on_error) {
+	case SL_ON_ERROR_CONTINUE: {
+		json_decref(evidence);
+		record_step(o, st, SL_STEP_ST_FAILED, attempts, started);
+		json_t *out = json_pack("{s:O}", "error", o->step_error);
+		advance(s, o, st, SL_STEP_ST_FAILED, out);
+		o->step.output = o->step_output;
+		break;
+	}
+	case SL_ON_ERROR_COMPENSATE:
+		json_decref(evidence);
+		record_step(o, st, SL_STEP_ST_FAILED, attempts, started);
+		json_object_set_new(s->run.step_status, st->id, json_string("failed"));
+		o->run_error = error_json(err, st->id);
+		o->c.error = o->run_error;
+		o->c.status = SL_RUN_COMPENSATING;
+		o->c.phase = SL_PHASE_COMPENSATE;
+		o->c.cursor = st->index - 1;
+		o->c.attempt_no = 0;
+		sl_log(SL_LOG_WARN, "engine", "step failed, compensating", "run_id", s->run.id, "step", st->id,
+		       "error", err->msg, NULL);
+		break;
+	case SL_ON_ERROR_DEAD:
+	default:
+		record_step(o, st, SL_STEP_ST_DEAD, attempts, started);
+		end_dead(s, o, st->id, err, evidence);
+		break;
+	}
+}
+
+/* ---- the step kinds ---------------------------------------------------------------- */
+
+static int exec_call(struct slot *s, const struct sl_step *st, struct sl_connector *conn,
+		     const struct sl_action *act, struct sl_expr *with, const json_t *default_input,
+		     const char *key_suffix, json_t **out, json_t **evidence, struct sl_err *err)
+{
+	json_t *input = NULL;
+	if (with) {
+		if (sl_expr_eval(with, s->run.context, &input, err))
+			return err->code;
+	} else {
+		input = default_input ? json_incref((json_t *)default_input) : json_null();
+	}
+	char *key = NULL;
+	if (st->idempotency_key && !key_suffix) {
+		if (sl_expr_eval_string(st->idempotency_key, s->run.context, &key, err)) {
+			json_decref(input);
+			return err->code;
+		}
+	} else {
+		/* Stable across retries, crashes and replays of this run. */
+		key = sl_asprintf("%s:%s%s", s->run.id, st->id, key_suffix ? key_suffix : "");
+	}
+	struct sl_call call = {
+		.input = input,
+		.idempotency_key = key,
+		.correlation_id = s->run.correlation_id,
+		.run_id = s->run.id,
+		.step_id = st->id,
+		.timeout_ms = st->timeout_ms,
+	};
+	struct sl_call_result res = {0};
+	int rc = sl_connector_call(conn, act, &call, &res, err);
+	if (rc) {
+		*evidence = json_pack("{s:O, s:s, s:s}", "input", input, "action", act->name, "idempotency_key", key);
+		if (err->http_status)
+			json_object_set_new(*evidence, "http_status", json_integer(err->http_status));
+	} else {
+		*out = res.output ? res.output : json_null();
+	}
+	json_decref(input);
+	free(key);
+	return rc;
+}
+
+/* Parses a wait's `until` value: RFC 3339 text, or epoch seconds (jq's now). */
+static int wait_until_ms(const json_t *v, int64_t *ms, struct sl_err *err)
+{
+	if (json_is_string(v) && sl_time_parse(json_string_value(v), ms) == 0)
+		return 0;
+	if (json_is_number(v)) {
+		*ms = (int64_t)(json_number_value(v) * 1000.0);
+		return 0;
+	}
+	return sl_err_set(err, SL_EINVAL, SL_CLASS_PERMANENT,
+			  "wait until: want an RFC 3339 time or epoch seconds, got %s",
+			  json_is_string(v) ? json_string_value(v) : "a non-string");
+}
+
+/* A wait step: the first pass sets the timer, the pass after it completes. */
+static void exec_wait(struct slot *s, struct outcome *o, const struct sl_step *st, int64_t started)
+{
+	int64_t now = sl_now_ms();
+	int64_t wake = s->run.wake_at;
+	if (wake == 0) {
+		if (st->wait_until) {
+			json_t *v = NULL;
+			struct sl_err err;
+			sl_err_clear(&err);
+			if (sl_expr_eval(st->wait_until, s->run.context, &v, &err) || wait_until_ms(v, &wake, &err)) {
+				json_decref(v);
+				fail_step(NULL, s, o, st, &err, NULL, started, 0);
+				return;
+			}
+			json_decref(v);
+		} else {
+			wake = now + st->wait_ms;
+		}
+		if (wake > now) {
+			record_step(o, st, SL_STEP_ST_WAITING, 1, started);
+			o->c.status = SL_RUN_WAITING;
+			o->c.wake_at = wake;
+			o->c.next = SL_TASK_RESCHEDULE;
+			o->c.due_at = wake;
+			return;
+		}
+	} else if (now < wake) { /* early: sleep again */
+		o->c.next = SL_TASK_RESCHEDULE;
+		o->c.due_at = wake;
+		return;
+	}
+	char ts[32];
+	sl_time_format(wake, ts);
+	record_attempt(o, st->id, 1, started, now - started, "ok", NULL);
+	advance(s, o, st, SL_STEP_ST_COMPLETED, json_pack("{s:s}", "woke_at", ts));
+	record_step(o, st, SL_STEP_ST_COMPLETED, 1, started);
+}
+
+/* emit: starts every workflow subscribed to the topic, in the same commit. */
+static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+		     json_t **out, struct sl_err *err)
+{
+	json_t *payload = NULL;
+	if (st->payload) {
+		if (sl_expr_eval(st->payload, s->run.context, &payload, err))
+			return err->code;
+	} else {
+		payload = json_incref(s->run.input);
+	}
+	struct sl_project *p = e->project;
+	size_t n = 0;
+	for (size_t i = 0; i < p->nworkflows; i++) {
+		const struct sl_workflow *w = p->workflows[i];
+		if (w->trigger.kind == SL_TRIGGER_EVENT && strcmp(w->trigger.event, st->topic) == 0)
+			n++;
+	}
+	o->spawn = sl_xcalloc(n ? n : 1, sizeof *o->spawn);
+	o->spawn_keys = sl_xcalloc(n ? n : 1, sizeof *o->spawn_keys);
+	o->payload = payload;
+	json_t *started = json_array();
+	for (size_t i = 0; i < p->nworkflows; i++) {
+		const struct sl_workflow *w = p->workflows[i];
+		if (w->trigger.kind != SL_TRIGGER_EVENT || strcmp(w->trigger.event, st->topic) != 0)
+			continue;
+		if (engine_check_input(w, payload, err)) {
+			sl_err_prefix(err, "emit to %s: workflow %s", st->topic, w->name);
+			json_decref(started);
+			return err->code;
+		}
+		struct sl_run_new *rn = &o->spawn[o->nspawn];
+		o->spawn_keys[o->nspawn] = sl_asprintf("%s:%s:%s", s->run.id, st->id, w->name);
+		rn->workflow = w->name;
+		rn->version = w->version;
+		rn->digest = w->digest;
+		rn->input = payload;
+		rn->correlation_id = s->run.correlation_id;
+		rn->parent_run_id = s->run.id;
+		rn->root_run_id = s->run.root_run_id ? s->run.root_run_id : s->run.id;
+		rn->trigger = "emit";
+		rn->tenant = s->run.tenant;
+		rn->priority = s->run.priority;
+		rn->idem_scope = "emit";
+		rn->idem_key = o->spawn_keys[o->nspawn];
+		o->nspawn++;
+		json_array_append_new(started, json_string(w->name));
+	}
+	o->c.spawn = o->spawn;
+	o->c.nspawn = o->nspawn;
+	*out = json_pack("{s:s, s:o}", "topic", st->topic, "workflows", started);
+	return 0;
+}
+
+static int check_output(const struct sl_step *st, const json_t *out, struct sl_err *err)
+{
+	if (!st->output_contract)
+		return 0;
+	struct sl_verrs ve = {0};
+	if (sl_schema_validate(st->output_contract, out, &ve))
+		return 0;
+	char *msg = sl_verrs_join(&ve);
+	sl_err_set(err, SL_EINVAL, SL_CLASS_CONTRACT, "output does not match contract %s: %s",
+		   sl_schema_id(st->output_contract), msg);
+	free(msg);
+	sl_verrs_free(&ve);
+	return SL_EINVAL;
+}
+
+static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
+{
+	if ((size_t)s->run.cursor >= s->wf->nsteps) {
+		finish_run(s, o);
+		return;
+	}
+	const struct sl_step *st = &s->wf->steps[s->run.cursor];
+	int64_t started = sl_now_ms();
+	int64_t t0 = sl_mono_us();
+	struct sl_err err;
+	sl_err_clear(&err);
+
+	if (st->kind == SL_STEP_WAIT && s->run.wake_at) { /* a timer that fired */
+		exec_wait(s, o, st, started);
+		return;
+	}
+	if (st->when) {
+		bool go = true;
+		if (sl_expr_eval_bool(st->when, s->run.context, &go, &err)) {
+			fail_step(e, s, o, st, &err, NULL, started, 0);
+			return;
+		}
+		if (!go) {
+			record_attempt(o, st->id, 1, started, 0, "skipped", NULL);
+			advance(s, o, st, SL_STEP_ST_SKIPPED, json_null());
+			record_step(o, st, SL_STEP_ST_SKIPPED, 0, started);
+			return;
+		}
+	}
+	json_t *out = NULL, *evidence = NULL;
+	int rc = 0;
+	switch (st->kind) {
+	case SL_STEP_MAP:
+		rc = sl_expr_eval(st->map, s->run.context, &out, &err);
+		break;
+	case SL_STEP_CALL:
+		rc = exec_call(s, st, st->connector, st->action, st->with, NULL, NULL, &out, &evidence, &err);
+		break;
+	case SL_STEP_EMIT:
+		rc = exec_emit(e, s, o, st, &out, &err);
+		break;
+	case SL_STEP_WAIT:
+		exec_wait(s, o, st, started);
+		return;
+	}
+	if (!rc && check_output(st, out, &err))
+		rc = err.code;
+	int64_t dur = (sl_mono_us() - t0) / 1000;
+	if (rc) {
+		json_decref(out);
+		if (o->nspawn) { /* an emit that failed starts nothing */
+			o->c.spawn = NULL;
+			o->c.nspawn = 0;
+		}
+		fail_step(e, s, o, st, &err, evidence, started, dur);
+		return;
+	}
+	int attempts = s->run.attempt + 1;
+	record_attempt(o, st->id, attempts, started, dur, "ok", NULL);
+	advance(s, o, st, SL_STEP_ST_COMPLETED, out);
+	record_step(o, st, SL_STEP_ST_COMPLETED, attempts, started);
+}
+
+/* ---- compensation: undo completed steps in reverse order ------------------------------ */
+
+static void exec_compensate(struct sl_engine *e, struct slot *s, struct outcome *o)
+{
+	(void)e;
+	int i = s->run.cursor;
+	for (; i >= 0; i--) {
+		const struct sl_step *st = &s->wf->steps[i];
+		const char *status = json_string_value(json_object_get(s->run.step_status, st->id));
+		if (st->comp_action && status && strcmp(status, "completed") == 0)
+			break;
+	}
+	if (i < 0) {
+		o->c.status = SL_RUN_COMPENSATED;
+		o->c.next = SL_TASK_DONE;
+		o->c.cursor = -1;
+		o->ends_run = true;
+		sl_log(SL_LOG_INFO, "engine", "run compensated", "run_id", s->run.id, "workflow", s->run.workflow, NULL);
+		return;
+	}
+	const struct sl_step *st = &s->wf->steps[i];
+	char *att_id = sl_asprintf("%s#compensate", st->id);
+	int64_t started = sl_now_ms(), t0 = sl_mono_us();
+	struct sl_err err;
+	sl_err_clear(&err);
+	json_t *out = NULL, *evidence = NULL;
+	json_t *done_output = json_object_get(s->run.context, st->id);
+	int rc = exec_call(s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate", &out,
+			   &evidence, &err);
+	int64_t dur = (sl_mono_us() - t0) / 1000;
+	int attempts = s->run.attempt + 1;
+	if (rc) {
+		record_attempt(o, att_id, attempts, started, dur, "error", &err);
+		if (retryable(&err) && attempts < st->retry.max_attempts) {
+			o->c.attempt_no = attempts;
+			o->c.cursor = i;
+			o->c.next = SL_TASK_RESCHEDULE;
+			o->c.due_at = sl_now_ms() +
+				      sl_backoff_ms(attempts, st->retry.base_ms, st->retry.max_ms, err.retry_after_ms);
+			json_decref(evidence);
+		} else {
+			sl_err_prefix(&err, "compensation of step %s failed", st->id);
+			end_dead(s, o, att_id, &err, evidence);
+			o->dlq.step_id = o->att_step_id; /* outlives att_id */
+		}
+		free(att_id);
+		return;
+	}
+	json_decref(out);
+	record_attempt(o, att_id, attempts, started, dur, "ok", NULL);
+	free(att_id);
+	o->step_output = done_output ? json_incref(done_output) : json_null();
+	record_step(o, st, SL_STEP_ST_COMPENSATED, attempts, started);
+	json_object_set_new(s->run.step_status, st->id, json_string("compensated"));
+	o->c.cursor = i - 1;
+	o->c.attempt_no = 0;
+}
+
+void step_execute(struct sl_engine *e, struct slot *s, struct outcome *o)
+{
+	outcome_init(e, s, o);
+	if (sl_run_status_terminal(s->run.status)) { /* nothing left to do */
+		o->c.next = SL_TASK_DONE;
+		return;
+	}
+	if (s->run.phase == SL_PHASE_COMPENSATE)
+		exec_compensate(e, s, o);
+	else
+		exec_forward(e, s, o);
+}
+
+void step_apply(struct slot *s, const struct outcome *o)
+{
+	s->run.status = o->c.status;
+	s->run.phase = o->c.phase;
+	s->run.cursor = o->c.cursor;
+	s->run.attempt = o->c.attempt_no;
+	s->run.wake_at = o->c.wake_at;
+}

@@ -1,0 +1,220 @@
+/*
+ * worker.c: one worker thread: claim, execute a step of every run in hand,
+ * commit them together, repeat.
+ */
+#include "engine/engine_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void slot_release(struct slot *s)
+{
+	sl_run_free(&s->run);
+	if (s->wf)
+		sl_workflow_unref(s->wf);
+	memset(s, 0, sizeof *s);
+}
+
+/* Loads a claimed run and its definition. A run whose definition cannot be
+ * had is left to its lease (and logged): nothing is lost. */
+static int slot_load(struct sl_engine *e, struct slot *s)
+{
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (sl_store_run_load(e->store, s->task.run_id, &s->run, &err)) {
+		sl_log(SL_LOG_ERROR, "engine", "cannot load run", "run_id", s->task.run_id, "error", err.msg, NULL);
+		return -1;
+	}
+	s->wf = engine_definition(e, s->run.digest, &err);
+	if (!s->wf) {
+		sl_log(SL_LOG_ERROR, "engine", "cannot load the run's workflow version", "run_id", s->task.run_id,
+		       "workflow", s->run.workflow, "error", err.msg, NULL);
+		sl_run_free(&s->run);
+		return -1;
+	}
+	return 0;
+}
+
+static size_t claim_more(struct sl_engine *e, struct engine_worker *w, struct slot *slots, size_t held)
+{
+	size_t room = (size_t)e->batch - held;
+	if (room == 0)
+		return held;
+	struct sl_task tasks[256];
+	if (room > SL_ARRAY_LEN(tasks))
+		room = SL_ARRAY_LEN(tasks);
+	size_t n = 0;
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (sl_store_claim(e->store, w->owner, e->lease_ms, room, tasks, &n, &err)) {
+		sl_log(SL_LOG_WARN, "engine", "claim failed", "worker", w->owner, "error", err.msg, NULL);
+		return held;
+	}
+	if (n)
+		atomic_fetch_add(&e->stat_claims, 1);
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = &slots[held];
+		memset(s, 0, sizeof *s);
+		s->task = tasks[i];
+		if (slot_load(e, s) == 0)
+			held++;
+	}
+	return held;
+}
+
+/* Sleeps until work may be due: the next timer, a wake-up from a new run,
+ * or at most a second (another process may have added work). */
+static void idle_wait(struct sl_engine *e)
+{
+	int64_t next = sl_store_next_due(e->store);
+	int64_t wait_ms = 1000;
+	if (next != INT64_MAX) {
+		int64_t d = next - sl_now_ms();
+		wait_ms = d < 0 ? 0 : SL_MIN(d, 1000);
+	}
+	if (wait_ms <= 0)
+		return;
+	int64_t until = sl_mono_ms() + wait_ms;
+	struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
+	pthread_mutex_lock(&e->mu);
+	uint64_t seq = e->wake_seq;
+	while (seq == e->wake_seq && atomic_load(&e->running))
+		if (pthread_cond_timedwait(&e->work_cv, &e->mu, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* Keeps leases alive when a batch runs long (slow calls). */
+static void renew_if_due(struct sl_engine *e, struct slot *slots, size_t held)
+{
+	int64_t now = sl_now_ms();
+	bool due = false;
+	for (size_t i = 0; i < held && !due; i++)
+		due = slots[i].task.lease_until - now < e->lease_ms / 2;
+	if (!due)
+		return;
+	struct sl_task tasks[256];
+	bool lost[256];
+	size_t n = SL_MIN(held, SL_ARRAY_LEN(tasks));
+	for (size_t i = 0; i < n; i++)
+		tasks[i] = slots[i].task;
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (sl_store_renew(e->store, tasks, n, e->lease_ms, lost, &err) == 0)
+		for (size_t i = 0; i < n; i++)
+			slots[i].task.lease_until = tasks[i].lease_until;
+}
+
+/* Commits the batch, retrying a failed transaction a few times: the step
+ * results are in memory and the leases still ours. */
+static int commit_batch(struct sl_engine *e, struct outcome *outs, size_t n, int *results)
+{
+	struct sl_commit commits[256];
+	for (size_t i = 0; i < n; i++)
+		commits[i] = outs[i].c;
+	struct sl_err err;
+	for (int tries = 0; tries < 5; tries++) {
+		sl_err_clear(&err);
+		if (sl_store_commit(e->store, commits, n, results, &err) == 0) {
+			atomic_fetch_add(&e->stat_commits, 1);
+			return 0;
+		}
+		sl_log(SL_LOG_WARN, "engine", "commit failed, retrying", "error", err.msg, NULL);
+		struct timespec ts = {0, (long)(50 + tries * 100) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	sl_log(SL_LOG_ERROR, "engine", "commit failed; the runs will be re-run when their leases expire", "error",
+	       err.msg, NULL);
+	return -1;
+}
+
+static size_t run_round(struct sl_engine *e, struct slot *slots, size_t held, struct outcome *outs, int *results)
+{
+	for (size_t i = 0; i < held; i++) {
+		renew_if_due(e, slots, held);
+		step_execute(e, &slots[i], &outs[i]);
+	}
+	bool landed = commit_batch(e, outs, held, results) == 0;
+	size_t kept = 0;
+	bool any_done = false;
+	for (size_t i = 0; i < held; i++) {
+		struct outcome *o = &outs[i];
+		bool keep = false;
+		if (!landed) {
+			keep = false;
+		} else if (results[i] == SL_EFENCED) {
+			atomic_fetch_add(&e->stat_fenced, 1);
+			sl_log(SL_LOG_WARN, "engine", "lease lost: the step's result was not committed", "run_id",
+			       slots[i].task.run_id, NULL);
+		} else if (results[i] == 0) {
+			if (o->c.step)
+				atomic_fetch_add(&e->stat_steps, 1);
+			if (o->ends_run) {
+				atomic_fetch_add(&e->stat_runs_done, 1);
+				any_done = true;
+			}
+			if (o->nspawn)
+				engine_wake(e);
+			step_apply(&slots[i], o);
+			keep = o->c.next == SL_TASK_CONTINUE;
+			if (keep)
+				slots[i].task.lease_until = sl_now_ms() + e->lease_ms;
+		}
+		outcome_free(o);
+		if (keep) {
+			if (kept != i)
+				slots[kept] = slots[i];
+			kept++;
+		} else {
+			slot_release(&slots[i]);
+		}
+	}
+	if (any_done)
+		engine_notify_done(e);
+	return kept;
+}
+
+void *engine_worker_main(void *arg)
+{
+	struct engine_worker *w = arg;
+	struct sl_engine *e = w->engine;
+	size_t cap = (size_t)SL_MIN(e->batch, 256);
+	e->batch = (int)cap;
+	struct slot *slots = sl_xcalloc(cap, sizeof *slots);
+	struct outcome *outs = sl_xcalloc(cap, sizeof *outs);
+	int *results = sl_xcalloc(cap, sizeof *results);
+	size_t held = 0;
+
+	while (atomic_load(&e->running) || held) {
+		if (atomic_load(&e->running))
+			held = claim_more(e, w, slots, held);
+		if (held == 0) {
+			if (!atomic_load(&e->running))
+				break;
+			idle_wait(e);
+			continue;
+		}
+		held = run_round(e, slots, held, outs, results);
+		if (!atomic_load(&e->running)) {
+			/* Stopping: the steps in hand are committed; give the
+			 * rest back so another process can go on at once. */
+			struct sl_task tasks[256];
+			for (size_t i = 0; i < held; i++) {
+				tasks[i] = slots[i].task;
+				slot_release(&slots[i]);
+			}
+			struct sl_err err;
+			sl_err_clear(&err);
+			if (held)
+				sl_store_release(e->store, tasks, held, &err);
+			held = 0;
+		}
+	}
+	free(slots);
+	free(outs);
+	free(results);
+	free(w);
+	return NULL;
+}

@@ -1,0 +1,64 @@
+# tap.sh: a few TAP helpers for integration tests written in sh/bash.
+# Source it, call the t_* functions, end with t_done (prints the plan).
+# Also: starting helper servers on a free loopback port, and clean-up.
+T_N=0
+T_FAIL=0
+SLUICE=${SLUICE_BIN:?}
+BUILD=${SLUICE_BUILD:?}
+TOP=${SLUICE_TOP:?}
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
+T_PIDS=""
+
+t_cleanup() {
+	for p in $T_PIDS; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T_TMP"
+}
+trap t_cleanup EXIT
+
+t_pass() { T_N=$((T_N + 1)); echo "ok $T_N - $1"; }
+t_fail() {
+	T_N=$((T_N + 1)); T_FAIL=$((T_FAIL + 1))
+	echo "not ok $T_N - $1"
+	shift
+	for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /' >&2; done
+}
+# t_ok DESC CMD...: passes when CMD exits 0.
+t_ok() { d=$1; shift; if "$@" >"$T_TMP/.out" 2>&1; then t_pass "$d"; else t_fail "$d" "command: $*" "$(tail -20 "$T_TMP/.out")"; fi; }
+# t_is GOT WANT DESC
+t_is() { if [ "$1" = "$2" ]; then t_pass "$3"; else t_fail "$3" "got:  '$1'" "want: '$2'"; fi; }
+# t_like TEXT REGEX DESC (grep -E)
+t_like() { if printf '%s\n' "$1" | grep -Eq -- "$2"; then t_pass "$3"; else t_fail "$3" "text: $(printf '%s' "$1" | head -c 2000)" "want match: $2"; fi; }
+t_unlike() { if printf '%s\n' "$1" | grep -Eq -- "$2"; then t_fail "$3" "text: $(printf '%s' "$1" | head -c 2000)" "must not match: $2"; else t_pass "$3"; fi; }
+t_diag() { printf '# %s\n' "$*" >&2; }
+t_done() { echo "1..$T_N"; [ "$T_FAIL" -eq 0 ]; exit $?; }
+
+# start_target [ARGS...]: starts the test HTTP target on a free port; sets
+# TARGET_PID and TARGET_URL.
+start_target() {
+	out="$T_TMP/target.$$.$RANDOM"
+	"$BUILD/tests/target_server" --port 0 "$@" >"$out" 2>"$out.err" &
+	TARGET_PID=$!
+	T_PIDS="$T_PIDS $TARGET_PID"
+	i=0
+	while ! grep -q 'listening on' "$out" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 100 ]; then echo "target_server did not start: $(cat "$out.err")" >&2; return 1; fi
+		sleep 0.05
+	done
+	TARGET_URL="http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$out" | head -1)"
+}
+
+# project_copy SRC: copies a project into the temp dir pointing its http
+# connectors at TARGET_URL; prints the new path.
+project_copy() {
+	dst="$T_TMP/$(basename "$1").$RANDOM"
+	cp -r "$1" "$dst"
+	rm -rf "$dst/.sluice" "$dst/out"
+	if [ -n "${TARGET_URL:-}" ]; then
+		sed -i "s#^base_url: .*#base_url: $TARGET_URL#" "$dst"/connectors/*.yaml
+	fi
+	echo "$dst"
+}
+
+target_stats() { curl -sf "$TARGET_URL/__stats"; }
