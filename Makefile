@@ -17,6 +17,10 @@ CFLAGS  ?= $(OPT)
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wno-format-truncation -fno-strict-aliasing \
            -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# clang does not know gcc's -Wno-format-truncation; tell it not to mind.
+ifneq ($(findstring clang,$(CC)),)
+CFLAGS  += -Wno-unknown-warning-option
+endif
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljq -lonig -lpthread -lm
 SAN     :=
 

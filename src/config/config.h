@@ -30,8 +30,11 @@ struct sl_locmap; /* JSON pointer -> line:col */
 /* Parses YAML text (one document) into JSON. Scalars follow the YAML 1.2
  * core schema (plain true/false/null/ints/floats; quoted scalars are
  * strings). Duplicate keys, anchors-with-merge errors, syntax errors become
- * diagnostics. Returns owned json (NULL on a syntax error) and, if locs is
- * not NULL, an owned location map. */
+ * diagnostics. Returns owned json (NULL on a syntax error; after other
+ * errors the rest of the document is still returned, so check diags) and,
+ * if locs is not NULL, an owned location map (NULL with a NULL result).
+ * An empty document is json null. Positions are 1-based; a quoted
+ * scalar's is its first character inside the quotes. */
 json_t *sl_yaml_parse(const char *text, size_t len, const char *file, struct sl_locmap **locs,
 		      struct sl_diags *diags);
 /* Position of the value at pointer (falls back to the closest parent). */
@@ -173,12 +176,25 @@ struct sl_workflow *sl_workflow_compile(const struct sl_project *p, const char *
 
 /* Prints diagnostics as `FILE:LINE:COL: error: message`, then the source line
  * with a caret under the column (jq's locfile.c), reading files relative to
- * base_dir. */
+ * base_dir, else as named (config diagnostics already hold the path as the
+ * user gave it, DIR/workflows/x.yaml). The value of a key that names a
+ * secret (hmac_secret, token, password, ...) is shown as stars. */
 void sl_diags_print(FILE *f, const struct sl_diags *d, const char *base_dir, bool color);
 
 /* The key tables of each block, for docs (NULL-name terminated). */
 extern const struct sl_conf_key sl_settings_keys[];
 extern const struct sl_conf_key sl_workflow_keys[];
 extern const struct sl_conf_key sl_step_keys[];
+/* The nested blocks: trigger, trigger.webhook, trigger.event (mapping form),
+ * step retry, wait (mapping form), emit (mapping form), compensate (mapping
+ * form), slo. */
+extern const struct sl_conf_key sl_trigger_keys[];
+extern const struct sl_conf_key sl_webhook_keys[];
+extern const struct sl_conf_key sl_event_keys[];
+extern const struct sl_conf_key sl_retry_keys[];
+extern const struct sl_conf_key sl_wait_keys[];
+extern const struct sl_conf_key sl_emit_keys[];
+extern const struct sl_conf_key sl_compensate_keys[];
+extern const struct sl_conf_key sl_slo_keys[];
 
 #endif

@@ -47,6 +47,12 @@ void sl_contracts_free(struct sl_contracts *r);
  * through sl_contracts_compile (anonymous). */
 int sl_contracts_add(struct sl_contracts *r, json_t *schema, const char *source, struct sl_err *err);
 
+/* Whether "format" is an assertion (the default: Sluice contracts reject a
+ * "from" that is not an e-mail address) or, as the JSON Schema 2020-12
+ * specification has it by default, an annotation only. Checked at
+ * validation time; set it before validations start. */
+void sl_contracts_set_format_assert(struct sl_contracts *r, bool on);
+
 /* Reads every *.json file in dir. Errors go to diags (FILE:LINE:COL where
  * known); returns the number of files that failed. */
 int sl_contracts_load_dir(struct sl_contracts *r, const char *dir, struct sl_diags *diags);

@@ -26,7 +26,10 @@ struct sl_expr_origin {
 };
 
 /* Compiles src. Returns NULL with err set (message from jq, position from
- * origin) when src does not compile. Returns owned; free with sl_expr_free. */
+ * origin) when src does not compile. Returns owned; free with sl_expr_free.
+ * Expressions cannot read the process environment, where secrets live:
+ * `env` is redefined as {} and `$ENV`, `import` and `include` are refused.
+ * Compiling costs a few ms (libjq 1.6 compiles its builtins each time). */
 struct sl_expr *sl_expr_compile(const char *src, const struct sl_expr_origin *origin, struct sl_err *err);
 void sl_expr_free(struct sl_expr *e);
 const char *sl_expr_source(const struct sl_expr *e);
@@ -43,5 +46,19 @@ int sl_expr_eval_bool(struct sl_expr *e, const json_t *input, bool *out, struct 
 
 /* Evaluates and requires a string result (ids, keys, URLs). Owned result. */
 int sl_expr_eval_string(struct sl_expr *e, const json_t *input, char **out, struct sl_err *err);
+
+/* ---- root references (config checks that steps refer to earlier steps) ----
+ * Calls fn for every field access in src that reads the run context itself:
+ * a `.name` or `."name"` that starts a path while `.` is still the input of
+ * the whole expression. `.input.items | map(.price)` yields "input" only:
+ * after a top-level `|`, inside a call's parentheses (map(...), select(...),
+ * reduce/foreach bodies), inside `def ... ;` and right after `catch`, `.`
+ * is something else. A tokenizer, not a parser: it does not report a
+ * false reference on valid jq, and may miss some (in `.a as $x | .b`, jq
+ * still reads `.b` from the run context; this check does not look there).
+ * name is valid during the call only; offset is the byte offset of the `.`
+ * in src. */
+typedef void (*sl_expr_ref_fn)(void *ud, const char *name, size_t offset);
+void sl_expr_refs(const char *src, sl_expr_ref_fn fn, void *ud);
 
 #endif

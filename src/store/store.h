@@ -107,7 +107,9 @@ int sl_store_renew(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t 
 /* Gives leases back (graceful stop): the tasks become claimable at once by
  * anyone; a task whose fence moved on is left alone. */
 int sl_store_release(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err);
-/* When the next task is due (for a sleeping worker), or INT64_MAX if none. */
+/* When the next task is due (for a sleeping worker), or INT64_MAX if none.
+ * A leased task counts as due when its lease ends. On a store error: now
+ * (so the worker's claim runs and reports it). */
 int64_t sl_store_next_due(struct sl_store *s);
 
 /* ---- a run's state, as the engine needs it to go on ---------------------------- */
@@ -190,12 +192,16 @@ struct sl_commit {
 /* Applies the commits in ONE transaction (group commit: one fsync for all),
  * each in its own savepoint: a commit whose fence is stale is skipped
  * (results[i] = SL_EFENCED) and the others still land. results[i] = 0 for
- * each that landed. Returns 0, or a negative code when the transaction
- * itself failed (then nothing landed). */
+ * each that landed. A commit that is malformed or fails on its own gets its
+ * own code (SL_EINVAL, SL_ESTORE; err holds the first such message) and is
+ * rolled back alone, so one bad commit never blocks a batch. Returns 0, or
+ * a negative code when the transaction itself failed (then nothing landed
+ * and every results[i] holds that code). */
 int sl_store_commit(struct sl_store *s, const struct sl_commit *commits, size_t n, int *results,
 		    struct sl_err *err);
 
-/* ---- reading, for the CLI and the API (JSON documents, owned) ------------------ */
+/* ---- reading, for the CLI and the API (JSON documents, owned) ------------------
+ * Times in these documents are ms since the epoch, null when unset. */
 /* {"id", "workflow", "version", "status", "input", "output", "error",
  *  "correlation_id", "created_at", "finished_at", "steps": [{"id", "status",
  *  "output", "error", "attempts", "duration_ms", "started_at",
@@ -217,7 +223,8 @@ int sl_store_tree_pending(struct sl_store *s, const char *root_run_id, int64_t *
 /* Counts runs by status: {"queued": n, ...} */
 int sl_store_counts(struct sl_store *s, json_t **out, struct sl_err *err);
 
-/* Cancels a run that is not terminal: status cancelled, task deleted. */
+/* Cancels a run that is not terminal: status cancelled, task deleted (so the
+ * worker holding it is fenced). SL_EINVAL when terminal, SL_ENOTFOUND. */
 int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *err);
 
 /* ---- dead letters ------------------------------------------------------------------- */
@@ -235,7 +242,9 @@ int sl_store_dlq_list(struct sl_store *s, const struct sl_dlq_filter *f, json_t 
 /* Replays a dead run from its failed step: the run is queued again at the
  * same cursor with its attempt counter reset, the entry marked replayed.
  * input (borrowed, may be NULL) replaces the run's .input; new_digest/version
- * (may be NULL/0) move it onto a newer definition. Completed steps stay. */
+ * (may be NULL/0) move it onto a newer definition (new_digest must have been
+ * sl_store_def_put, else SL_ENOTFOUND). Completed steps stay. SL_EINVAL when
+ * the entry was already replayed or its run is no longer dead. */
 int sl_store_dlq_replay(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
 			int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err);
 /* Deletes replayed or old entries created before before_ms; returns how many. */

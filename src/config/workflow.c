@@ -1,0 +1,947 @@
+/*
+ * workflow.c: a workflow document (DESIGN.md §2) checked against its key
+ * tables and compiled: jq expressions, connector actions, contracts, and
+ * the rule that a step reads only `.input` and the steps before it.
+ *
+ * Every problem is reported and the build goes on, so that one `sluice
+ * check` lists them all; the workflow is returned only when there were none.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_int.h"
+
+#define NAME_MAX_LEN 128
+/* Root references one expression may make before we stop listing them. */
+#define REFS_MAX 32
+
+/* ---- the key tables (docs/reference/project.md is written from these) ---------------- */
+
+const struct sl_conf_key sl_workflow_keys[] = {
+	{"workflow", SL_CONF_STRING, true, "name: lowercase letters, digits, '-' and '_', starting with a letter or digit"},
+	{"version", SL_CONF_INT, true, "an integer >= 1; a run finishes on the version it started with"},
+	{"owner", SL_CONF_STRING, false, "who answers for it (a team or person)"},
+	{"description", SL_CONF_STRING, false, "what it does"},
+	{"trigger", SL_CONF_OBJECT, false, "what starts a run besides the API and CLI: webhook or event"},
+	{"input_contract", SL_CONF_STRING, false, "contract id (NAME@VERSION) the input must meet, when the trigger names none"},
+	{"output", SL_CONF_JQ, false, "jq over the run context giving the run's output; default: the last step's output"},
+	{"slo", SL_CONF_OBJECT, false, "service level objectives: p95_ms, max_error_rate, max_review_rate, max_cost_usd"},
+	{"steps", SL_CONF_ARRAY, true, "the steps, run in order; at least one"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_step_keys[] = {
+	{"id", SL_CONF_STRING, true, "unique in the workflow: [A-Za-z_][A-Za-z0-9_]*; the output is stored under it"},
+	{"map", SL_CONF_JQ, false, "kind map: a jq transform of the run context"},
+	{"call", SL_CONF_STRING, false, "kind call: CONNECTOR.ACTION"},
+	{"wait", SL_CONF_ANY, false, "kind wait: a duration (\"30s\"), {for: duration} or {until: jq time}"},
+	{"emit", SL_CONF_ANY, false, "kind emit: a topic, or {topic: NAME, payload: jq}"},
+	{"ai", SL_CONF_ANY, false, "kind ai: an AI task (not available yet)"},
+	{"approval", SL_CONF_ANY, false, "kind approval: a human decision (not available yet)"},
+	{"when", SL_CONF_JQ, false, "jq condition; when false or null the step is skipped"},
+	{"with", SL_CONF_JQ, false, "call: jq giving the action's input"},
+	{"idempotency_key", SL_CONF_JQ, false, "call: jq giving the Idempotency-Key; default RUN_ID:STEP_ID"},
+	{"compensate", SL_CONF_ANY, false, "call: CONNECTOR.ACTION or {call: CONNECTOR.ACTION, with: jq} that undoes it"},
+	{"retry", SL_CONF_OBJECT, false, "{max_attempts, base_ms, max_ms}; default 3/200/30000 for call, 1 otherwise"},
+	{"timeout", SL_CONF_DURATION, false, "limit for one attempt"},
+	{"on_error", SL_CONF_STRING, false, "retry (retry, then dead-letter: the default), dead, continue or compensate"},
+	{"contract", SL_CONF_STRING, false, "contract id (NAME@VERSION) the step's output must meet"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_trigger_keys[] = {
+	{"webhook", SL_CONF_OBJECT, false, "{path, contract, hmac_secret}: POST to the path starts a run"},
+	{"event", SL_CONF_ANY, false, "a topic, or {type, contract}: an emit step or event with that topic starts a run"},
+	{"contract", SL_CONF_STRING, false, "contract id the input must meet (or give it inside webhook/event)"},
+	{"schedule", SL_CONF_ANY, false, "cron schedule (not available yet)"},
+	{"poll", SL_CONF_ANY, false, "connector poll (not available yet)"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_webhook_keys[] = {
+	{"path", SL_CONF_STRING, true, "URL path, starting with /, e.g. /hooks/email"},
+	{"contract", SL_CONF_STRING, false, "contract id the request body must meet"},
+	{"hmac_secret", SL_CONF_STRING, false, "secret reference (env:NAME or file:PATH) for the HMAC signature"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_event_keys[] = {
+	{"type", SL_CONF_STRING, true, "the topic or CloudEvents type"},
+	{"contract", SL_CONF_STRING, false, "contract id the event data must meet"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_retry_keys[] = {
+	{"max_attempts", SL_CONF_INT, false, "total attempts, >= 1"},
+	{"base_ms", SL_CONF_DURATION, false, "first backoff (exponential, full jitter); default 200"},
+	{"max_ms", SL_CONF_DURATION, false, "largest backoff; default 30000"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_wait_keys[] = {
+	{"for", SL_CONF_DURATION, false, "how long to wait"},
+	{"until", SL_CONF_JQ, false, "jq giving the time to wake: RFC 3339 text or epoch ms"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_emit_keys[] = {
+	{"topic", SL_CONF_STRING, true, "the topic; workflows with trigger {event: TOPIC} start"},
+	{"payload", SL_CONF_JQ, false, "jq giving the event's data; default: the run's input"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_compensate_keys[] = {
+	{"call", SL_CONF_STRING, true, "CONNECTOR.ACTION that undoes the step"},
+	{"with", SL_CONF_JQ, false, "jq giving its input; default: the step's output"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_slo_keys[] = {
+	{"p95_ms", SL_CONF_ANY, false, "95th percentile run latency, ms"},
+	{"max_error_rate", SL_CONF_ANY, false, "share of runs that may fail, 0..1"},
+	{"max_review_rate", SL_CONF_ANY, false, "share of runs that may go to human review, 0..1"},
+	{"max_cost_usd", SL_CONF_ANY, false, "cost per run, USD"},
+	{NULL, 0, false, NULL},
+};
+
+/* The step kind keys, in the order messages list them. */
+static const char *const kind_keys[] = {"map", "call", "wait", "emit", "ai", "approval", NULL};
+static const char *const on_error_names[] = {"retry", "dead", "continue", "compensate", NULL};
+
+const char *sl_step_kind_name(enum sl_step_kind k)
+{
+	switch (k) {
+	case SL_STEP_MAP: return "map";
+	case SL_STEP_CALL: return "call";
+	case SL_STEP_WAIT: return "wait";
+	case SL_STEP_EMIT: return "emit";
+	}
+	return "unknown";
+}
+
+/* ---- the build's state ------------------------------------------------------------------ */
+
+/* An expression whose root references are checked once every step id is known. */
+struct pending_ref {
+	struct sl_expr *e; /* borrowed from the workflow */
+	size_t step;       /* the step it belongs to; SIZE_MAX: the workflow's output */
+	bool self_ok;      /* compensate's with may read the step's own output */
+	char ptr[CONF_PTR_MAX];
+};
+
+struct wfb {
+	const struct wf_env *env;
+	struct conf_file *cf;
+	struct sl_workflow *w;
+	struct pending_ref *refs;
+	size_t nrefs, caprefs;
+};
+
+static void add_ref(struct wfb *b, struct sl_expr *e, size_t step, bool self_ok, const char *ptr)
+{
+	if (!e)
+		return;
+	if (b->nrefs == b->caprefs) {
+		b->caprefs = b->caprefs ? b->caprefs * 2 : 16;
+		b->refs = sl_xrealloc(b->refs, b->caprefs * sizeof *b->refs);
+	}
+	struct pending_ref *r = &b->refs[b->nrefs++];
+	r->e = e;
+	r->step = step;
+	r->self_ok = self_ok;
+	snprintf(r->ptr, sizeof r->ptr, "%s", ptr);
+}
+
+/* Compiles the jq at pointer (a string, or already reported as not one). */
+static struct sl_expr *jq_at(struct wfb *b, const json_t *v, const char *ptr, const char *what)
+{
+	if (!json_is_string(v))
+		return NULL;
+	int line, col;
+	conf_pos(b->cf, ptr, &line, &col);
+	struct sl_expr_origin o = {.file = b->cf->file, .line = line, .col = col, .what = what};
+	struct sl_err err;
+	sl_err_clear(&err);
+	struct sl_expr *e = sl_expr_compile(json_string_value(v), &o, &err);
+	if (!e) {
+		sl_diags_add(b->cf->diags, b->cf->file, line, col, "%s", err.msg);
+		b->cf->nerrors++;
+	}
+	return e;
+}
+
+/* A contract id: the registry's schema, or an error with did-you-mean. */
+static struct sl_schema *contract_at(struct wfb *b, const json_t *v, const char *ptr)
+{
+	if (!json_is_string(v))
+		return NULL;
+	const char *id = json_string_value(v);
+	struct sl_contracts *reg = b->env->p ? b->env->p->contracts : NULL;
+	struct sl_schema *s = reg ? sl_contracts_get(reg, id) : NULL;
+	if (s)
+		return s;
+	const char *best = reg ? sl_did_you_mean(id, sl_contracts_ids(reg)) : NULL;
+	if (best)
+		conf_err(b->cf, ptr, "unknown contract '%s' (did you mean '%s'?)", id, best);
+	else if (!strchr(id, '@'))
+		conf_err(b->cf, ptr, "unknown contract '%s' (a contract id is NAME@VERSION, e.g. ticket@1)", id);
+	else
+		conf_err(b->cf, ptr, "unknown contract '%s' (contracts/*.json declare ids with \"$id\")", id);
+	return NULL;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '-' || c == '_'));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Topics travel in events and URLs: a plain alphabet, no spaces. */
+static bool topic_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 256)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  strchr("._-:/", c);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* ---- call targets ---------------------------------------------------------------------------- */
+
+static bool connector_broken(const struct wfb *b, const char *name)
+{
+	for (const char *const *n = b->env->broken_connectors; n && *n; n++)
+		if (strcmp(*n, name) == 0)
+			return true;
+	return false;
+}
+
+static const char *closest_connector(const struct sl_project *p, const char *name)
+{
+	if (!p || !p->nconnectors)
+		return NULL;
+	const char **names = sl_xcalloc(p->nconnectors + 1, sizeof *names);
+	for (size_t i = 0; i < p->nconnectors; i++)
+		names[i] = p->connectors[i]->name;
+	const char *best = sl_did_you_mean(name, names);
+	free(names);
+	return best;
+}
+
+static const char *closest_action(const struct sl_connector *c, const char *name)
+{
+	const char **names = sl_xcalloc(c->nactions + 1, sizeof *names);
+	for (size_t i = 0; i < c->nactions; i++)
+		names[i] = c->actions[i].name;
+	const char *best = sl_did_you_mean(name, names);
+	free(names);
+	return best;
+}
+
+/* Resolves "CONNECTOR.ACTION" (the first dot separates: action names hold
+ * dots). False after reporting, or when the connector failed to load
+ * (reported in its own file already). */
+static bool resolve_call(struct wfb *b, const char *target, const char *ptr, struct sl_connector **conn,
+			 const struct sl_action **action)
+{
+	*conn = NULL;
+	*action = NULL;
+	const char *dot = strchr(target, '.');
+	if (!dot || dot == target || !dot[1]) {
+		conf_err(b->cf, ptr, "'%s' is not CONNECTOR.ACTION (e.g. helpdesk.tickets.update)", target);
+		return false;
+	}
+	char cname[NAME_MAX_LEN + 1];
+	snprintf(cname, sizeof cname, "%.*s", (int)SL_MIN((size_t)(dot - target), (size_t)NAME_MAX_LEN), target);
+	const char *aname = dot + 1;
+	struct sl_connector *c = b->env->p ? sl_project_connector(b->env->p, cname) : NULL;
+	if (!c) {
+		if (connector_broken(b, cname))
+			return false;
+		const char *best = closest_connector(b->env->p, cname);
+		if (best)
+			conf_err(b->cf, ptr, "unknown connector '%s' in '%s' (did you mean '%s'?)", cname, target, best);
+		else
+			conf_err(b->cf, ptr, "unknown connector '%s' in '%s' (connectors/*.yaml declare them)", cname,
+				 target);
+		return false;
+	}
+	const struct sl_action *a = sl_connector_action(c, aname);
+	if (!a) {
+		const char *best = closest_action(c, aname);
+		if (best)
+			conf_err(b->cf, ptr, "connector '%s' has no action '%s' (did you mean '%s'?)", cname, aname, best);
+		else
+			conf_err(b->cf, ptr, "connector '%s' has no action '%s'", cname, aname);
+		return false;
+	}
+	*conn = c;
+	*action = a;
+	return true;
+}
+
+/* ---- trigger ------------------------------------------------------------------------------------- */
+
+static void parse_webhook(struct wfb *b, const json_t *wh)
+{
+	struct sl_trigger *t = &b->w->trigger;
+	const char *ptr = "/trigger/webhook";
+	t->kind = SL_TRIGGER_WEBHOOK;
+	if (!json_is_object(wh))
+		return; /* reported with the trigger's keys */
+	conf_check_keys(b->cf, wh, ptr, "webhook", sl_webhook_keys);
+	const char *path = conf_str(wh, "path", NULL);
+	if (path) {
+		bool ok = path[0] == '/' && strlen(path) < 512 && !strpbrk(path, " \t?#");
+		if (!ok)
+			conf_err(b->cf, "/trigger/webhook/path",
+				 "webhook path '%s' must start with '/' and hold no spaces, '?' or '#'", path);
+		t->path = sl_strdup(path);
+	}
+	const char *secret = conf_str(wh, "hmac_secret", NULL);
+	if (secret && !sl_secret_is_ref(secret))
+		/* Not echoed: this might be the secret itself. */
+		conf_err(b->cf, "/trigger/webhook/hmac_secret",
+			 "hmac_secret must be a secret reference (env:NAME or file:PATH), never the secret itself");
+	else if (secret)
+		t->hmac_secret_ref = sl_strdup(secret);
+	const json_t *c = json_object_get(wh, "contract");
+	if (c)
+		t->contract = contract_at(b, c, "/trigger/webhook/contract");
+}
+
+static void parse_event(struct wfb *b, const json_t *ev)
+{
+	struct sl_trigger *t = &b->w->trigger;
+	t->kind = SL_TRIGGER_EVENT;
+	const char *topic = NULL;
+	const char *ptr = "/trigger/event";
+	if (json_is_string(ev)) {
+		topic = json_string_value(ev);
+	} else if (json_is_object(ev)) {
+		conf_check_keys(b->cf, ev, ptr, "event", sl_event_keys);
+		topic = conf_str(ev, "type", NULL);
+		ptr = "/trigger/event/type";
+		const json_t *c = json_object_get(ev, "contract");
+		if (c)
+			t->contract = contract_at(b, c, "/trigger/event/contract");
+	} else {
+		conf_err(b->cf, ptr, "event must be a topic or {type, contract}, not %s", conf_kind(ev));
+		return;
+	}
+	if (!topic)
+		return;
+	if (!topic_ok(topic))
+		conf_err(b->cf, ptr, "event topic '%s' may hold only letters, digits and . _ - : /", topic);
+	t->event = sl_strdup(topic);
+}
+
+static void parse_trigger(struct wfb *b, const json_t *tr)
+{
+	struct sl_trigger *t = &b->w->trigger;
+	int line, col;
+	conf_pos(b->cf, "/trigger", &line, &col);
+	t->loc = (struct sl_loc){.file = b->w->file, .line = line, .col = col};
+	if (!json_is_object(tr)) /* reported with the workflow's keys */
+		return;
+	conf_check_keys(b->cf, tr, "/trigger", "trigger", sl_trigger_keys);
+	const char *first = NULL;
+	bool any = false;
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)tr, key, v) {
+		bool later = strcmp(key, "schedule") == 0 || strcmp(key, "poll") == 0;
+		bool known = later || strcmp(key, "webhook") == 0 || strcmp(key, "event") == 0;
+		if (!known)
+			continue; /* contract, below; others reported as unknown */
+		any = true;
+		char p[CONF_PTR_MAX];
+		conf_ptr(p, "/trigger", key);
+		if (later) {
+			conf_err_key(b->cf, p, "trigger '%s' is not available yet", key);
+		} else if (first) {
+			conf_err_key(b->cf, p, "a trigger has one kind: '%s' and '%s' are both given", first, key);
+		} else {
+			first = key;
+			if (strcmp(key, "webhook") == 0)
+				parse_webhook(b, v);
+			else
+				parse_event(b, v);
+		}
+	}
+	if (!any)
+		conf_err(b->cf, "/trigger", "trigger needs webhook or event");
+	const json_t *c = json_object_get(tr, "contract");
+	struct sl_schema *s = c ? contract_at(b, c, "/trigger/contract") : NULL;
+	if (s && t->contract && t->contract != s)
+		conf_err(b->cf, "/trigger/contract", "trigger contract '%s' differs from the %s's contract '%s': give one",
+			 sl_schema_id(s), first, sl_schema_id(t->contract));
+	else if (s)
+		t->contract = s;
+}
+
+/* ---- steps ----------------------------------------------------------------------------------------- */
+
+/* The one kind key of a step; reports none, several, and not-yet kinds. */
+static const char *step_kind(struct wfb *b, const json_t *sj, const char *ptr, const char *label)
+{
+	const char *kind = NULL;
+	bool any = false;
+	for (const char *const *k = kind_keys; *k; k++) {
+		if (!json_object_get(sj, *k))
+			continue;
+		char p[CONF_PTR_MAX];
+		conf_ptr(p, ptr, *k);
+		if (strcmp(*k, "ai") == 0 || strcmp(*k, "approval") == 0)
+			conf_err_key(b->cf, p, "step kind '%s' is not available yet", *k);
+		else if (kind)
+			conf_err_key(b->cf, p, "step '%s' has two kinds, '%s' and '%s': give exactly one", label, kind, *k);
+		else
+			kind = *k;
+		any = true;
+	}
+	if (!any)
+		conf_err(b->cf, ptr, "step '%s' needs a kind: one of map, call, wait, emit", label);
+	return kind;
+}
+
+static void parse_retry(struct wfb *b, struct sl_step *st, const json_t *r, const char *ptr)
+{
+	st->retry.max_attempts = st->kind == SL_STEP_CALL ? 3 : 1;
+	st->retry.base_ms = 200;
+	st->retry.max_ms = 30000;
+	if (!json_is_object(r))
+		return; /* absent, or of the wrong type: reported with the step's keys */
+	conf_check_keys(b->cf, r, ptr, "retry", sl_retry_keys);
+	char p[CONF_PTR_MAX];
+	const json_t *ma = json_object_get(r, "max_attempts");
+	if (json_is_integer(ma)) {
+		json_int_t n = json_integer_value(ma);
+		if (n < 1 || n > 1000) {
+			conf_ptr(p, ptr, "max_attempts");
+			conf_err(b->cf, p, "max_attempts must be between 1 and 1000 (the total number of attempts)");
+		} else {
+			st->retry.max_attempts = (int)n;
+		}
+	}
+	st->retry.base_ms = conf_duration(json_object_get(r, "base_ms"), st->retry.base_ms);
+	st->retry.max_ms = conf_duration(json_object_get(r, "max_ms"), st->retry.max_ms);
+	if (st->retry.max_ms < st->retry.base_ms) {
+		conf_ptr(p, ptr, "max_ms");
+		conf_err(b->cf, p, "max_ms (%lld) is less than base_ms (%lld)", (long long)st->retry.max_ms,
+			 (long long)st->retry.base_ms);
+	}
+}
+
+static void parse_on_error(struct wfb *b, struct sl_step *st, const json_t *v, const char *ptr)
+{
+	st->on_error = SL_ON_ERROR_DEAD;
+	if (!json_is_string(v))
+		return;
+	const char *s = json_string_value(v);
+	if (strcmp(s, "retry") == 0 || strcmp(s, "dead") == 0) {
+		st->on_error = SL_ON_ERROR_DEAD;
+	} else if (strcmp(s, "continue") == 0) {
+		st->on_error = SL_ON_ERROR_CONTINUE;
+	} else if (strcmp(s, "compensate") == 0) {
+		st->on_error = SL_ON_ERROR_COMPENSATE;
+	} else {
+		const char *best = sl_did_you_mean(s, on_error_names);
+		conf_err(b->cf, ptr, "unknown on_error '%s'%s%s%s; use retry, dead, continue or compensate", s,
+			 best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
+	}
+}
+
+static void parse_wait(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
+		       const char *label)
+{
+	if (json_is_string(v) || json_is_integer(v)) {
+		if (!conf_type_ok(SL_CONF_DURATION, v))
+			conf_err(b->cf, ptr, "wait must be a duration like \"30s\" or \"4h\", {for: duration} or {until: jq}");
+		st->wait_ms = conf_duration(v, 0);
+		return;
+	}
+	if (!json_is_object(v)) {
+		conf_err(b->cf, ptr, "wait must be a duration like \"30s\", {for: duration} or {until: jq}, not %s",
+			 conf_kind(v));
+		return;
+	}
+	conf_check_keys(b->cf, v, ptr, "wait", sl_wait_keys);
+	const json_t *until = json_object_get(v, "until"), *dur = json_object_get(v, "for");
+	if (!until == !dur) {
+		conf_err(b->cf, ptr, "wait takes one of 'for' (a duration) or 'until' (jq giving a time)");
+		return;
+	}
+	if (dur) {
+		st->wait_ms = conf_duration(dur, 0);
+		return;
+	}
+	char p[CONF_PTR_MAX], what[NAME_MAX_LEN + 32];
+	conf_ptr(p, ptr, "until");
+	snprintf(what, sizeof what, "step %s: wait until", label);
+	st->wait_until = jq_at(b, until, p, what);
+	add_ref(b, st->wait_until, i, false, p);
+}
+
+static void parse_emit(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
+		       const char *label)
+{
+	const char *topic = NULL;
+	const char *tptr = ptr;
+	char p[CONF_PTR_MAX], pp[CONF_PTR_MAX];
+	if (json_is_string(v)) {
+		topic = json_string_value(v);
+	} else if (json_is_object(v)) {
+		conf_check_keys(b->cf, v, ptr, "emit", sl_emit_keys);
+		topic = conf_str(v, "topic", NULL);
+		conf_ptr(p, ptr, "topic");
+		tptr = p;
+		const json_t *payload = json_object_get(v, "payload");
+		if (payload) {
+			char what[NAME_MAX_LEN + 32];
+			snprintf(what, sizeof what, "step %s: emit payload", label);
+			conf_ptr(pp, ptr, "payload");
+			st->payload = jq_at(b, payload, pp, what);
+			add_ref(b, st->payload, i, false, pp);
+		}
+	} else {
+		conf_err(b->cf, ptr, "emit must be a topic or {topic: NAME, payload: jq}, not %s", conf_kind(v));
+		return;
+	}
+	if (!topic)
+		return;
+	if (!topic_ok(topic))
+		conf_err(b->cf, tptr, "emit topic '%s' may hold only letters, digits and . _ - : /", topic);
+	st->topic = sl_strdup(topic);
+}
+
+static void parse_compensate(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
+			     const char *label)
+{
+	const char *target = NULL;
+	const char *tptr = ptr;
+	char p[CONF_PTR_MAX], wp[CONF_PTR_MAX];
+	if (json_is_string(v)) {
+		target = json_string_value(v);
+	} else if (json_is_object(v)) {
+		conf_check_keys(b->cf, v, ptr, "compensate", sl_compensate_keys);
+		target = conf_str(v, "call", NULL);
+		conf_ptr(p, ptr, "call");
+		tptr = p;
+		const json_t *with = json_object_get(v, "with");
+		if (with) {
+			char what[NAME_MAX_LEN + 32];
+			snprintf(what, sizeof what, "step %s: compensate with", label);
+			conf_ptr(wp, ptr, "with");
+			st->comp_with = jq_at(b, with, wp, what);
+			add_ref(b, st->comp_with, i, true, wp);
+		}
+	} else {
+		conf_err(b->cf, ptr, "compensate must be CONNECTOR.ACTION or {call: CONNECTOR.ACTION, with: jq}, not %s",
+			 conf_kind(v));
+		return;
+	}
+	if (!target)
+		return;
+	st->compensate = sl_strdup(target);
+	resolve_call(b, target, tptr, &st->comp_connector, &st->comp_action);
+}
+
+/* A jq key of the step: compiled, and queued for the reference check. */
+static struct sl_expr *step_jq(struct wfb *b, const json_t *sj, size_t i, const char *ptr, const char *key,
+			       const char *label)
+{
+	const json_t *v = json_object_get(sj, key);
+	if (!v)
+		return NULL;
+	char p[CONF_PTR_MAX], what[NAME_MAX_LEN + 32];
+	conf_ptr(p, ptr, key);
+	snprintf(what, sizeof what, "step %s: %s", label, key);
+	struct sl_expr *e = jq_at(b, v, p, what);
+	add_ref(b, e, i, false, p);
+	return e;
+}
+
+static void step_id(struct wfb *b, struct sl_step *st, const json_t *sj, const char *ptr, char *label,
+		    size_t labelsz)
+{
+	const char *id = conf_str(sj, "id", NULL);
+	snprintf(label, labelsz, "#%d", st->index + 1);
+	st->id = sl_strdup(id ? id : "");
+	if (!id)
+		return;
+	char p[CONF_PTR_MAX];
+	conf_ptr(p, ptr, "id");
+	if (!id_ok(id)) {
+		conf_err(b->cf, p, "step id '%s' must be a name: letters, digits and '_', not starting with a digit",
+			 id);
+		return;
+	}
+	snprintf(label, labelsz, "%s", id);
+	if (strcmp(id, "input") == 0) {
+		conf_err(b->cf, p, "step id 'input' is reserved: the run's input is .input");
+		return;
+	}
+	for (int j = 0; j < st->index; j++) {
+		if (strcmp(b->w->steps[j].id, id) == 0) {
+			conf_err(b->cf, p, "duplicate step id '%s' (first at line %d)", id, b->w->steps[j].loc.line);
+			return;
+		}
+	}
+}
+
+/* Keys that belong to call steps only. */
+static void call_only(struct wfb *b, const json_t *sj, const char *ptr, const char *kind)
+{
+	static const char *const keys[] = {"with", "idempotency_key", "compensate", NULL};
+	for (const char *const *k = keys; *k; k++) {
+		if (!json_object_get(sj, *k))
+			continue;
+		char p[CONF_PTR_MAX];
+		conf_ptr(p, ptr, *k);
+		conf_err_key(b->cf, p, "'%s' is only for call steps (this is a %s step)", *k, kind);
+	}
+}
+
+static void parse_step(struct wfb *b, size_t i, const json_t *sj)
+{
+	struct sl_step *st = &b->w->steps[i];
+	char ptr[CONF_PTR_MAX], p[CONF_PTR_MAX], label[NAME_MAX_LEN + 1];
+	conf_ptr_index(ptr, "/steps", i);
+	st->index = (int)i;
+	conf_pos(b->cf, ptr, &st->loc.line, &st->loc.col);
+	st->loc.file = b->w->file;
+	if (!json_is_object(sj)) {
+		st->id = sl_strdup("");
+		conf_err(b->cf, ptr, "a step must be a mapping with id: and a kind, not %s", conf_kind(sj));
+		return;
+	}
+	conf_check_keys(b->cf, sj, ptr, "step", sl_step_keys);
+	step_id(b, st, sj, ptr, label, sizeof label);
+	const char *kind = step_kind(b, sj, ptr, label);
+	st->kind = !kind ? SL_STEP_MAP
+		   : strcmp(kind, "call") == 0 ? SL_STEP_CALL
+		   : strcmp(kind, "wait") == 0 ? SL_STEP_WAIT
+		   : strcmp(kind, "emit") == 0 ? SL_STEP_EMIT
+					       : SL_STEP_MAP;
+	if (kind && st->kind != SL_STEP_CALL)
+		call_only(b, sj, ptr, kind);
+
+	st->when = step_jq(b, sj, i, ptr, "when", label);
+	if (kind && st->kind == SL_STEP_MAP)
+		st->map = step_jq(b, sj, i, ptr, "map", label);
+	if (st->kind == SL_STEP_CALL) {
+		const char *target = conf_str(sj, "call", NULL);
+		conf_ptr(p, ptr, "call");
+		if (target) {
+			st->call = sl_strdup(target);
+			resolve_call(b, target, p, &st->connector, &st->action);
+		}
+		st->with = step_jq(b, sj, i, ptr, "with", label);
+		st->idempotency_key = step_jq(b, sj, i, ptr, "idempotency_key", label);
+		const json_t *comp = json_object_get(sj, "compensate");
+		conf_ptr(p, ptr, "compensate");
+		if (comp)
+			parse_compensate(b, st, i, comp, p, label);
+	}
+	if (st->kind == SL_STEP_WAIT) {
+		conf_ptr(p, ptr, "wait");
+		parse_wait(b, st, i, json_object_get(sj, "wait"), p, label);
+	}
+	if (st->kind == SL_STEP_EMIT) {
+		conf_ptr(p, ptr, "emit");
+		parse_emit(b, st, i, json_object_get(sj, "emit"), p, label);
+	}
+	conf_ptr(p, ptr, "retry");
+	parse_retry(b, st, json_object_get(sj, "retry"), p);
+	st->timeout_ms = conf_duration(json_object_get(sj, "timeout"), 0);
+	conf_ptr(p, ptr, "on_error");
+	parse_on_error(b, st, json_object_get(sj, "on_error"), p);
+	const json_t *c = json_object_get(sj, "contract");
+	conf_ptr(p, ptr, "contract");
+	if (c)
+		st->output_contract = contract_at(b, c, p);
+}
+
+/* ---- references between steps --------------------------------------------------------------------- */
+
+struct ref_list {
+	char names[REFS_MAX][NAME_MAX_LEN + 1];
+	size_t n;
+};
+
+static void collect_ref(void *ud, const char *name, size_t off)
+{
+	struct ref_list *l = ud;
+	(void)off;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->names[i], name) == 0)
+			return;
+	if (l->n < REFS_MAX)
+		snprintf(l->names[l->n++], sizeof l->names[0], "%s", name);
+}
+
+static int step_index(const struct sl_workflow *w, const char *id)
+{
+	for (size_t i = 0; i < w->nsteps; i++)
+		if (w->steps[i].id[0] && strcmp(w->steps[i].id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void check_ref(struct wfb *b, const struct pending_ref *r, const char *name)
+{
+	const struct sl_workflow *w = b->w;
+	if (strcmp(name, "input") == 0)
+		return;
+	char who[NAME_MAX_LEN + 16];
+	if (r->step == SIZE_MAX)
+		snprintf(who, sizeof who, "output");
+	else
+		snprintf(who, sizeof who, "step '%s'", w->steps[r->step].id);
+	int j = step_index(w, name);
+	if (j >= 0) {
+		size_t last = r->step == SIZE_MAX ? w->nsteps : r->self_ok ? r->step + 1 : r->step;
+		if ((size_t)j < last)
+			return;
+		if ((size_t)j == r->step)
+			conf_err(b->cf, r->ptr, "%s refers to its own output '.%s', which does not exist yet", who, name);
+		else
+			conf_err(b->cf, r->ptr, "%s refers to step '%s', which runs after it", who, name);
+		return;
+	}
+	const char **cands = sl_xcalloc(w->nsteps + 2, sizeof *cands);
+	size_t n = 0;
+	cands[n++] = "input";
+	for (size_t i = 0; i < w->nsteps; i++)
+		if (w->steps[i].id[0])
+			cands[n++] = w->steps[i].id;
+	const char *best = sl_did_you_mean(name, cands);
+	if (best)
+		conf_err(b->cf, r->ptr, "%s refers to '.%s', which is not a step (did you mean '%s'?)", who, name, best);
+	else
+		conf_err(b->cf, r->ptr, "%s refers to '.%s', which is not a step (the run context holds .input and "
+					"the outputs of earlier steps)", who, name);
+	free(cands);
+}
+
+static void check_refs(struct wfb *b)
+{
+	for (size_t i = 0; i < b->nrefs; i++) {
+		struct pending_ref *r = &b->refs[i];
+		struct ref_list l;
+		l.n = 0;
+		sl_expr_refs(sl_expr_source(r->e), collect_ref, &l);
+		for (size_t k = 0; k < l.n; k++)
+			check_ref(b, r, l.names[k]);
+	}
+}
+
+/* ---- the workflow -------------------------------------------------------------------------------- */
+
+static bool key_known(const struct sl_conf_key *keys, const char *name)
+{
+	for (const struct sl_conf_key *k = keys; k->name; k++)
+		if (strcmp(k->name, name) == 0)
+			return true;
+	return false;
+}
+
+static void parse_slo(struct wfb *b, const json_t *slo)
+{
+	if (!json_is_object(slo))
+		return;
+	conf_check_keys(b->cf, slo, "/slo", "slo", sl_slo_keys);
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)slo, key, v) {
+		if (!key_known(sl_slo_keys, key) || (json_is_number(v) && json_number_value(v) >= 0))
+			continue;
+		char p[CONF_PTR_MAX];
+		conf_ptr(p, "/slo", key);
+		conf_err(b->cf, p, "'%s' must be a number >= 0, not %s", key, conf_kind(v));
+	}
+}
+
+static void parse_head(struct wfb *b, const json_t *doc)
+{
+	struct sl_workflow *w = b->w;
+	const char *name = conf_str(doc, "workflow", NULL);
+	if (name && !name_ok(name))
+		conf_err(b->cf, "/workflow",
+			 "workflow name '%s' must be lowercase letters, digits, '-' and '_', starting with a letter or digit",
+			 name);
+	w->name = sl_strdup(name ? name : "");
+	const json_t *ver = json_object_get(doc, "version");
+	if (json_is_integer(ver)) {
+		if (json_integer_value(ver) < 1 || json_integer_value(ver) > 1000000)
+			conf_err(b->cf, "/version", "version must be an integer >= 1");
+		else
+			w->version = (int)json_integer_value(ver);
+	}
+	w->owner = sl_strdup(conf_str(doc, "owner", NULL));
+	w->description = sl_strdup(conf_str(doc, "description", NULL));
+}
+
+static void parse_input_contract(struct wfb *b, const json_t *doc)
+{
+	const json_t *ic = json_object_get(doc, "input_contract");
+	if (!ic)
+		return;
+	struct sl_schema *s = contract_at(b, ic, "/input_contract");
+	struct sl_trigger *t = &b->w->trigger;
+	if (s && t->contract && t->contract != s)
+		conf_err(b->cf, "/input_contract", "input_contract '%s' differs from the trigger's contract '%s': give one",
+			 sl_schema_id(s), sl_schema_id(t->contract));
+	else if (s)
+		t->contract = s;
+}
+
+static void parse_steps(struct wfb *b, const json_t *steps)
+{
+	if (!json_is_array(steps))
+		return; /* missing or of the wrong type: reported */
+	if (json_array_size(steps) == 0) {
+		conf_err(b->cf, "/steps", "steps is empty: a workflow needs at least one step");
+		return;
+	}
+	b->w->nsteps = json_array_size(steps);
+	b->w->steps = sl_xcalloc(b->w->nsteps, sizeof *b->w->steps);
+	for (size_t i = 0; i < b->w->nsteps; i++)
+		parse_step(b, i, json_array_get(steps, i));
+}
+
+/* sha256 over name, version and source, NUL-separated, so that a run can
+ * name the exact definition it started on. */
+static char *digest_of(const struct sl_workflow *w)
+{
+	struct sl_buf buf;
+	sl_buf_init(&buf, SL_BUF_MAX_FILE + 1024);
+	sl_buf_printf(&buf, "%s%c%d%c", w->name, 0, w->version, 0);
+	sl_buf_adds(&buf, w->source);
+	char hex[65];
+	sl_sha256_hex(buf.p ? buf.p : "", buf.len, hex);
+	sl_buf_free(&buf);
+	return sl_strdup(hex);
+}
+
+struct sl_workflow *wf_build(const struct wf_env *env, struct conf_file *cf, const char *source, const json_t *doc)
+{
+	int before = cf->nerrors;
+	if (!json_is_object(doc)) {
+		conf_err(cf, "", "a workflow file must be a mapping with workflow:, version: and steps:");
+		return NULL;
+	}
+	struct wfb b = {.env = env, .cf = cf};
+	struct sl_workflow *w = sl_xcalloc(1, sizeof *w);
+	atomic_init(&w->refs, 1);
+	w->file = sl_strdup(cf->file);
+	w->source = sl_strdup(source ? source : "");
+	b.w = w;
+	conf_check_keys(cf, doc, "", "workflow", sl_workflow_keys);
+	parse_head(&b, doc);
+	const json_t *tr = json_object_get(doc, "trigger");
+	if (tr)
+		parse_trigger(&b, tr);
+	parse_input_contract(&b, doc);
+	parse_slo(&b, json_object_get(doc, "slo"));
+	parse_steps(&b, json_object_get(doc, "steps"));
+	const json_t *out = json_object_get(doc, "output");
+	if (out) {
+		w->output = jq_at(&b, out, "/output", "output");
+		add_ref(&b, w->output, SIZE_MAX, false, "/output");
+	}
+	check_refs(&b);
+	free(b.refs);
+	w->digest = digest_of(w);
+	if (cf->nerrors != before) {
+		sl_workflow_unref(w);
+		return NULL;
+	}
+	return w;
+}
+
+void wf_emit_pos(const struct conf_file *cf, size_t step, int *line, int *col)
+{
+	char p[CONF_PTR_MAX], s[CONF_PTR_MAX];
+	conf_ptr_index(s, "/steps", step);
+	conf_ptr(p, s, "emit");
+	conf_pos(cf, p, line, col);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------------ */
+
+void sl_workflow_ref(struct sl_workflow *w)
+{
+	if (w)
+		atomic_fetch_add(&w->refs, 1);
+}
+
+static void step_free(struct sl_step *st)
+{
+	free(st->id);
+	sl_expr_free(st->when);
+	sl_expr_free(st->map);
+	free(st->call);
+	sl_expr_free(st->with);
+	sl_expr_free(st->idempotency_key);
+	free(st->compensate);
+	sl_expr_free(st->comp_with);
+	sl_expr_free(st->wait_until);
+	free(st->topic);
+	sl_expr_free(st->payload);
+}
+
+void sl_workflow_unref(struct sl_workflow *w)
+{
+	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < w->nsteps; i++)
+		step_free(&w->steps[i]);
+	free(w->steps);
+	sl_expr_free(w->output);
+	free(w->trigger.path);
+	free(w->trigger.event);
+	free(w->trigger.hmac_secret_ref);
+	free(w->name);
+	free(w->file);
+	free(w->source);
+	free(w->digest);
+	free(w->owner);
+	free(w->description);
+	free(w);
+}
+
+const struct sl_step *sl_workflow_step(const struct sl_workflow *w, const char *id)
+{
+	int i = w && id ? step_index(w, id) : -1;
+	return i >= 0 ? &w->steps[i] : NULL;
+}

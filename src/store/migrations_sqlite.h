@@ -1,0 +1,136 @@
+/*
+ * migrations_sqlite.h: the SQLite schema as numbered migrations, included
+ * by sqlite.c only. Applied at open, in order, each one once, all in one
+ * write transaction (schema_migrations records what was applied), so a
+ * reopen is a no-op and a crash mid-migration leaves the old schema.
+ *
+ * Never edit a migration that has shipped: append a new one. Versions are
+ * 1, 2, 3, ... with no gaps (sqlite.c asserts it).
+ *
+ * Conventions: times are INTEGER ms since the epoch, 0 meaning "none";
+ * statuses, phases and error classes are their names (as store.c spells
+ * them) so the database reads well in the sqlite3 shell; JSON is compact
+ * text. Small hot rows (tasks, idempotency) are WITHOUT ROWID tables
+ * clustered on their key; rows that carry JSON documents keep a rowid.
+ */
+#ifndef SL_STORE_MIGRATIONS_SQLITE_H
+#define SL_STORE_MIGRATIONS_SQLITE_H
+
+struct sq_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+
+static const struct sq_migration sq_migrations[] = {
+	{1, "initial schema",
+	 "CREATE TABLE workflow_defs ("
+	 " digest TEXT PRIMARY KEY,"
+	 " name TEXT NOT NULL,"
+	 " version INTEGER NOT NULL,"
+	 " file TEXT,"
+	 " source TEXT NOT NULL,"
+	 " created_at INTEGER NOT NULL);"
+
+	 /* task_fence: the fencing token the run's task held when it was last
+	  * deleted (done, cancelled), so that a task created again by a replay
+	  * continues above every token ever issued for the run. */
+	 "CREATE TABLE runs ("
+	 " id TEXT PRIMARY KEY,"
+	 " workflow TEXT NOT NULL,"
+	 " version INTEGER NOT NULL,"
+	 " digest TEXT NOT NULL,"
+	 " status TEXT NOT NULL,"
+	 " phase TEXT NOT NULL DEFAULT 'forward',"
+	 " cursor INTEGER NOT NULL DEFAULT 0,"
+	 " attempt INTEGER NOT NULL DEFAULT 0,"
+	 " wake_at INTEGER NOT NULL DEFAULT 0,"
+	 " input TEXT,"
+	 " output TEXT,"
+	 " error TEXT,"
+	 " correlation_id TEXT NOT NULL,"
+	 " parent_run_id TEXT,"
+	 " root_run_id TEXT NOT NULL,"
+	 " trigger TEXT,"
+	 " tenant TEXT NOT NULL,"
+	 " priority INTEGER NOT NULL DEFAULT 0,"
+	 " task_fence INTEGER NOT NULL DEFAULT 0,"
+	 " created_at INTEGER NOT NULL,"
+	 " updated_at INTEGER NOT NULL,"
+	 " finished_at INTEGER NOT NULL DEFAULT 0);"
+	 /* id order is creation order (ULIDs): these serve the filtered,
+	  * newest-first listings without a sort. */
+	 "CREATE INDEX runs_status ON runs(status, id);"
+	 "CREATE INDEX runs_workflow ON runs(workflow, id);"
+	 "CREATE INDEX runs_root ON runs(root_run_id, status);"
+	 "CREATE INDEX runs_correlation ON runs(correlation_id);"
+
+	 "CREATE TABLE steps ("
+	 " run_id TEXT NOT NULL,"
+	 " step_id TEXT NOT NULL,"
+	 " idx INTEGER NOT NULL,"
+	 " status TEXT NOT NULL,"
+	 " output TEXT,"
+	 " error TEXT,"
+	 " attempts INTEGER NOT NULL DEFAULT 0,"
+	 " started_at INTEGER NOT NULL DEFAULT 0,"
+	 " finished_at INTEGER NOT NULL DEFAULT 0,"
+	 " PRIMARY KEY (run_id, step_id));"
+
+	 /* A log, not a keyed table: a replay resets the run's attempt counter,
+	  * so (run_id, step_id, attempt) repeats and both histories are kept. */
+	 "CREATE TABLE attempts ("
+	 " seq INTEGER PRIMARY KEY,"
+	 " run_id TEXT NOT NULL,"
+	 " step_id TEXT NOT NULL,"
+	 " attempt INTEGER NOT NULL,"
+	 " started_at INTEGER NOT NULL,"
+	 " duration_ms INTEGER NOT NULL,"
+	 " outcome TEXT,"
+	 " error_class TEXT NOT NULL,"
+	 " error TEXT);"
+	 "CREATE INDEX attempts_run ON attempts(run_id, step_id, attempt);"
+
+	 /* due_at is when the task is next claimable: while it is leased, the
+	  * lease's end. Claimable is then just due_at <= now, which both
+	  * indexes serve: (priority, due_at) walks one priority level in due
+	  * order, (due_at) answers next_due. */
+	 "CREATE TABLE tasks ("
+	 " run_id TEXT PRIMARY KEY,"
+	 " due_at INTEGER NOT NULL,"
+	 " lease_owner TEXT,"
+	 " lease_until INTEGER NOT NULL DEFAULT 0,"
+	 " fence INTEGER NOT NULL DEFAULT 0,"
+	 " tenant TEXT NOT NULL,"
+	 " priority INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	 "CREATE INDEX tasks_claim ON tasks(priority, due_at);"
+	 "CREATE INDEX tasks_due ON tasks(due_at);"
+
+	 "CREATE TABLE dlq ("
+	 " id TEXT PRIMARY KEY,"
+	 " run_id TEXT NOT NULL,"
+	 " workflow TEXT NOT NULL,"
+	 " version INTEGER NOT NULL,"
+	 " step_id TEXT NOT NULL,"
+	 " error_class TEXT NOT NULL,"
+	 " error TEXT,"
+	 " evidence TEXT,"
+	 " created_at INTEGER NOT NULL,"
+	 " replayed_at INTEGER NOT NULL DEFAULT 0);"
+	 "CREATE INDEX dlq_run ON dlq(run_id);"
+	 "CREATE INDEX dlq_workflow ON dlq(workflow, id);"
+	 "CREATE INDEX dlq_created ON dlq(created_at);"
+
+	 "CREATE TABLE idempotency ("
+	 " scope TEXT NOT NULL,"
+	 " key TEXT NOT NULL,"
+	 " run_id TEXT NOT NULL,"
+	 " created_at INTEGER NOT NULL,"
+	 " expires_at INTEGER NOT NULL DEFAULT 0,"
+	 " PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+	 "CREATE INDEX idempotency_expiry ON idempotency(expires_at) WHERE expires_at > 0;"},
+};
+
+#define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))
+
+#endif

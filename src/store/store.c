@@ -1,0 +1,440 @@
+/*
+ * store.c: the public face of the store. Picks an implementation by URL
+ * scheme from a static registry, checks arguments once for all of them, and
+ * calls through the implementation's const ops table, so postgres.c can be
+ * added without touching a caller. Also the names of statuses and phases,
+ * shared by every implementation (they are what the tables hold).
+ */
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- names ------------------------------------------------------------------ */
+
+static const char *const run_status_names[SL_RUN__COUNT] = {
+	[SL_RUN_QUEUED] = "queued",           [SL_RUN_RUNNING] = "running",
+	[SL_RUN_WAITING] = "waiting",         [SL_RUN_COMPLETED] = "completed",
+	[SL_RUN_DEAD] = "dead",               [SL_RUN_CANCELLED] = "cancelled",
+	[SL_RUN_COMPENSATING] = "compensating", [SL_RUN_COMPENSATED] = "compensated",
+};
+
+static const char *const step_status_names[SL_STEP_ST__COUNT] = {
+	[SL_STEP_ST_COMPLETED] = "completed", [SL_STEP_ST_SKIPPED] = "skipped",
+	[SL_STEP_ST_FAILED] = "failed",       [SL_STEP_ST_WAITING] = "waiting",
+	[SL_STEP_ST_DEAD] = "dead",           [SL_STEP_ST_COMPENSATED] = "compensated",
+};
+
+static const char *const phase_names[] = {
+	[SL_PHASE_FORWARD] = "forward",
+	[SL_PHASE_COMPENSATE] = "compensate",
+};
+
+static int name_index(const char *const *names, size_t n, const char *name)
+{
+	if (!name)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *sl_run_status_name(enum sl_run_status s)
+{
+	return (unsigned)s < SL_RUN__COUNT ? run_status_names[s] : "unknown";
+}
+
+int sl_run_status_parse(const char *name)
+{
+	return name_index(run_status_names, SL_RUN__COUNT, name);
+}
+
+bool sl_run_status_terminal(enum sl_run_status s)
+{
+	return s == SL_RUN_COMPLETED || s == SL_RUN_DEAD || s == SL_RUN_CANCELLED || s == SL_RUN_COMPENSATED;
+}
+
+const char *sl_step_status_name(enum sl_step_status s)
+{
+	return (unsigned)s < SL_STEP_ST__COUNT ? step_status_names[s] : "unknown";
+}
+
+int sl_store__step_status_parse(const char *name)
+{
+	return name_index(step_status_names, SL_STEP_ST__COUNT, name);
+}
+
+const char *sl_store__phase_name(enum sl_phase p)
+{
+	return (unsigned)p < SL_ARRAY_LEN(phase_names) ? phase_names[p] : "unknown";
+}
+
+int sl_store__phase_parse(const char *name)
+{
+	return name_index(phase_names, SL_ARRAY_LEN(phase_names), name);
+}
+
+size_t sl_store__limit(size_t limit)
+{
+	if (limit == 0)
+		return SL_STORE_LIST_DEFAULT;
+	return SL_MIN(limit, (size_t)SL_STORE_LIST_MAX);
+}
+
+void sl_store__id_copy(char dst[SL_ID_MAX], const char *src)
+{
+	size_t n = src ? strnlen(src, SL_ID_MAX - 1) : 0;
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
+/* ---- argument checks shared by every implementation ------------------------------- */
+
+/* An id longer than SL_ID_MAX - 1 could never have been issued; refusing it
+ * here keeps every run_id_out copy exact. */
+static bool id_ok(const char *id)
+{
+	return id && *id && strnlen(id, SL_ID_MAX) < SL_ID_MAX;
+}
+
+int sl_store__run_new_check(const struct sl_run_new *r, struct sl_err *err)
+{
+	if (!r || !r->workflow || !*r->workflow)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: a run needs a workflow name");
+	if (r->idem_key && !*r->idem_key)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: empty idempotency key");
+	if (r->idem_ttl_ms < 0 || r->due_at < 0)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: negative ttl or due time");
+	if ((r->parent_run_id && !id_ok(r->parent_run_id)) || (r->root_run_id && !id_ok(r->root_run_id)))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: malformed parent or root run id");
+	if (r->correlation_id && !*r->correlation_id)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: empty correlation id");
+	return 0;
+}
+
+int sl_store__commit_check(const struct sl_commit *c, struct sl_err *err)
+{
+	if (!id_ok(c->run_id))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit without a run id");
+	if ((unsigned)c->status >= SL_RUN__COUNT || (c->phase != SL_PHASE_FORWARD && c->phase != SL_PHASE_COMPENSATE))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: bad status or phase",
+				  c->run_id);
+	if (c->next != SL_TASK_CONTINUE && c->next != SL_TASK_RESCHEDULE && c->next != SL_TASK_DONE)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: bad task next", c->run_id);
+	if (c->next == SL_TASK_CONTINUE && c->lease_ms <= 0)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: continue needs lease_ms",
+				  c->run_id);
+	if (c->step && (!c->step->step_id || !*c->step->step_id || (unsigned)c->step->status >= SL_STEP_ST__COUNT))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: bad step record", c->run_id);
+	if (c->attempt && (!c->attempt->step_id || !*c->attempt->step_id ||
+			   (unsigned)c->attempt->error_class >= SL_CLASS__COUNT))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: bad attempt record",
+				  c->run_id);
+	if (c->dlq && (!c->dlq->step_id || (unsigned)c->dlq->error_class >= SL_CLASS__COUNT))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: bad dead letter", c->run_id);
+	if (c->nspawn && !c->spawn)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: nspawn without spawn",
+				  c->run_id);
+	for (size_t i = 0; i < c->nspawn; i++) {
+		int rc = sl_store__run_new_check(&c->spawn[i], err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- the registry: built-in stores, looked up by URL scheme -------------------- */
+
+static const struct sl_store_ops *const registry[] = {
+	&sl_store_sqlite_ops, /* first: a bare path means SQLite */
+};
+
+/* "NAME:rest" where NAME is [a-z0-9+.-]{2,}: a scheme. Anything else (a
+ * path, even one holding a ':') is a bare SQLite path. */
+static size_t scheme_len(const char *url)
+{
+	size_t i = 0;
+	while ((url[i] >= 'a' && url[i] <= 'z') || (url[i] >= '0' && url[i] <= '9') || url[i] == '+' ||
+	       url[i] == '.' || url[i] == '-')
+		i++;
+	return (i >= 2 && url[i] == ':') ? i : 0;
+}
+
+int sl_store_open(const char *url, struct sl_store **out, struct sl_err *err)
+{
+	if (!url || !*url || !out)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: no store URL");
+	*out = NULL;
+	size_t n = scheme_len(url);
+	if (n == 0)
+		return registry[0]->open(url, out, err);
+	if ((n == 8 && memcmp(url, "postgres", 8) == 0) || (n == 10 && memcmp(url, "postgresql", 10) == 0))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE,
+				  "store: %.*s: not built into this binary yet (use sqlite:PATH)", (int)n, url);
+	for (size_t i = 0; i < SL_ARRAY_LEN(registry); i++) {
+		if (strlen(registry[i]->name) != n || memcmp(registry[i]->name, url, n) != 0)
+			continue;
+		const char *target = url + n + 1;
+		if (target[0] == '/' && target[1] == '/')
+			target += 2; /* sqlite:///abs/path and sqlite://rel/path */
+		if (!*target)
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: %s: no path", url);
+		return registry[i]->open(target, out, err);
+	}
+	return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: unknown store kind in \"%s\" (known: sqlite)", url);
+}
+
+void sl_store_close(struct sl_store *s)
+{
+	if (s)
+		s->ops->close(s);
+}
+
+const char *sl_store_kind(const struct sl_store *s)
+{
+	return s ? s->ops->name : "none";
+}
+
+int sl_store_schema_version(struct sl_store *s)
+{
+	return s ? s->ops->schema_version(s) : 0;
+}
+
+/* ---- dispatch --------------------------------------------------------------------- */
+
+#define NEED(cond, what)                                                                         \
+	do {                                                                                     \
+		if (!(cond))                                                                     \
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: %s: %s", __func__, \
+					  what);                                                 \
+	} while (0)
+
+#define SLOT(s, fn)                                                                              \
+	do {                                                                                     \
+		if (!(s)->ops->fn)                                                               \
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: %s: not supported by %s", \
+					  #fn, (s)->ops->name);                                  \
+	} while (0)
+
+int sl_store_def_put(struct sl_store *s, const char *digest, const char *name, int version, const char *file,
+		     const char *source, struct sl_err *err)
+{
+	NEED(s && digest && *digest && name && *name && source, "digest, name and source are required");
+	SLOT(s, def_put);
+	return s->ops->def_put(s, digest, name, version, file, source, err);
+}
+
+int sl_store_def_get(struct sl_store *s, const char *digest, char **file, char **source, struct sl_err *err)
+{
+	NEED(s && digest && file && source, "digest and out pointers are required");
+	*file = *source = NULL;
+	SLOT(s, def_get);
+	return s->ops->def_get(s, digest, file, source, err);
+}
+
+int sl_store_run_create(struct sl_store *s, const struct sl_run_new *r, char run_id_out[SL_ID_MAX],
+			bool *existed, struct sl_err *err)
+{
+	NEED(s && r && run_id_out, "store, run and run_id_out are required");
+	run_id_out[0] = '\0';
+	bool dummy;
+	if (!existed)
+		existed = &dummy;
+	*existed = false;
+	int rc = sl_store__run_new_check(r, err);
+	if (rc)
+		return rc;
+	SLOT(s, run_create);
+	return s->ops->run_create(s, r, run_id_out, existed, err);
+}
+
+int sl_store_claim(struct sl_store *s, const char *owner, int64_t lease_ms, size_t max, struct sl_task *out,
+		   size_t *n, struct sl_err *err)
+{
+	NEED(s && owner && n && (out || max == 0), "store, owner, out and n are required");
+	NEED(lease_ms > 0, "lease_ms must be positive");
+	*n = 0;
+	if (max == 0)
+		return 0;
+	SLOT(s, claim);
+	return s->ops->claim(s, owner, lease_ms, max, out, n, err);
+}
+
+int sl_store_renew(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t lease_ms, bool *lost,
+		   struct sl_err *err)
+{
+	NEED(s && ((tasks && lost) || n == 0), "store, tasks and lost are required");
+	NEED(lease_ms > 0, "lease_ms must be positive");
+	if (n == 0)
+		return 0;
+	SLOT(s, renew);
+	return s->ops->renew(s, tasks, n, lease_ms, lost, err);
+}
+
+int sl_store_release(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err)
+{
+	NEED(s && (tasks || n == 0), "store and tasks are required");
+	if (n == 0)
+		return 0;
+	SLOT(s, release);
+	return s->ops->release(s, tasks, n, err);
+}
+
+int64_t sl_store_next_due(struct sl_store *s)
+{
+	if (!s || !s->ops->next_due)
+		return INT64_MAX;
+	return s->ops->next_due(s);
+}
+
+int sl_store_run_load(struct sl_store *s, const char *run_id, struct sl_run *out, struct sl_err *err)
+{
+	NEED(s && run_id && out, "store, run_id and out are required");
+	memset(out, 0, sizeof *out);
+	if (!id_ok(run_id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no run %.64s", run_id);
+	SLOT(s, run_load);
+	return s->ops->run_load(s, run_id, out, err);
+}
+
+void sl_run_free(struct sl_run *r)
+{
+	if (!r)
+		return;
+	free(r->workflow);
+	free(r->digest);
+	json_decref(r->input);
+	json_decref(r->context);
+	json_decref(r->step_status);
+	json_decref(r->output);
+	json_decref(r->error);
+	free(r->correlation_id);
+	free(r->parent_run_id);
+	free(r->root_run_id);
+	free(r->trigger);
+	free(r->tenant);
+	memset(r, 0, sizeof *r);
+}
+
+int sl_store_commit(struct sl_store *s, const struct sl_commit *commits, size_t n, int *results,
+		    struct sl_err *err)
+{
+	NEED(s && ((commits && results) || n == 0), "store, commits and results are required");
+	if (n == 0)
+		return 0;
+	SLOT(s, commit);
+	return s->ops->commit(s, commits, n, results, err);
+}
+
+int sl_store_run_get(struct sl_store *s, const char *run_id, json_t **out, struct sl_err *err)
+{
+	NEED(s && run_id && out, "store, run_id and out are required");
+	*out = NULL;
+	if (!id_ok(run_id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no run %.64s", run_id);
+	SLOT(s, run_get);
+	return s->ops->run_get(s, run_id, out, err);
+}
+
+enum sl_run_status sl_store_run_status(struct sl_store *s, const char *run_id)
+{
+	if (!s || !id_ok(run_id) || !s->ops->run_status)
+		return (enum sl_run_status)-1;
+	return (enum sl_run_status)s->ops->run_status(s, run_id);
+}
+
+int sl_store_runs_list(struct sl_store *s, const struct sl_run_filter *f, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	struct sl_run_filter any = {.status = -1};
+	if (!f)
+		f = &any;
+	NEED(f->status >= -1 && f->status < SL_RUN__COUNT, "unknown status in filter");
+	SLOT(s, runs_list);
+	return s->ops->runs_list(s, f, out, err);
+}
+
+int sl_store_tree_pending(struct sl_store *s, const char *root_run_id, int64_t *count, struct sl_err *err)
+{
+	NEED(s && root_run_id && count, "store, root_run_id and count are required");
+	*count = 0;
+	SLOT(s, tree_pending);
+	return s->ops->tree_pending(s, root_run_id, count, err);
+}
+
+int sl_store_counts(struct sl_store *s, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	SLOT(s, counts);
+	return s->ops->counts(s, out, err);
+}
+
+int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *err)
+{
+	NEED(s && run_id, "store and run_id are required");
+	if (!id_ok(run_id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no run %.64s", run_id);
+	SLOT(s, run_cancel);
+	return s->ops->run_cancel(s, run_id, err);
+}
+
+int sl_store_dlq_list(struct sl_store *s, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	struct sl_dlq_filter any = {.error_class = -1};
+	if (!f)
+		f = &any;
+	NEED(f->error_class >= -1 && f->error_class < SL_CLASS__COUNT, "unknown error class in filter");
+	SLOT(s, dlq_list);
+	return s->ops->dlq_list(s, f, out, err);
+}
+
+int sl_store_dlq_replay(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
+			int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err)
+{
+	NEED(s && dlq_id && run_id_out, "store, dlq_id and run_id_out are required");
+	NEED(new_version >= 0, "negative version");
+	run_id_out[0] = '\0';
+	if (new_digest && !*new_digest)
+		new_digest = NULL;
+	if (!id_ok(dlq_id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no dead letter %.64s", dlq_id);
+	SLOT(s, dlq_replay);
+	return s->ops->dlq_replay(s, dlq_id, input, new_digest, new_version, run_id_out, err);
+}
+
+int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, struct sl_err *err)
+{
+	NEED(s, "store is required");
+	int64_t dummy;
+	if (!purged)
+		purged = &dummy;
+	*purged = 0;
+	SLOT(s, dlq_purge);
+	return s->ops->dlq_purge(s, before_ms, purged, err);
+}
+
+int sl_store_idem_get(struct sl_store *s, const char *scope, const char *key, char run_id_out[SL_ID_MAX],
+		      struct sl_err *err)
+{
+	NEED(s && key && run_id_out, "store, key and run_id_out are required");
+	run_id_out[0] = '\0';
+	SLOT(s, idem_get);
+	return s->ops->idem_get(s, scope ? scope : "", key, run_id_out, err);
+}
+
+int sl_store_idem_purge(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err)
+{
+	NEED(s, "store is required");
+	int64_t dummy;
+	if (!purged)
+		purged = &dummy;
+	*purged = 0;
+	SLOT(s, idem_purge);
+	return s->ops->idem_purge(s, now_ms, purged, err);
+}

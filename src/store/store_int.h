@@ -1,0 +1,82 @@
+/*
+ * store_int.h: private to src/store/. The table every store implementation
+ * fills (SQLite's sqlite3_io_methods, Fluent Bit's flb_output_plugin), and
+ * the helpers the implementations share.
+ *
+ * store.c owns the public functions: it checks arguments once, for every
+ * implementation, then calls through s->ops. An implementation sees only
+ * well-formed calls (non-NULL store, out pointers and required strings).
+ * A NULL slot means "not supported by this store" (SL_EINVAL).
+ */
+#ifndef SL_STORE_INT_H
+#define SL_STORE_INT_H
+
+#include "store/store.h"
+
+/* Every implementation's handle starts with this. */
+struct sl_store {
+	const struct sl_store_ops *ops;
+};
+
+struct sl_store_ops {
+	const char *name; /* "sqlite": also the URL scheme that selects it */
+	/* target is the URL with "NAME:" (and a following "//") removed. */
+	int (*open)(const char *target, struct sl_store **out, struct sl_err *err);
+	void (*close)(struct sl_store *s);
+	int (*schema_version)(struct sl_store *s);
+
+	int (*def_put)(struct sl_store *s, const char *digest, const char *name, int version, const char *file,
+		       const char *source, struct sl_err *err);
+	int (*def_get)(struct sl_store *s, const char *digest, char **file, char **source, struct sl_err *err);
+
+	int (*run_create)(struct sl_store *s, const struct sl_run_new *r, char run_id_out[SL_ID_MAX],
+			  bool *existed, struct sl_err *err);
+	int (*claim)(struct sl_store *s, const char *owner, int64_t lease_ms, size_t max, struct sl_task *out,
+		     size_t *n, struct sl_err *err);
+	int (*renew)(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t lease_ms, bool *lost,
+		     struct sl_err *err);
+	int64_t (*next_due)(struct sl_store *s);
+	int (*run_load)(struct sl_store *s, const char *run_id, struct sl_run *out, struct sl_err *err);
+	int (*commit)(struct sl_store *s, const struct sl_commit *commits, size_t n, int *results,
+		      struct sl_err *err);
+
+	int (*run_get)(struct sl_store *s, const char *run_id, json_t **out, struct sl_err *err);
+	int (*run_status)(struct sl_store *s, const char *run_id); /* -1 if none */
+	int (*runs_list)(struct sl_store *s, const struct sl_run_filter *f, json_t **out, struct sl_err *err);
+	int (*tree_pending)(struct sl_store *s, const char *root_run_id, int64_t *count, struct sl_err *err);
+	int (*counts)(struct sl_store *s, json_t **out, struct sl_err *err);
+	int (*run_cancel)(struct sl_store *s, const char *run_id, struct sl_err *err);
+
+	int (*dlq_list)(struct sl_store *s, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err);
+	int (*dlq_replay)(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
+			  int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err);
+	int (*dlq_purge)(struct sl_store *s, int64_t before_ms, int64_t *purged, struct sl_err *err);
+
+	int (*idem_get)(struct sl_store *s, const char *scope, const char *key, char run_id_out[SL_ID_MAX],
+			struct sl_err *err);
+	int (*idem_purge)(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err);
+	int (*release)(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err);
+	/* New members are appended here. */
+};
+
+extern const struct sl_store_ops sl_store_sqlite_ops;
+
+/* Page sizes of the list functions: the default and the most one page holds. */
+#define SL_STORE_LIST_DEFAULT 50
+#define SL_STORE_LIST_MAX 1000
+
+/* ---- helpers shared by the implementations (store.c) ---------------------- */
+const char *sl_store__phase_name(enum sl_phase p);            /* "forward", "compensate" */
+int sl_store__phase_parse(const char *name);                  /* -1 when unknown */
+int sl_store__step_status_parse(const char *name);            /* -1 when unknown */
+/* The list's page size: 0 means the default; capped at the maximum. */
+size_t sl_store__limit(size_t limit);
+/* Checks one commit of a batch (a bad one is refused alone, so that one
+ * malformed commit never blocks the batches it lands in). 0 or SL_EINVAL. */
+int sl_store__commit_check(const struct sl_commit *c, struct sl_err *err);
+/* Checks a run to create (run_create and spawns). 0 or SL_EINVAL. */
+int sl_store__run_new_check(const struct sl_run_new *r, struct sl_err *err);
+/* Copies an id into a caller's SL_ID_MAX buffer, always terminated. */
+void sl_store__id_copy(char dst[SL_ID_MAX], const char *src);
+
+#endif
