@@ -5,6 +5,7 @@
 #include "engine/engine_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,10 +144,52 @@ int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engi
 	return 0;
 }
 
+/* Whether a lease owner ("HOST:PID/wN") is a process of this host that no
+ * longer exists. Only then may its leases be released early; anything else
+ * (another host, a live or reused pid) waits for the lease to expire. */
+static bool owner_is_dead_local(const char *owner, const char *host)
+{
+	size_t hl = strlen(host);
+	if (strncmp(owner, host, hl) != 0 || owner[hl] != ':')
+		return false;
+	char *end = NULL;
+	long pid = strtol(owner + hl + 1, &end, 10);
+	if (pid <= 0 || end == owner + hl + 1 || *end != '/' || pid == (long)getpid())
+		return false;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* After a crash on one machine, the dead process's leases would hold its
+ * runs until they expire; release them at once (fencing still refuses any
+ * late commit of the dead owner). */
+static void release_dead_local_leases(struct sl_engine *e)
+{
+	char host[64] = "host";
+	gethostname(host, sizeof host - 1);
+	json_t *owners = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (sl_store_lease_owners(e->store, &owners, &err))
+		return;
+	const char *owner;
+	json_t *count;
+	json_object_foreach(owners, owner, count) {
+		int64_t n = 0;
+		if (!owner_is_dead_local(owner, host) || sl_store_release_owner(e->store, owner, &n, &err))
+			continue;
+		char buf[32];
+		snprintf(buf, sizeof buf, "%lld", (long long)n);
+		sl_log(SL_LOG_INFO, "engine", "released the leases of a process that is gone", "owner", owner,
+		       "tasks", buf, NULL);
+	}
+	json_decref(owners);
+}
+
 int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 {
 	if (e->started)
 		return 0;
+	release_dead_local_leases(e);
 	e->threads = sl_xcalloc((size_t)e->workers, sizeof *e->threads);
 	atomic_store(&e->running, true);
 	for (int i = 0; i < e->workers; i++) {

@@ -130,47 +130,70 @@ static int commit_batch(struct sl_engine *e, struct outcome *outs, size_t n, int
 	return -1;
 }
 
+/* A round executes steps until this much time is spent, then commits: fast
+ * steps (map, emit) still share one commit, while results of slow calls are
+ * never held back behind other slow calls. */
+#define ROUND_BUDGET_US 5000
+
+/* Folds one landed (or refused) outcome into its slot; returns whether the
+ * worker keeps the run in hand. */
+static bool settle(struct sl_engine *e, struct slot *s, struct outcome *o, bool landed, int result,
+		   bool *any_done)
+{
+	if (!landed)
+		return false;
+	if (result == SL_EFENCED) {
+		atomic_fetch_add(&e->stat_fenced, 1);
+		sl_log(SL_LOG_WARN, "engine", "lease lost: the step's result was not committed", "run_id",
+		       s->task.run_id, NULL);
+		return false;
+	}
+	if (result != 0) {
+		sl_log(SL_LOG_ERROR, "engine", "the store refused a commit; the run is left to its lease",
+		       "run_id", s->task.run_id, "code", sl_code_name(result), NULL);
+		return false;
+	}
+	if (o->c.step)
+		atomic_fetch_add(&e->stat_steps, 1);
+	if (o->ends_run) {
+		atomic_fetch_add(&e->stat_runs_done, 1);
+		*any_done = true;
+	}
+	if (o->nspawn)
+		engine_wake(e);
+	step_apply(s, o);
+	if (o->c.next != SL_TASK_CONTINUE)
+		return false;
+	s->task.lease_until = sl_now_ms() + e->lease_ms;
+	return true;
+}
+
 static size_t run_round(struct sl_engine *e, struct slot *slots, size_t held, struct outcome *outs, int *results)
 {
-	for (size_t i = 0; i < held; i++) {
+	int64_t t0 = sl_mono_us();
+	size_t ran = 0;
+	while (ran < held && (ran == 0 || sl_mono_us() - t0 < ROUND_BUDGET_US)) {
 		renew_if_due(e, slots, held);
-		step_execute(e, &slots[i], &outs[i]);
+		step_execute(e, &slots[ran], &outs[ran]);
+		ran++;
 	}
-	bool landed = commit_batch(e, outs, held, results) == 0;
-	size_t kept = 0;
+	bool landed = commit_batch(e, outs, ran, results) == 0;
 	bool any_done = false;
-	for (size_t i = 0; i < held; i++) {
-		struct outcome *o = &outs[i];
-		bool keep = false;
-		if (!landed) {
-			keep = false;
-		} else if (results[i] == SL_EFENCED) {
-			atomic_fetch_add(&e->stat_fenced, 1);
-			sl_log(SL_LOG_WARN, "engine", "lease lost: the step's result was not committed", "run_id",
-			       slots[i].task.run_id, NULL);
-		} else if (results[i] == 0) {
-			if (o->c.step)
-				atomic_fetch_add(&e->stat_steps, 1);
-			if (o->ends_run) {
-				atomic_fetch_add(&e->stat_runs_done, 1);
-				any_done = true;
-			}
-			if (o->nspawn)
-				engine_wake(e);
-			step_apply(&slots[i], o);
-			keep = o->c.next == SL_TASK_CONTINUE;
-			if (keep)
-				slots[i].task.lease_until = sl_now_ms() + e->lease_ms;
-		}
-		outcome_free(o);
-		if (keep) {
-			if (kept != i)
-				slots[kept] = slots[i];
-			kept++;
-		} else {
+	/* The runs not reached this round go first next round (fairness), then
+	 * the ones kept after their commit. */
+	struct slot *order = sl_xcalloc(held, sizeof *order);
+	size_t kept = 0;
+	for (size_t i = ran; i < held; i++)
+		order[kept++] = slots[i];
+	for (size_t i = 0; i < ran; i++) {
+		if (settle(e, &slots[i], &outs[i], landed, results[i], &any_done))
+			order[kept++] = slots[i];
+		else
 			slot_release(&slots[i]);
-		}
+		outcome_free(&outs[i]);
 	}
+	memcpy(slots, order, kept * sizeof *slots);
+	free(order);
 	if (any_done)
 		engine_notify_done(e);
 	return kept;

@@ -104,6 +104,10 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(TASK_DONE, "DELETE FROM tasks WHERE run_id = ?1 AND fence = ?2")                                  \
 	X(TASK_DELETE, "DELETE FROM tasks WHERE run_id = ?1 RETURNING fence")                               \
 	X(NEXT_DUE, "SELECT MIN(due_at) FROM tasks")                                                        \
+	X(LEASE_OWNERS, "SELECT lease_owner, COUNT(*) FROM tasks WHERE lease_owner IS NOT NULL "            \
+			"AND lease_until > ?1 GROUP BY lease_owner")                                        \
+	X(OWNER_RELEASE, "UPDATE tasks SET lease_owner = NULL, lease_until = 0, due_at = ?2 "               \
+			 "WHERE lease_owner = ?1")                                                          \
 	X(STEP_PUT, "INSERT INTO steps(run_id, step_id, idx, status, output, error, attempts, started_at, " \
 		    "finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "                             \
 		    "ON CONFLICT(run_id, step_id) DO UPDATE SET idx = excluded.idx, "                       \
@@ -1580,6 +1584,52 @@ static int sq_counts(struct sl_store *base, json_t **out, struct sl_err *err)
 	return 0;
 }
 
+/* ---- leases of dead processes ------------------------------------------------------------------ */
+
+static int sq_lease_owners(struct sl_store *base, json_t **out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	json_t *o = json_object();
+	sqlite3_stmt *st = st_get(c, SQ_LEASE_OWNERS, err);
+	int rc = st ? SQLITE_ROW : SL_ESTORE;
+	if (st && b_i64(st, 1, sl_now_ms()))
+		rc = SL_ESTORE;
+	while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (c_text(st, 0))
+			json_object_set_new(o, c_text(st, 0), json_integer(sqlite3_column_int64(st, 1)));
+	if (st) {
+		rc = rc == SQLITE_DONE ? 0 : db_err(c, err, "lease owners");
+		st_done(st);
+	}
+	rd_put(s, c);
+	if (rc) {
+		json_decref(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
+
+static int sq_release_owner(struct sl_store *base, const char *owner, int64_t *released, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = st_get(&s->w, SQ_OWNER_RELEASE, err);
+	if (!st) {
+		rc = SL_ESTORE;
+	} else {
+		int b = b_text(st, 1, owner) | b_i64(st, 2, sl_now_ms());
+		rc = b ? (st_done(st), bind_err(b, err, "release owner"))
+		       : x_run(&s->w, st, released, err, "release owner");
+	}
+	return wr_end(s, rc, err);
+}
+
 /* ---- cancelling ----------------------------------------------------------------------------- */
 
 /* The status of a run on the writer (inside its transaction). */
@@ -1857,4 +1907,6 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.idem_get = sq_idem_get,
 	.idem_purge = sq_idem_purge,
 	.release = sq_release,
+	.lease_owners = sq_lease_owners,
+	.release_owner = sq_release_owner,
 };

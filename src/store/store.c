@@ -282,6 +282,22 @@ int sl_store_release(struct sl_store *s, const struct sl_task *tasks, size_t n, 
 	return s->ops->release(s, tasks, n, err);
 }
 
+int sl_store_lease_owners(struct sl_store *s, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	SLOT(s, lease_owners);
+	return s->ops->lease_owners(s, out, err);
+}
+
+int sl_store_release_owner(struct sl_store *s, const char *owner, int64_t *released, struct sl_err *err)
+{
+	NEED(s && owner && released, "store, owner and released are required");
+	*released = 0;
+	SLOT(s, release_owner);
+	return s->ops->release_owner(s, owner, released, err);
+}
+
 int64_t sl_store_next_due(struct sl_store *s)
 {
 	if (!s || !s->ops->next_due)

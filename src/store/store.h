@@ -107,6 +107,13 @@ int sl_store_renew(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t 
 /* Gives leases back (graceful stop): the tasks become claimable at once by
  * anyone; a task whose fence moved on is left alone. */
 int sl_store_release(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err);
+/* The owners of live leases ({"owner": count, ...}), so a starting process
+ * can find leases left by a dead one. */
+int sl_store_lease_owners(struct sl_store *s, json_t **out, struct sl_err *err);
+/* Releases every live lease of owner (a process known to be dead): its tasks
+ * are claimable at once; their fences move on when claimed, so a late commit
+ * from the dead owner is still refused. *released: how many. */
+int sl_store_release_owner(struct sl_store *s, const char *owner, int64_t *released, struct sl_err *err);
 /* When the next task is due (for a sleeping worker), or INT64_MAX if none.
  * A leased task counts as due when its lease ends. On a store error: now
  * (so the worker's claim runs and reports it). */

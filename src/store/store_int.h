@@ -56,6 +56,8 @@ struct sl_store_ops {
 			struct sl_err *err);
 	int (*idem_purge)(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err);
 	int (*release)(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err);
+	int (*lease_owners)(struct sl_store *s, json_t **out, struct sl_err *err);
+	int (*release_owner)(struct sl_store *s, const char *owner, int64_t *released, struct sl_err *err);
 	/* New members are appended here. */
 };
 

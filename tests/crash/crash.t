@@ -7,7 +7,7 @@
 RUNS=${CRASH_RUNS:-200}
 KILLS=${CRASH_KILLS:-20}
 export HELPDESK_TOKEN=crash-token
-start_target --require-bearer "$HELPDESK_TOKEN" --state "$T_TMP/effects.jsonl" --latency-ms 3 --fail-rate 0.05 --seed 7
+start_target --require-bearer "$HELPDESK_TOKEN" --state "$T_TMP/effects.jsonl" --latency-ms 40 --fail-rate 0.05 --seed 7
 P=$(project_copy "$TOP/examples/support-triage")
 # Every 10th email is urgent, so its run emits an event that starts a
 # second workflow: runs spawned by runs must survive crashes too.
@@ -20,21 +20,27 @@ done > "$T_TMP/inputs.jsonl"
 URGENT=$((RUNS / 10))
 db="$P/.sluice/sluice.db"
 completed() { sqlite3 "$db" "select count(*) from runs where status='completed'" 2>/dev/null || echo 0; }
+steps_done() { sqlite3 "$db" "select count(*) from steps" 2>/dev/null || echo 0; }
 
 seed=${CRASH_SEED:-$$}
 RANDOM=$seed
 t_diag "crash seed $seed"
+TOTAL=$((RUNS + URGENT))
 killed_mid=0
 for k in $(seq 1 "$KILLS"); do
 	"$SLUICE" run --quiet --batch "$T_TMP/inputs.jsonl" "$P" support-triage 2>>"$T_TMP/sluice.log" &
 	pid=$!
-	# 20-400 ms: early kills land during run creation, later ones mid-steps.
-	sleep "0.$(printf '%03d' $((20 + RANDOM % 380)))"
-	if kill -9 "$pid" 2>/dev/null; then killed_mid=$((killed_mid + 1)); fi
+	# 30-700 ms: early kills land during start-up and run creation, later
+	# ones between and inside steps.
+	sleep "0.$(printf '%03d' $((30 + RANDOM % 670)))"
+	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
-	t_diag "kill $k: $(completed) runs completed so far"
+	done_now=$(completed)
+	# A kill counts as "under load" when runs were still unfinished.
+	[ "$done_now" -lt "$TOTAL" ] && killed_mid=$((killed_mid + 1))
+	t_diag "kill $k: $done_now of $TOTAL runs completed, $(steps_done) steps committed"
 done
-t_is "$([ $killed_mid -ge $((KILLS / 2)) ] && echo yes)" yes "most kills landed while work was in flight ($killed_mid/$KILLS)"
+t_is "$([ $killed_mid -ge $((KILLS / 2)) ] && echo yes)" yes "most kills landed while runs were unfinished ($killed_mid/$KILLS)"
 
 # The last start runs everything to the end.
 out=$(timeout 300 "$SLUICE" run --batch "$T_TMP/inputs.jsonl" --timeout 240s "$P" support-triage 2>>"$T_TMP/sluice.log"); rc=$?
