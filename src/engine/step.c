@@ -320,6 +320,15 @@ static void exec_wait(struct slot *s, struct outcome *o, const struct sl_step *s
 	record_step(o, st, SL_STEP_ST_COMPLETED, 1, started);
 }
 
+/* Whether w is the current version of a workflow subscribed to topic:
+ * older versions stay loaded for the runs that started on them, but an event
+ * starts only the newest. */
+static bool subscribed(const struct sl_project *p, const struct sl_workflow *w, const char *topic)
+{
+	return w->trigger.kind == SL_TRIGGER_EVENT && strcmp(w->trigger.event, topic) == 0 &&
+	       sl_project_workflow(p, w->name) == w;
+}
+
 /* emit: starts every workflow subscribed to the topic, in the same commit. */
 static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
 		     json_t **out, struct sl_err *err)
@@ -335,7 +344,7 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 	size_t n = 0;
 	for (size_t i = 0; i < p->nworkflows; i++) {
 		const struct sl_workflow *w = p->workflows[i];
-		if (w->trigger.kind == SL_TRIGGER_EVENT && strcmp(w->trigger.event, st->topic) == 0)
+		if (subscribed(p, w, st->topic))
 			n++;
 	}
 	o->spawn = sl_xcalloc(n ? n : 1, sizeof *o->spawn);
@@ -344,7 +353,7 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 	json_t *started = json_array();
 	for (size_t i = 0; i < p->nworkflows; i++) {
 		const struct sl_workflow *w = p->workflows[i];
-		if (w->trigger.kind != SL_TRIGGER_EVENT || strcmp(w->trigger.event, st->topic) != 0)
+		if (!subscribed(p, w, st->topic))
 			continue;
 		if (engine_check_input(w, payload, err)) {
 			sl_err_prefix(err, "emit to %s: workflow %s", st->topic, w->name);

@@ -500,6 +500,36 @@ static void test_input_contract_is_enforced(void **state)
 	sl_project_free(p);
 }
 
+/* With two versions of a subscriber loaded, an event starts only the newest
+ * (the older stays loaded for the runs that started on it). */
+static void test_emit_starts_the_current_version_only(void **state)
+{
+	struct fixture *f = *state;
+	put("workflows/child-v2.yaml", "workflow: child\nversion: 2\ntrigger: { event: flow.done }\n"
+				       "steps:\n  - id: triple\n    map: '.input.n * 3'\n");
+	struct sl_project *p = load();
+	struct sl_engine *e = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_engine_new(p, f->s, NULL, &e, &err), 0);
+	json_t *in = json_pack("{s:i}", "n", 5);
+	struct sl_start st = {.workflow = "flow", .input = in};
+	char id[SL_ID_MAX];
+	assert_int_equal(sl_engine_start_run(e, &st, id, NULL, &err), 0);
+	json_decref(in);
+	assert_int_equal(sl_engine_start(e, &err), 0);
+	assert_int_equal(sl_engine_wait_tree(e, id, 20000), 0);
+	struct sl_run_filter flt = {.workflow = "child", .status = -1};
+	json_t *list = NULL;
+	assert_int_equal(sl_store_runs_list(f->s, &flt, &list, &err), 0);
+	json_t *runs = json_object_get(list, "runs");
+	assert_int_equal(json_array_size(runs), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(runs, 0), "version")), 2);
+	json_decref(list);
+	sl_engine_free(e);
+	sl_project_free(p);
+}
+
 static void test_backoff_full_jitter(void **state)
 {
 	(void)state;
@@ -533,6 +563,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_finishes_on_its_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired_lease_is_reclaimed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_contract_is_enforced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emit_starts_the_current_version_only, setup, teardown),
 		cmocka_unit_test(test_backoff_full_jitter),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
