@@ -167,15 +167,27 @@ static void advance(struct slot *s, struct outcome *o, const struct sl_step *st,
 
 /* ---- failures: retry, then on_error -------------------------------------------- */
 
+/* An error from a jq expression carries where the expression is written;
+ * the run, the DLQ and the log show it as FILE:LINE:COL. */
+static struct sl_err located(const struct sl_err *err)
+{
+	struct sl_err e = *err;
+	if (e.file[0] && e.line > 0)
+		sl_err_prefix(&e, "%s:%d:%d", e.file, e.line, e.col);
+	return e;
+}
+
 static bool retryable(const struct sl_err *err)
 {
 	return err->cls == SL_CLASS_TRANSIENT;
 }
 
 static void fail_step(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
-		      const struct sl_err *err, json_t *evidence /* taken */, int64_t started, int64_t dur)
+		      const struct sl_err *err_in, json_t *evidence /* taken */, int64_t started, int64_t dur)
 {
 	(void)e;
+	struct sl_err located_err = located(err_in);
+	const struct sl_err *err = &located_err;
 	int attempts = s->run.attempt + 1;
 	record_attempt(o, st->id, attempts, started, dur, "error", err);
 	if (retryable(err) && attempts < st->retry.max_attempts) {
@@ -493,6 +505,7 @@ static void exec_compensate(struct sl_engine *e, struct slot *s, struct outcome 
 	int64_t dur = (sl_mono_us() - t0) / 1000;
 	int attempts = s->run.attempt + 1;
 	if (rc) {
+		err = located(&err);
 		record_attempt(o, att_id, attempts, started, dur, "error", &err);
 		if (retryable(&err) && attempts < st->retry.max_attempts) {
 			o->c.attempt_no = attempts;

@@ -419,6 +419,11 @@ static void test_on_error_continue(void **state)
 	assert_string_equal(str(run, "status"), "completed");
 	assert_string_equal(str(step_of(run, "x"), "status"), "failed");
 	assert_string_equal(json_string_value(json_object_get(run, "output")), "permanent");
+	/* A runtime jq error names the workflow file, line and step. */
+	const char *msg = str(json_object_get(step_of(run, "x"), "error"), "message");
+	assert_non_null(strstr(msg, "workflows/cont.yaml:5:"));
+	assert_non_null(strstr(msg, "step x"));
+	assert_non_null(strstr(msg, "soft"));
 	json_decref(run);
 }
 
