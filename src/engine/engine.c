@@ -343,3 +343,61 @@ int sl_engine_wait_tree(struct sl_engine *e, const char *root_run_id, int64_t ti
 		pthread_mutex_unlock(&e->mu);
 	}
 }
+
+/* ---- operator actions ------------------------------------------------------------ */
+
+struct sl_project *sl_engine_project(struct sl_engine *e)
+{
+	return e->project;
+}
+
+struct sl_store *sl_engine_store(struct sl_engine *e)
+{
+	return e->store;
+}
+
+/* The workflow name of a DLQ entry (owned). */
+static int dlq_workflow(struct sl_engine *e, const char *dlq_id, char **name, struct sl_err *err)
+{
+	struct sl_dlq_filter f = {.error_class = -1, .include_replayed = true, .id = dlq_id};
+	json_t *page = NULL;
+	*name = NULL;
+	if (sl_store_dlq_list(e->store, &f, &page, err))
+		return err ? err->code : SL_ESTORE;
+	const char *w = json_string_value(json_object_get(json_array_get(json_object_get(page, "entries"), 0), "workflow"));
+	*name = w ? sl_strdup(w) : NULL;
+	json_decref(page);
+	return w ? 0 : sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "no dead-letter entry %s", dlq_id);
+}
+
+int sl_engine_replay(struct sl_engine *e, const char *dlq_id, const json_t *input, bool newest,
+		     char run_id[SL_ID_MAX], struct sl_err *err)
+{
+	const char *digest = NULL;
+	int version = 0;
+	if (newest) {
+		char *name = NULL;
+		int rc = dlq_workflow(e, dlq_id, &name, err);
+		if (rc)
+			return rc;
+		const struct sl_workflow *w = sl_project_workflow(e->project, name);
+		free(name);
+		if (!w)
+			return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE,
+					  "the entry's workflow is not in the project any more");
+		digest = w->digest;
+		version = w->version;
+	}
+	int rc = sl_store_dlq_replay(e->store, dlq_id, input, digest, version, run_id, err);
+	if (!rc)
+		engine_wake(e);
+	return rc;
+}
+
+int sl_engine_cancel(struct sl_engine *e, const char *run_id, struct sl_err *err)
+{
+	int rc = sl_store_run_cancel(e->store, run_id, err);
+	if (!rc)
+		engine_notify_done(e);
+	return rc;
+}

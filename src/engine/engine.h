@@ -59,6 +59,18 @@ struct sl_start {
 int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run_id[SL_ID_MAX],
 			bool *existed, struct sl_err *err);
 
+/* Replays a dead run from its failed step (DLQ entry dlq_id): completed
+ * steps are not repeated. input (borrowed, may be NULL) replaces .input;
+ * newest = true moves the run onto the newest loaded version of its
+ * workflow, else it stays on its own. Wakes the workers. */
+int sl_engine_replay(struct sl_engine *e, const char *dlq_id, const json_t *input, bool newest,
+		     char run_id[SL_ID_MAX], struct sl_err *err);
+/* Cancels a run that has not ended (SL_EINVAL when it has). */
+int sl_engine_cancel(struct sl_engine *e, const char *run_id, struct sl_err *err);
+/* The project and store the engine runs on (borrowed). */
+struct sl_project *sl_engine_project(struct sl_engine *e);
+struct sl_store *sl_engine_store(struct sl_engine *e);
+
 /* Waits until the run and every run it spawned are terminal, or timeout_ms
  * passes (0: forever). Returns 0, or SL_ETIMEOUT. */
 int sl_engine_wait_tree(struct sl_engine *e, const char *root_run_id, int64_t timeout_ms);

@@ -1727,6 +1727,8 @@ static int dlq_bind(sqlite3_stmt *st, const void *filter, size_t limit)
 		b |= b_i64(st, k++, f->until);
 	if (f->cursor)
 		b |= b_text(st, k++, f->cursor);
+	if (f->id)
+		b |= b_text(st, k++, f->id);
 	return b | b_i64(st, k, (int64_t)limit + 1);
 }
 
@@ -1750,6 +1752,8 @@ static int sq_dlq_list(struct sl_store *base, const struct sl_dlq_filter *f, jso
 		sl_buf_adds(&q, " AND replayed_at = 0");
 	if (f->cursor)
 		sl_buf_adds(&q, " AND id < ?");
+	if (f->id)
+		sl_buf_adds(&q, " AND id = ?");
 	sl_buf_adds(&q, " ORDER BY id DESC LIMIT ?");
 	int rc = q.err ? sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long")
 		       : list_run(sq(base), sl_buf_str(&q), dlq_bind, f, limit, dlq_doc, "entries", out, err);

@@ -242,6 +242,7 @@ struct sl_dlq_filter {
 	bool include_replayed;
 	const char *cursor;
 	size_t limit;                   /* 0: 50 */
+	const char *id;                 /* NULL: any; else that one entry */
 };
 /* {"entries": [{"id","run_id","workflow","version","step_id","error_class",
  *  "error","evidence","created_at","replayed_at"}], "next_cursor": ...} */

@@ -367,7 +367,7 @@ static void test_retries_run_out_then_dead_and_replay(void **state)
 	assert_string_equal(str(entry, "error_class"), "transient");
 	srv.fail_status = 0;
 	char rid[SL_ID_MAX];
-	assert_int_equal(sl_store_dlq_replay(f->s, str(entry, "id"), NULL, NULL, 0, rid, &err), 0);
+	assert_int_equal(sl_engine_replay(f->e, str(entry, "id"), NULL, true, rid, &err), 0);
 	assert_string_equal(rid, id);
 	json_decref(dl);
 	assert_int_equal(sl_engine_wait_tree(f->e, id, 20000), 0);
