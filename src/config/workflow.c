@@ -164,7 +164,7 @@ static struct sl_expr *jq_at(struct wfb *b, const json_t *v, const char *ptr, co
 	sl_err_clear(&err);
 	struct sl_expr *e = sl_expr_compile(json_string_value(v), &o, &err);
 	if (!e) {
-		sl_diags_add(b->cf->diags, b->cf->file, line, col, "%s", err.msg);
+		sl_diags_add(b->cf->diags, b->cf->file, err.line > 0 ? err.line : line, err.line > 0 ? err.col : col, "%s", err.msg);
 		b->cf->nerrors++;
 	}
 	return e;

@@ -170,6 +170,8 @@ struct anchor {
 
 struct yparse {
 	const char *file;
+	const char *text; /* the document, for positions libfyaml's marks lack */
+	size_t len;
 	struct sl_diags *diags;
 	int nerrors;
 	bool stop;
@@ -466,10 +468,25 @@ static void too_many(struct yparse *ps, int line, int col)
 	ps->stop = true;
 }
 
+/* A block scalar's (| or >) mark is the start of its first content line;
+ * the value starts after the indentation, which is where errors belong. */
+static void block_scalar_col(const struct yparse *ps, const struct fy_mark *m, int *col)
+{
+	if (!m || m->input_pos >= ps->len)
+		return;
+	size_t i = m->input_pos;
+	while (i < ps->len && ps->text[i] == ' ')
+		i++;
+	*col += (int)(i - m->input_pos);
+}
+
 static void on_scalar(struct yparse *ps, struct fy_event *ev)
 {
 	int line, col;
 	mark_pos(fy_event_start_mark(ev), &line, &col);
+	enum fy_scalar_style style = fy_token_scalar_style(ev->scalar.value);
+	if (style == FYSS_LITERAL || style == FYSS_FOLDED)
+		block_scalar_col(ps, fy_event_start_mark(ev), &col);
 	if (expecting_key(ps)) {
 		size_t n = 0;
 		const char *s = fy_token_get_text(ev->scalar.value, &n);
@@ -726,6 +743,8 @@ json_t *sl_yaml_parse(const char *text, size_t len, const char *file, struct sl_
 {
 	struct yparse *ps = sl_xcalloc(1, sizeof *ps);
 	ps->file = file ? file : "";
+	ps->text = text;
+	ps->len = len;
 	ps->diags = diags;
 	ps->locs = sl_xcalloc(1, sizeof *ps->locs);
 	sl_buf_init(&ps->ptr, CONF_PTR_MAX * 4);

@@ -195,12 +195,13 @@ struct sl_expr *sl_expr_compile(const char *src, const struct sl_expr_origin *or
 	if (!jq) {
 		free(prog);
 		char msg[SL_ERR_MSG_MAX];
-		if (cm.line > 1) /* the prelude is on line 1 too, so lines match the source */
-			snprintf(msg, sizeof msg, "jq: %s (line %d of the expression)",
-				 cm.have ? cm.text : "does not compile", cm.line);
-		else
-			snprintf(msg, sizeof msg, "jq: %s", cm.have ? cm.text : "does not compile");
-		origin_error(origin, err, SL_CLASS_NONE, msg);
+		snprintf(msg, sizeof msg, "jq: %s", cm.have ? cm.text : "does not compile");
+		/* The prelude is on line 1 too, so jq's line is the expression's:
+		 * point at that line of a multi-line (block scalar) expression. */
+		struct sl_expr_origin at = origin ? *origin : (struct sl_expr_origin){0};
+		if (cm.line > 1 && at.line > 0)
+			at.line += cm.line - 1;
+		origin_error(&at, err, SL_CLASS_NONE, msg);
 		return NULL;
 	}
 	struct sl_expr *e = sl_xcalloc(1, sizeof *e);
