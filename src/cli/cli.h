@@ -23,6 +23,8 @@ int cmd_validate(int argc, char **argv);
 void help_validate(FILE *out);
 int cmd_run(int argc, char **argv);
 void help_run(FILE *out);
+int cmd_sim(int argc, char **argv);
+void help_sim(FILE *out);
 int cmd_version(int argc, char **argv);
 void help_version(FILE *out);
 

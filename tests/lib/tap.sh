@@ -10,6 +10,7 @@ T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
 T_PIDS=""
 
 t_cleanup() {
+	exec 2>/dev/null # the shell reports the helpers it kills; that is not news
 	for p in $T_PIDS; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	rm -rf "$T_TMP"
