@@ -16,6 +16,9 @@ static const struct cli_verb verbs[] = {
 	{"check", "validate a project folder; list every error as FILE:LINE:COL", cmd_check, help_check},
 	{"validate", "validate a JSON document against a JSON Schema contract", cmd_validate, help_validate},
 	{"run", "run a workflow to the end on the local store and print each step", cmd_run, help_run},
+	{"serve", "run the engine and the HTTP API / webhooks", cmd_serve, help_serve},
+	{"runs", "list, show and cancel runs on a server", cmd_runs, help_runs},
+	{"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq},
 	{"sim", "run a vendor simulator (helpdesk, crm, erp) with fault injection", cmd_sim, help_sim},
 	{"version", "print the version and the libraries Sluice was built with", cmd_version, help_version},
 };

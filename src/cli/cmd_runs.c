@@ -1,0 +1,508 @@
+/*
+ * cmd_runs.c: `sluice runs` and `sluice dlq`: clients of a server's run API
+ * (docs/reference/api.md), with tables for people and --json for scripts.
+ *
+ * For the lead to wire in cli.h / main.c:
+ *   int cmd_runs(int argc, char **argv);
+ *   void help_runs(FILE *out);
+ *   int cmd_dlq(int argc, char **argv);
+ *   void help_dlq(FILE *out);
+ *   {"runs", "list, show and cancel runs on a server", cmd_runs, help_runs}
+ *   {"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq}
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/util.h"
+
+int cmd_runs(int argc, char **argv);
+void help_runs(FILE *out);
+int cmd_dlq(int argc, char **argv);
+void help_dlq(FILE *out);
+
+#define DEFAULT_SERVER "http://127.0.0.1:8080"
+
+void help_runs(FILE *out)
+{
+	fprintf(out,
+		"Usage: sluice runs list [--workflow NAME] [--status STATUS] [--limit N] [--cursor C]\n"
+		"       sluice runs show ID\n"
+		"       sluice runs cancel ID\n\n"
+		"Talks to a running `sluice serve` over its HTTP API.\n\n"
+		"Options:\n"
+		"  --server URL        default " DEFAULT_SERVER "; the token in SLUICE_TOKEN is\n"
+		"                      sent as a Bearer token when set\n"
+		"  --workflow NAME     list: only this workflow's runs\n"
+		"  --status STATUS     list: queued, running, waiting, completed, dead, cancelled, ...\n"
+		"  --limit N           list: page size, 1 to 500 (default 50)\n"
+		"  --cursor C          list: the page after C (printed under the table)\n"
+		"  --json              print the server's JSON\n"
+		"  -h, --help          this text\n\n"
+		"Exit: 0 ok, 1 the server refused (not found, already ended, ...), 2 usage or\n"
+		"connection error.\n");
+}
+
+void help_dlq(FILE *out)
+{
+	fprintf(out,
+		"Usage: sluice dlq list [FILTERS] [--limit N] [--cursor C]\n"
+		"       sluice dlq replay ID [--input FILE] [--version newest|own]\n"
+		"       sluice dlq replay --all [FILTERS] [--input FILE] [--version newest|own]\n\n"
+		"Lists dead-lettered runs, or replays them from the failed step (completed\n"
+		"steps are not repeated), on their own workflow version or the newest.\n\n"
+		"Filters:\n"
+		"  --workflow NAME  --step ID  --error-class CLASS  --since TIME  --until TIME\n"
+		"  (TIME: RFC 3339 or ms since the epoch)\n\n"
+		"Options:\n"
+		"  --server URL        default " DEFAULT_SERVER " (token: SLUICE_TOKEN)\n"
+		"  --input FILE        replay: a JSON file that replaces the run's input\n"
+		"  --version V         replay: newest or own (default own)\n"
+		"  --all               replay every entry the filters match\n"
+		"  --json              print the server's JSON\n"
+		"  -h, --help          this text\n\n"
+		"Exit: 0 ok, 1 the server refused or a replay failed, 2 usage or connection error.\n");
+}
+
+struct client_opts {
+	const char *server, *workflow, *status, *step, *error_class, *since, *until, *cursor, *limit;
+	const char *input_path, *version;
+	bool json, all;
+};
+
+/* ---- HTTP --------------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct sl_buf *b = ud;
+	sl_buf_add(b, p, size * n);
+	return b->err ? 0 : size * n;
+}
+
+/* Calls the API; *out gets the parsed answer (may be NULL), *status the
+ * HTTP status. Returns 0, or -1 after printing a connection error. */
+static int api_call(const char *verb, const struct client_opts *o, const char *method, const char *path,
+		    const char *body, long *status, json_t **out)
+{
+	*out = NULL;
+	*status = 0;
+	CURL *c = curl_easy_init();
+	if (!c) {
+		fprintf(stderr, "sluice %s: cannot start libcurl\n", verb);
+		return -1;
+	}
+	struct sl_buf b;
+	sl_buf_init(&b, SL_BUF_MAX_HTTP_BODY);
+	size_t n = strlen(o->server);
+	while (n && o->server[n - 1] == '/')
+		n--;
+	char *url = sl_asprintf("%.*s%s", (int)n, o->server, path);
+	struct curl_slist *hl = curl_slist_append(NULL, "Accept: application/json");
+	char *auth = NULL;
+	const char *tok = getenv("SLUICE_TOKEN");
+	if (tok && *tok) {
+		auth = sl_asprintf("Authorization: Bearer %s", tok);
+		hl = curl_slist_append(hl, auth);
+	}
+	if (body)
+		hl = curl_slist_append(hl, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	CURLcode rc = curl_easy_perform(c);
+	int ret = 0;
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "sluice %s: %s: %s\n", verb, o->server, curl_easy_strerror(rc));
+		ret = -1;
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+		*out = json_loadb(sl_buf_str(&b), b.len, JSON_DECODE_ANY, NULL);
+	}
+	curl_slist_free_all(hl);
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+	}
+	curl_easy_cleanup(c);
+	sl_buf_free(&b);
+	free(url);
+	return ret;
+}
+
+static const char *jstr(const json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : dflt;
+}
+
+/* Prints a problem answer; returns EXIT_FAIL. */
+static int print_problem(const char *verb, long status, const json_t *doc)
+{
+	fprintf(stderr, "sluice %s: %ld %s: %s\n", verb, status, jstr(doc, "title", "error"),
+		jstr(doc, "detail", ""));
+	size_t i;
+	const json_t *e;
+	json_array_foreach(json_object_get(doc, "errors"), i, e)
+		fprintf(stderr, "  %s: %s\n", jstr(e, "pointer", ""), jstr(e, "message", ""));
+	return EXIT_FAIL;
+}
+
+static void print_json(const json_t *doc)
+{
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	fputc('\n', stdout);
+}
+
+/* Appends &name=escaped(value) when value is set. */
+static void add_query(struct sl_buf *q, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	char *esc = curl_easy_escape(NULL, value, 0);
+	sl_buf_printf(q, "%c%s=%s", q->len ? '&' : '?', name, esc ? esc : "");
+	curl_free(esc);
+}
+
+static void fmt_time(const json_t *v, char out[32])
+{
+	if (json_is_integer(v))
+		sl_time_format(json_integer_value(v), out);
+	else
+		snprintf(out, 32, "-");
+}
+
+/* Escapes an id for a path segment; returns owned. */
+static char *path_of(const char *fmt, const char *id)
+{
+	char *esc = curl_easy_escape(NULL, id, 0);
+	char *p = sl_asprintf(fmt, esc ? esc : "");
+	curl_free(esc);
+	return p;
+}
+
+/* ---- options ------------------------------------------------------------------------ */
+
+static int parse_opts(const char *verb, int argc, char **argv, struct client_opts *o)
+{
+	static const struct option opts[] = {
+		{"server", required_argument, NULL, 'S'},   {"workflow", required_argument, NULL, 'w'},
+		{"status", required_argument, NULL, 's'},   {"step", required_argument, NULL, 'p'},
+		{"error-class", required_argument, NULL, 'e'}, {"since", required_argument, NULL, 'a'},
+		{"until", required_argument, NULL, 'u'},    {"cursor", required_argument, NULL, 'c'},
+		{"limit", required_argument, NULL, 'n'},    {"input", required_argument, NULL, 'i'},
+		{"version", required_argument, NULL, 'v'},  {"json", no_argument, NULL, 'j'},
+		{"all", no_argument, NULL, 'A'},            {NULL, 0, NULL, 0},
+	};
+	int c;
+	int64_t v;
+	o->server = getenv("SLUICE_SERVER") ? getenv("SLUICE_SERVER") : DEFAULT_SERVER;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'S': o->server = optarg; break;
+		case 'w': o->workflow = optarg; break;
+		case 's': o->status = optarg; break;
+		case 'p': o->step = optarg; break;
+		case 'e': o->error_class = optarg; break;
+		case 'a': o->since = optarg; break;
+		case 'u': o->until = optarg; break;
+		case 'c': o->cursor = optarg; break;
+		case 'n':
+			if (sl_parse_i64(optarg, &v) || v < 1 || v > 500)
+				return cli_usage_error(verb, "--limit wants a number from 1 to 500");
+			o->limit = optarg;
+			break;
+		case 'i': o->input_path = optarg; break;
+		case 'v':
+			if (strcmp(optarg, "newest") != 0 && strcmp(optarg, "own") != 0)
+				return cli_usage_error(verb, "--version wants newest or own");
+			o->version = optarg;
+			break;
+		case 'j': o->json = true; break;
+		case 'A': o->all = true; break;
+		default: return cli_usage_error(verb, "unknown option");
+		}
+	}
+	if (!sl_str_startswith(o->server, "http://") && !sl_str_startswith(o->server, "https://"))
+		return cli_usage_error(verb, "--server wants an http:// or https:// URL");
+	return 0;
+}
+
+/* ---- sluice runs ---------------------------------------------------------------------- */
+
+static int runs_list(const struct client_opts *o)
+{
+	struct sl_buf q;
+	sl_buf_init(&q, SL_BUF_MAX_LINE);
+	add_query(&q, "workflow", o->workflow);
+	add_query(&q, "status", o->status);
+	add_query(&q, "limit", o->limit);
+	add_query(&q, "cursor", o->cursor);
+	char *path = sl_asprintf("/v1/runs%s", sl_buf_str(&q));
+	sl_buf_free(&q);
+	long st;
+	json_t *doc;
+	int rc = api_call("runs", o, "GET", path, NULL, &st, &doc);
+	free(path);
+	if (rc)
+		return EXIT_USAGE;
+	int code = EXIT_OK;
+	if (st != 200) {
+		code = print_problem("runs", st, doc);
+	} else if (o->json) {
+		print_json(doc);
+	} else {
+		printf("%-32s %-20s %4s %-12s %-24s\n", "RUN", "WORKFLOW", "VER", "STATUS", "CREATED");
+		size_t i;
+		const json_t *r;
+		json_array_foreach(json_object_get(doc, "runs"), i, r) {
+			char t[32];
+			fmt_time(json_object_get(r, "created_at"), t);
+			printf("%-32s %-20s %4lld %-12s %-24s\n", jstr(r, "id", "?"), jstr(r, "workflow", "?"),
+			       (long long)json_integer_value(json_object_get(r, "version")), jstr(r, "status", "?"), t);
+		}
+		const char *next = jstr(doc, "next_cursor", NULL);
+		if (next)
+			printf("more: sluice runs list --cursor %s\n", next);
+	}
+	json_decref(doc);
+	return code;
+}
+
+static void print_run(const json_t *run)
+{
+	printf("run %s  %s v%lld  %s\n", jstr(run, "id", "?"), jstr(run, "workflow", "?"),
+	       (long long)json_integer_value(json_object_get(run, "version")), jstr(run, "status", "?"));
+	printf("  correlation: %s\n", jstr(run, "correlation_id", "-"));
+	printf("  %-20s %-12s %8s %10s\n", "STEP", "STATUS", "ATTEMPTS", "DURATION");
+	size_t i;
+	const json_t *st;
+	json_array_foreach(json_object_get(run, "steps"), i, st) {
+		char dur[32];
+		snprintf(dur, sizeof dur, "%lld ms", (long long)json_integer_value(json_object_get(st, "duration_ms")));
+		printf("  %-20s %-12s %8lld %10s", jstr(st, "id", "?"), jstr(st, "status", "?"),
+		       (long long)json_integer_value(json_object_get(st, "attempts")), dur);
+		const json_t *err = json_object_get(st, "error");
+		if (json_is_object(err))
+			printf("  %s: %s", jstr(err, "class", "error"), jstr(err, "message", ""));
+		printf("\n");
+	}
+	const json_t *err = json_object_get(run, "error");
+	if (json_is_object(err))
+		printf("error: %s in step %s: %s\n", jstr(err, "class", "?"), jstr(err, "step", "?"),
+		       jstr(err, "message", ""));
+	const json_t *out = json_object_get(run, "output");
+	if (out && !json_is_null(out)) {
+		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		printf("output:\n%s\n", s ? s : "null");
+		free(s);
+	}
+}
+
+static int runs_one(const struct client_opts *o, const char *sub, const char *id)
+{
+	bool show = strcmp(sub, "show") == 0;
+	char *path = path_of(show ? "/v1/runs/%s" : "/v1/runs/%s/cancel", id);
+	long st;
+	json_t *doc;
+	int rc = api_call("runs", o, show ? "GET" : "POST", path, NULL, &st, &doc);
+	free(path);
+	if (rc)
+		return EXIT_USAGE;
+	int code = EXIT_OK;
+	if (st != 200)
+		code = print_problem("runs", st, doc);
+	else if (o->json)
+		print_json(doc);
+	else if (show)
+		print_run(doc);
+	else
+		printf("run %s cancelled\n", id);
+	json_decref(doc);
+	return code;
+}
+
+int cmd_runs(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		help_runs(stdout);
+		return EXIT_OK;
+	}
+	struct client_opts o = {0};
+	if (parse_opts("runs", argc, argv, &o))
+		return EXIT_USAGE;
+	int nargs = argc - optind;
+	const char *sub = nargs > 0 ? argv[optind] : "list";
+	if (strcmp(sub, "list") == 0) {
+		if (nargs > 1)
+			return cli_usage_error("runs", "list takes no arguments");
+		return runs_list(&o);
+	}
+	if (strcmp(sub, "show") == 0 || strcmp(sub, "cancel") == 0) {
+		if (nargs != 2)
+			return cli_usage_error("runs", "%s wants a run ID", sub);
+		return runs_one(&o, sub, argv[optind + 1]);
+	}
+	return cli_usage_error("runs", "unknown subcommand '%s' (list, show, cancel)", sub);
+}
+
+/* ---- sluice dlq ---------------------------------------------------------------------- */
+
+static void dlq_query(const struct client_opts *o, struct sl_buf *q)
+{
+	add_query(q, "workflow", o->workflow);
+	add_query(q, "step", o->step);
+	add_query(q, "error_class", o->error_class);
+	add_query(q, "since", o->since);
+	add_query(q, "until", o->until);
+}
+
+static int dlq_list(const struct client_opts *o)
+{
+	struct sl_buf q;
+	sl_buf_init(&q, SL_BUF_MAX_LINE);
+	dlq_query(o, &q);
+	add_query(&q, "limit", o->limit);
+	add_query(&q, "cursor", o->cursor);
+	char *path = sl_asprintf("/v1/dlq%s", sl_buf_str(&q));
+	sl_buf_free(&q);
+	long st;
+	json_t *doc;
+	int rc = api_call("dlq", o, "GET", path, NULL, &st, &doc);
+	free(path);
+	if (rc)
+		return EXIT_USAGE;
+	int code = EXIT_OK;
+	if (st != 200) {
+		code = print_problem("dlq", st, doc);
+	} else if (o->json) {
+		print_json(doc);
+	} else {
+		printf("%-32s %-32s %-16s %-12s %-11s %-24s %s\n", "ENTRY", "RUN", "WORKFLOW", "STEP", "CLASS", "CREATED",
+		       "ERROR");
+		size_t i;
+		const json_t *e;
+		json_array_foreach(json_object_get(doc, "entries"), i, e) {
+			char t[32];
+			fmt_time(json_object_get(e, "created_at"), t);
+			printf("%-32s %-32s %-16s %-12s %-11s %-24s %.80s\n", jstr(e, "id", "?"), jstr(e, "run_id", "?"),
+			       jstr(e, "workflow", "?"), jstr(e, "step_id", "?"), jstr(e, "error_class", "?"), t,
+			       jstr(e, "error", ""));
+		}
+		const char *next = jstr(doc, "next_cursor", NULL);
+		if (next)
+			printf("more: sluice dlq list --cursor %s\n", next);
+	}
+	json_decref(doc);
+	return code;
+}
+
+/* {"input": FILE's JSON, "version": V} or NULL when neither is given. */
+static int replay_body(const struct client_opts *o, char **out)
+{
+	*out = NULL;
+	if (!o->input_path && !o->version)
+		return 0;
+	json_t *b = json_object();
+	if (o->input_path) {
+		json_error_t je;
+		json_t *in = json_load_file(o->input_path, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+		if (!in) {
+			json_decref(b);
+			fprintf(stderr, "sluice dlq: %s:%d:%d: %s\n", o->input_path, je.line, je.column, je.text);
+			return -1;
+		}
+		json_object_set_new(b, "input", in);
+	}
+	if (o->version)
+		json_object_set_new(b, "version", json_string(o->version));
+	*out = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	return 0;
+}
+
+static int dlq_replay(const struct client_opts *o, const char *id)
+{
+	char *body;
+	if (replay_body(o, &body))
+		return EXIT_USAGE;
+	char *path;
+	if (id) {
+		path = path_of("/v1/dlq/%s/replay", id);
+	} else {
+		struct sl_buf q;
+		sl_buf_init(&q, SL_BUF_MAX_LINE);
+		dlq_query(o, &q);
+		path = sl_asprintf("/v1/dlq/replay%s", sl_buf_str(&q));
+		sl_buf_free(&q);
+		if (!o->json)
+			fprintf(stderr, "sluice dlq: replaying every matching entry...\n");
+	}
+	long st;
+	json_t *doc;
+	int rc = api_call("dlq", o, "POST", path, body, &st, &doc);
+	free(path);
+	free(body);
+	if (rc)
+		return EXIT_USAGE;
+	int code = EXIT_OK;
+	if (st != 200 && st != 202) {
+		code = print_problem("dlq", st, doc);
+	} else if (o->json) {
+		print_json(doc);
+		if (json_array_size(json_object_get(doc, "failed")))
+			code = EXIT_FAIL;
+	} else if (id) {
+		printf("entry %s replayed: run %s queued\n", id, jstr(doc, "run_id", "?"));
+	} else {
+		const json_t *failed = json_object_get(doc, "failed");
+		printf("%lld replayed, %zu failed\n", (long long)json_integer_value(json_object_get(doc, "replayed")),
+		       json_array_size(failed));
+		size_t i;
+		const json_t *f;
+		json_array_foreach(failed, i, f)
+			printf("  %s: %s\n", jstr(f, "id", "?"), jstr(f, "detail", ""));
+		if (json_array_size(failed))
+			code = EXIT_FAIL;
+	}
+	json_decref(doc);
+	return code;
+}
+
+int cmd_dlq(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		help_dlq(stdout);
+		return EXIT_OK;
+	}
+	struct client_opts o = {0};
+	if (parse_opts("dlq", argc, argv, &o))
+		return EXIT_USAGE;
+	int nargs = argc - optind;
+	const char *sub = nargs > 0 ? argv[optind] : "list";
+	if (strcmp(sub, "list") == 0) {
+		if (nargs > 1)
+			return cli_usage_error("dlq", "list takes no arguments");
+		return dlq_list(&o);
+	}
+	if (strcmp(sub, "replay") == 0) {
+		if (o.all && nargs == 1)
+			return dlq_replay(&o, NULL);
+		if (!o.all && nargs == 2)
+			return dlq_replay(&o, argv[optind + 1]);
+		return cli_usage_error("dlq", "replay wants an entry ID, or --all with filters");
+	}
+	return cli_usage_error("dlq", "unknown subcommand '%s' (list, replay)", sub);
+}

@@ -1,0 +1,176 @@
+/*
+ * cmd_serve.c: `sluice serve DIR` runs the engine and the HTTP edge on the
+ * project's store until SIGINT or SIGTERM.
+ *
+ * For the lead to wire in cli.h / main.c:
+ *   int cmd_serve(int argc, char **argv);
+ *   void help_serve(FILE *out);
+ *   {"serve", "run the engine and the HTTP API / webhooks", cmd_serve, help_serve}
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "engine/engine.h"
+#include "server/server.h"
+#include "store/store.h"
+
+int cmd_serve(int argc, char **argv);
+void help_serve(FILE *out);
+
+void help_serve(FILE *out)
+{
+	fprintf(out,
+		"Usage: sluice serve [options] DIR\n\n"
+		"Loads the project in DIR (secrets resolved), opens its store, starts the\n"
+		"workers and serves the run API and the workflows' webhooks over HTTP.\n"
+		"Prints `sluice: serving DIR on http://HOST:PORT` once listening (with\n"
+		"port 0, the port picked). SIGINT or SIGTERM stops gracefully: no new\n"
+		"requests, the ones in hand finish, the workers commit and stop.\n\n"
+		"Options:\n"
+		"  --listen HOST:PORT     default: the project's `listen:`, else 127.0.0.1:8080\n"
+		"  --store URL            sqlite:PATH (default: the project's `store:`)\n"
+		"  --workers N            worker threads (default: the project's, 2)\n"
+		"  --max-body BYTES       request body limit (default 1048576): 413 past it\n"
+		"  --max-inflight N       requests in hand at once (default 256): 503 past it\n"
+		"  --log-level LEVEL      debug, info (default: one line per request), warn, error\n"
+		"  -h, --help             this text\n\n"
+		"Exit: 0 after a clean stop, 2 on a usage, project, store or listen error.\n");
+}
+
+struct serve_opts {
+	const char *dir, *listen, *store_url;
+	int workers, max_inflight;
+	int64_t max_body;
+};
+
+static int parse_args(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'L'},    {"store", required_argument, NULL, 's'},
+		{"workers", required_argument, NULL, 'w'},   {"max-body", required_argument, NULL, 'b'},
+		{"max-inflight", required_argument, NULL, 'm'}, {"log-level", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	int64_t v;
+	sl_log_set_level(SL_LOG_INFO);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'L': o->listen = optarg; break;
+		case 's': o->store_url = optarg; break;
+		case 'w':
+			if (sl_parse_i64(optarg, &v) || v < 1 || v > 64)
+				return cli_usage_error("serve", "--workers wants a number from 1 to 64");
+			o->workers = (int)v;
+			break;
+		case 'b':
+			if (sl_parse_i64(optarg, &v) || v < 1 || v > SL_BUF_MAX_HTTP_BODY)
+				return cli_usage_error("serve", "--max-body wants bytes from 1 to %d", SL_BUF_MAX_HTTP_BODY);
+			o->max_body = v;
+			break;
+		case 'm':
+			if (sl_parse_i64(optarg, &v) || v < 1 || v > 100000)
+				return cli_usage_error("serve", "--max-inflight wants a number from 1 to 100000");
+			o->max_inflight = (int)v;
+			break;
+		case 'l': {
+			int lvl = sl_log_parse_level(optarg);
+			if (lvl < 0)
+				return cli_usage_error("serve", "unknown log level '%s'", optarg);
+			sl_log_set_level((enum sl_log_level)lvl);
+			break;
+		}
+		default: return cli_usage_error("serve", "unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("serve", "want DIR");
+	o->dir = argv[optind];
+	return 0;
+}
+
+/* --store, else the project's `store:` with a relative sqlite path taken
+ * from the project folder (as cmd_run.c does). */
+static char *store_url(const struct serve_opts *o, const struct sl_project *p)
+{
+	const char *u = o->store_url ? o->store_url : p->settings.store;
+	if (!o->store_url && sl_str_startswith(u, "sqlite:") && u[7] != '/' && strcmp(u + 7, ":memory:") != 0) {
+		char *path = sl_path_join(p->dir, u + 7);
+		char *r = sl_asprintf("sqlite:%s", path);
+		free(path);
+		return r;
+	}
+	return sl_strdup(u);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		help_serve(stdout);
+		return EXIT_OK;
+	}
+	struct serve_opts o = {0};
+	if (parse_args(argc, argv, &o))
+		return EXIT_USAGE;
+	signal(SIGPIPE, SIG_IGN);
+	/* Block the stop signals before any thread starts, so every thread
+	 * inherits the mask and only sigwait below sees them. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+	struct sl_project *p = NULL;
+	struct sl_diags diags = {0};
+	struct sl_load_opts lo = {.resolve_secrets = true};
+	if (sl_project_load(o.dir, &lo, &p, &diags)) {
+		sl_diags_sort(&diags);
+		sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
+		sl_diags_free(&diags);
+		return EXIT_USAGE;
+	}
+	sl_diags_free(&diags);
+
+	int code = EXIT_USAGE;
+	struct sl_err err;
+	sl_err_clear(&err);
+	struct sl_store *s = NULL;
+	struct sl_engine *e = NULL;
+	struct sl_server *srv = NULL;
+	char *url = store_url(&o, p);
+	const char *listen = o.listen ? o.listen : p->settings.listen ? p->settings.listen : "127.0.0.1:8080";
+	struct sl_engine_opts eo = {.workers = o.workers};
+	struct sl_server_opts so = {.listen = listen, .max_body = (size_t)o.max_body, .max_inflight = o.max_inflight};
+	if (sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err) ||
+	    sl_server_start(e, &so, &srv, &err)) {
+		fprintf(stderr, "sluice serve: %s\n", err.msg);
+		goto out;
+	}
+	char host[128];
+	const char *colon = strrchr(listen, ':');
+	snprintf(host, sizeof host, "%.*s", (int)(colon ? colon - listen : 0), listen);
+	printf("sluice: serving %s on http://%s:%d\n", o.dir, host, sl_server_port(srv));
+	fflush(stdout);
+	int sig = 0;
+	sigwait(&stop, &sig);
+	sl_log(SL_LOG_INFO, "serve", "stopping", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+	code = EXIT_OK;
+out:
+	sl_server_stop(srv); /* first: no new work, requests in hand finish */
+	if (e) {
+		sl_engine_stop(e);
+		sl_engine_free(e);
+	}
+	sl_store_close(s);
+	free(url);
+	sl_project_free(p);
+	return code;
+}

@@ -1,0 +1,411 @@
+/*
+ * api.c: the run API handlers (/healthz, /readyz, /v1/workflows, /v1/runs,
+ * /v1/dlq, /v1/openapi.json). Each answers through srv_reply_json or
+ * srv_problem; nothing here talks to libmicrohttpd directly.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "contract/contract.h"
+#include "server/server_int.h"
+#include "store/store.h"
+
+#define BULK_REPLAY_MAX 10000
+#define LIST_LIMIT_MAX 500
+
+void srv_healthz(struct sl_server *s, struct srv_req *r)
+{
+	(void)s;
+	srv_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void srv_readyz(struct sl_server *s, struct srv_req *r)
+{
+	json_t *counts = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (sl_store_counts(sl_engine_store(s->e), &counts, &err) != 0) {
+		r->retry_after = true;
+		srv_problem(r, 503, "store not reachable");
+		return;
+	}
+	json_decref(counts);
+	srv_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+void srv_openapi(struct sl_server *s, struct srv_req *r)
+{
+	(void)s;
+	r->status = 200;
+	r->resp_body = sl_strdup(sl_server_openapi());
+	r->resp_type = "application/json";
+}
+
+static json_t *trigger_json(const struct sl_trigger *t)
+{
+	switch (t->kind) {
+	case SL_TRIGGER_WEBHOOK:
+		return json_pack("{s:s, s:s, s:b}", "kind", "webhook", "path", t->path ? t->path : "", "signed",
+				 t->hmac_secret_ref != NULL);
+	case SL_TRIGGER_EVENT: return json_pack("{s:s, s:s}", "kind", "event", "event", t->event ? t->event : "");
+	default: return json_pack("{s:s}", "kind", "api");
+	}
+}
+
+void srv_workflows(struct sl_server *s, struct srv_req *r)
+{
+	struct sl_project *p = sl_engine_project(s->e);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < p->nworkflows; i++) {
+		const struct sl_workflow *w = p->workflows[i];
+		json_t *o = json_pack("{s:s, s:i, s:o, s:I}", "name", w->name, "version", w->version, "trigger",
+				      trigger_json(&w->trigger), "steps", (json_int_t)w->nsteps);
+		json_object_set_new(o, "owner", w->owner ? json_string(w->owner) : json_null());
+		json_object_set_new(o, "description", w->description ? json_string(w->description) : json_null());
+		if (w->trigger.contract && sl_schema_id(w->trigger.contract))
+			json_object_set_new(o, "contract", json_string(sl_schema_id(w->trigger.contract)));
+		json_array_append_new(arr, o);
+	}
+	srv_reply_json(r, 200, json_pack("{s:o}", "workflows", arr));
+}
+
+static json_t *verrs_json(const struct sl_verrs *ve)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < ve->n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s}", "pointer", ve->v[i].pointer ? ve->v[i].pointer : "",
+						   "message", ve->v[i].msg ? ve->v[i].msg : ""));
+	return a;
+}
+
+json_t *srv_body_input(struct srv_req *r, const struct sl_schema *schema)
+{
+	json_t *in;
+	if (r->body.len == 0) {
+		in = json_object();
+	} else {
+		json_error_t je;
+		in = json_loadb(sl_buf_str(&r->body), r->body.len, JSON_DECODE_ANY, &je);
+		if (!in) {
+			char *d = sl_asprintf("body is not JSON: %s at line %d column %d", je.text, je.line, je.column);
+			srv_problem(r, 400, d);
+			free(d);
+			return NULL;
+		}
+	}
+	if (schema) {
+		struct sl_verrs ve = {0};
+		if (!sl_schema_validate(schema, in, &ve)) {
+			char *j = sl_verrs_join(&ve);
+			srv_problem_errs(r, 400, j, verrs_json(&ve));
+			free(j);
+			sl_verrs_free(&ve);
+			json_decref(in);
+			return NULL;
+		}
+		sl_verrs_free(&ve);
+	}
+	return in;
+}
+
+/* Answers a committed start: 202 new, 200 when the key was seen. */
+static void reply_started(struct srv_req *r, const char *run_id, bool existed)
+{
+	snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
+	snprintf(r->location, sizeof r->location, "/v1/runs/%s", run_id);
+	json_t *links = json_pack("{s:s, s:s}", "self", r->location, "cancel", "");
+	char *cancel = sl_asprintf("/v1/runs/%s/cancel", run_id);
+	json_object_set_new(links, "cancel", json_string(cancel));
+	free(cancel);
+	srv_reply_json(r, existed ? 200 : 202,
+		       json_pack("{s:s, s:s, s:b, s:o}", "run_id", run_id, "status", existed ? "existing" : "accepted",
+				 "duplicate", existed, "links", links));
+}
+
+void srv_start_run(struct sl_server *s, struct srv_req *r)
+{
+	const struct sl_workflow *w = sl_project_workflow(sl_engine_project(s->e), r->params[0]);
+	if (!w) {
+		srv_problem(r, 404, "no such workflow");
+		return;
+	}
+	json_t *in = srv_body_input(r, w->trigger.contract);
+	if (!in)
+		return;
+	const char *key = srv_header(r, "Idempotency-Key");
+	if (key && (!*key || strlen(key) > 255)) {
+		json_decref(in);
+		srv_problem(r, 400, "Idempotency-Key must be 1 to 255 characters");
+		return;
+	}
+	struct sl_start st = {
+		.workflow = w->name,
+		.input = in,
+		.idem_scope = "api",
+		.idem_key = key,
+		.correlation_id = r->corr,
+		.trigger = "api",
+	};
+	char run_id[SL_ID_MAX] = "";
+	bool existed = false;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_engine_start_run(s->e, &st, run_id, &existed, &err);
+	json_decref(in);
+	if (rc) {
+		srv_problem_code(r, rc, &err);
+		return;
+	}
+	reply_started(r, run_id, existed);
+}
+
+static int parse_limit(struct srv_req *r, size_t *limit)
+{
+	const char *v = srv_query(r, "limit");
+	int64_t n;
+	*limit = 0;
+	if (!v)
+		return 0;
+	if (sl_parse_i64(v, &n) || n < 1 || n > LIST_LIMIT_MAX) {
+		srv_problem(r, 400, "limit must be a number from 1 to 500");
+		return -1;
+	}
+	*limit = (size_t)n;
+	return 0;
+}
+
+void srv_runs_list(struct sl_server *s, struct srv_req *r)
+{
+	struct sl_run_filter f = {.status = -1};
+	f.workflow = srv_query(r, "workflow");
+	f.cursor = srv_query(r, "cursor");
+	const char *st = srv_query(r, "status");
+	if (st) {
+		f.status = sl_run_status_parse(st);
+		if (f.status < 0) {
+			srv_problem(r, 400, "unknown status (queued, running, waiting, completed, dead, cancelled, ...)");
+			return;
+		}
+	}
+	if (parse_limit(r, &f.limit))
+		return;
+	json_t *doc = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_store_runs_list(sl_engine_store(s->e), &f, &doc, &err);
+	if (rc) {
+		srv_problem_code(r, rc, &err);
+		return;
+	}
+	srv_reply_json(r, 200, doc);
+}
+
+void srv_run_get(struct sl_server *s, struct srv_req *r)
+{
+	json_t *doc = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_store_run_get(sl_engine_store(s->e), r->params[0], &doc, &err);
+	if (rc) {
+		srv_problem_code(r, rc, rc == SL_ENOTFOUND ? NULL : &err);
+		return;
+	}
+	snprintf(r->run_id, sizeof r->run_id, "%s", r->params[0]);
+	srv_reply_json(r, 200, doc);
+}
+
+void srv_run_cancel(struct sl_server *s, struct srv_req *r)
+{
+	struct sl_err err;
+	sl_err_clear(&err);
+	snprintf(r->run_id, sizeof r->run_id, "%s", r->params[0]);
+	int rc = sl_engine_cancel(s->e, r->params[0], &err);
+	if (rc == SL_EINVAL) {
+		srv_problem(r, 409, "the run has already ended");
+		return;
+	}
+	if (rc) {
+		srv_problem_code(r, rc, rc == SL_ENOTFOUND ? NULL : &err);
+		return;
+	}
+	srv_reply_json(r, 200, json_pack("{s:s, s:s}", "run_id", r->params[0], "status", "cancelled"));
+}
+
+/* A time filter: RFC 3339 or ms since the epoch. */
+static int parse_time(struct srv_req *r, const char *name, int64_t *out)
+{
+	const char *v = srv_query(r, name);
+	*out = 0;
+	if (!v)
+		return 0;
+	if (sl_parse_i64(v, out) == 0 || sl_time_parse(v, out) == 0)
+		return 0;
+	char *d = sl_asprintf("%s must be an RFC 3339 time or ms since the epoch", name);
+	srv_problem(r, 400, d);
+	free(d);
+	return -1;
+}
+
+static int dlq_filter(struct srv_req *r, struct sl_dlq_filter *f)
+{
+	memset(f, 0, sizeof *f);
+	f->error_class = -1;
+	f->workflow = srv_query(r, "workflow");
+	f->step_id = srv_query(r, "step");
+	f->cursor = srv_query(r, "cursor");
+	const char *cls = srv_query(r, "error_class");
+	if (cls) {
+		f->error_class = sl_class_parse(cls);
+		if (f->error_class < 0) {
+			srv_problem(r, 400, "unknown error_class (transient, permanent, auth, contract, policy, budget)");
+			return -1;
+		}
+	}
+	const char *inc = srv_query(r, "include_replayed");
+	f->include_replayed = inc && strcmp(inc, "true") == 0;
+	if (parse_time(r, "since", &f->since) || parse_time(r, "until", &f->until))
+		return -1;
+	return parse_limit(r, &f->limit);
+}
+
+void srv_dlq_list(struct sl_server *s, struct srv_req *r)
+{
+	struct sl_dlq_filter f;
+	if (dlq_filter(r, &f))
+		return;
+	json_t *doc = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_store_dlq_list(sl_engine_store(s->e), &f, &doc, &err);
+	if (rc) {
+		srv_problem_code(r, rc, &err);
+		return;
+	}
+	srv_reply_json(r, 200, doc);
+}
+
+/* The optional replay body {"input": ..., "version": "newest" | "own"}. */
+static int replay_opts(struct srv_req *r, json_t **body, const json_t **input, bool *newest)
+{
+	*body = NULL;
+	*input = NULL;
+	*newest = false;
+	if (r->body.len == 0)
+		return 0;
+	json_error_t je;
+	*body = json_loadb(sl_buf_str(&r->body), r->body.len, 0, &je);
+	if (!*body || !json_is_object(*body)) {
+		json_decref(*body);
+		*body = NULL;
+		srv_problem(r, 400, "body must be a JSON object {\"input\": ..., \"version\": \"newest\"|\"own\"}");
+		return -1;
+	}
+	*input = json_object_get(*body, "input");
+	const json_t *v = json_object_get(*body, "version");
+	if (v) {
+		const char *vs = json_string_value(v);
+		if (!vs || (strcmp(vs, "newest") != 0 && strcmp(vs, "own") != 0)) {
+			srv_problem_errs(r, 400, "version must be \"newest\" or \"own\"",
+					 json_pack("[{s:s, s:s}]", "pointer", "/version", "message",
+						   "must be \"newest\" or \"own\""));
+			json_decref(*body);
+			*body = NULL;
+			return -1;
+		}
+		*newest = strcmp(vs, "newest") == 0;
+	}
+	return 0;
+}
+
+void srv_dlq_replay(struct sl_server *s, struct srv_req *r)
+{
+	json_t *body;
+	const json_t *input;
+	bool newest;
+	if (replay_opts(r, &body, &input, &newest))
+		return;
+	char run_id[SL_ID_MAX] = "";
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_engine_replay(s->e, r->params[0], input, newest, run_id, &err);
+	json_decref(body);
+	if (rc == SL_EINVAL) {
+		srv_problem(r, 409, err.msg[0] ? err.msg : "already replayed, or the run is no longer dead");
+		return;
+	}
+	if (rc) {
+		srv_problem_code(r, rc, &err);
+		return;
+	}
+	snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
+	srv_reply_json(r, 202, json_pack("{s:s, s:s, s:s}", "dlq_id", r->params[0], "run_id", run_id, "status",
+					 "queued"));
+}
+
+void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
+{
+	struct sl_dlq_filter f;
+	if (dlq_filter(r, &f))
+		return;
+	json_t *body;
+	const json_t *input;
+	bool newest;
+	if (replay_opts(r, &body, &input, &newest))
+		return;
+	f.include_replayed = false;
+	f.limit = 100;
+	/* Collect the ids first: replaying changes what the filter matches. */
+	json_t *ids = json_array();
+	char *cursor = f.cursor ? sl_strdup(f.cursor) : NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = 0;
+	for (;;) {
+		json_t *page = NULL;
+		f.cursor = cursor;
+		rc = sl_store_dlq_list(sl_engine_store(s->e), &f, &page, &err);
+		if (rc)
+			break;
+		json_t *e;
+		size_t i;
+		json_array_foreach(json_object_get(page, "entries"), i, e)
+		{
+			if (json_array_size(ids) < BULK_REPLAY_MAX)
+				json_array_append(ids, json_object_get(e, "id"));
+		}
+		const char *next = json_string_value(json_object_get(page, "next_cursor"));
+		free(cursor);
+		cursor = next && json_array_size(ids) < BULK_REPLAY_MAX ? sl_strdup(next) : NULL;
+		json_decref(page);
+		if (!cursor)
+			break;
+	}
+	free(cursor);
+	if (rc) {
+		json_decref(ids);
+		json_decref(body);
+		srv_problem_code(r, rc, &err);
+		return;
+	}
+	json_t *failed = json_array();
+	json_t *runs = json_array();
+	size_t i;
+	json_t *idv;
+	json_array_foreach(ids, i, idv)
+	{
+		const char *id = json_string_value(idv);
+		char run_id[SL_ID_MAX];
+		sl_err_clear(&err);
+		if (!id)
+			continue;
+		if (sl_engine_replay(s->e, id, input, newest, run_id, &err) == 0)
+			json_array_append_new(runs, json_string(run_id));
+		else
+			json_array_append_new(failed, json_pack("{s:s, s:s}", "id", id, "detail", err.msg));
+	}
+	json_decref(ids);
+	json_decref(body);
+	srv_reply_json(r, 200, json_pack("{s:I, s:o, s:o}", "replayed", (json_int_t)json_array_size(runs), "runs",
+					 runs, "failed", failed));
+}

@@ -1,0 +1,86 @@
+/* server_int.h: private to src/server/. */
+#ifndef SL_SERVER_INT_H
+#define SL_SERVER_INT_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "server/server.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
+
+#define SRV_PARAM_MAX 256
+#define SRV_CORR_MAX 128
+
+/* A webhook route: its workflow and its resolved secrets (never logged). */
+struct srv_hook {
+	const char *path;     /* borrowed from the workflow: "/hooks/email" */
+	const char *workflow; /* borrowed */
+	char *secret;         /* owned, NULL when unsigned */
+	char *secret_prev;    /* owned, NULL when no rotation */
+	char *scope;          /* owned: "webhook:/hooks/email" */
+};
+
+struct sl_server {
+	struct MHD_Daemon *d;
+	struct sl_engine *e;
+	size_t max_body;
+	int max_inflight;
+	atomic_int inflight;
+	int port;
+	struct srv_hook *hooks;
+	size_t nhooks;
+};
+
+/* One request: lives from the headers to the completion callback. */
+struct srv_req {
+	struct MHD_Connection *conn;
+	int64_t t0; /* µs, monotonic */
+	char method[16];
+	char *url;  /* owned */
+	struct sl_buf body;
+	bool counted, too_big, answered, retry_after;
+	char params[2][SRV_PARAM_MAX];
+	/* the answer */
+	int status;
+	char *resp_body; /* owned until queued */
+	const char *resp_type;
+	char location[256];
+	/* for the log line */
+	char run_id[SL_ID_MAX];
+	char corr[SRV_CORR_MAX];
+};
+
+typedef void (*srv_handler_fn)(struct sl_server *s, struct srv_req *r);
+
+void srv_reply_json(struct srv_req *r, int status, json_t *doc); /* takes doc */
+void srv_problem(struct srv_req *r, int status, const char *detail);
+void srv_problem_errs(struct srv_req *r, int status, const char *detail, json_t *errors); /* takes errors */
+void srv_problem_code(struct srv_req *r, int code, const struct sl_err *err);
+const char *srv_header(struct srv_req *r, const char *name);
+const char *srv_query(struct srv_req *r, const char *name);
+
+/* api.c */
+void srv_healthz(struct sl_server *s, struct srv_req *r);
+void srv_readyz(struct sl_server *s, struct srv_req *r);
+void srv_openapi(struct sl_server *s, struct srv_req *r);
+void srv_workflows(struct sl_server *s, struct srv_req *r);
+void srv_start_run(struct sl_server *s, struct srv_req *r);
+void srv_runs_list(struct sl_server *s, struct srv_req *r);
+void srv_run_get(struct sl_server *s, struct srv_req *r);
+void srv_run_cancel(struct sl_server *s, struct srv_req *r);
+void srv_dlq_list(struct sl_server *s, struct srv_req *r);
+void srv_dlq_replay(struct sl_server *s, struct srv_req *r);
+void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r);
+/* Parses the body as JSON (empty: {}), validates it against schema (may be
+ * NULL) and answers 400 with pointers on failure. Returns owned or NULL. */
+json_t *srv_body_input(struct srv_req *r, const struct sl_schema *schema);
+
+/* webhook.c */
+int srv_hooks_init(struct sl_server *s, struct sl_err *err);
+void srv_hooks_free(struct sl_server *s);
+void srv_webhook(struct sl_server *s, struct srv_req *r);
+
+#endif
