@@ -1,27 +1,47 @@
 #!/bin/sh
-# `make run`: the demo. Starts a stand-in helpdesk on 127.0.0.1:9101, checks
-# the example project and runs it on its embedded SQLite store.
+# `make run`: the demo. Serves examples/support-triage on its embedded SQLite
+# store with a helpdesk simulator on 127.0.0.1:9101, prints the console URL
+# and a curl command that posts a signed email webhook. Ctrl-C stops it.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 ex="$top/examples/support-triage"
+rel=examples/support-triage
+listen=${SLUICE_LISTEN:-127.0.0.1:8080}
 export HELPDESK_TOKEN=${HELPDESK_TOKEN:-demo-token}
-mkdir -p "$ex/.sluice"
-"$top/build/tests/target_server" --port 9101 --require-bearer "$HELPDESK_TOKEN" \
-	--state "$ex/.sluice/helpdesk-effects.jsonl" >/dev/null &
-target=$!
-trap 'kill $target 2>/dev/null' EXIT INT TERM
-sleep 0.3
-echo "== sluice check $ex"
+export EMAIL_HOOK_SECRET=${EMAIL_HOOK_SECRET:-demo-hook-secret}
+
 "$top/sluice" check "$ex"
-for f in email-1 email-urgent; do
-	echo
-	echo "== sluice run examples/support-triage support-triage -i fixtures/$f.json"
-	"$top/sluice" run "$ex" support-triage -i "$ex/fixtures/$f.json"
+"$top/sluice" serve --listen "$listen" --sim helpdesk:9101 --sim-key env:HELPDESK_TOKEN \
+	--log-level warn "$ex" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+i=0
+until curl -sf "http://$listen/healthz" >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 $server 2>/dev/null; then
+		echo "make run: the server did not start (is $listen or 9101 in use? SLUICE_LISTEN=host:port picks another)" >&2
+		exit 1
+	fi
+	sleep 0.1
 done
-echo
-echo "== the audit trail ($ex/out/audit.jsonl)"
-tail -n 5 "$ex/out/audit.jsonl"
-echo
-echo "Runs are kept in $ex/.sluice/sluice.db; run it again and the same emails"
-echo "create no second ticket (their idempotency keys were seen):"
-curl -s http://127.0.0.1:9101/__stats; echo
+cat <<MSG
+
+  Console:   http://$listen/
+  API:       http://$listen/v1/openapi.json
+  Helpdesk:  http://127.0.0.1:9101 (simulator; key: $HELPDESK_TOKEN)
+
+Send a signed email webhook (from the repository folder, in another terminal):
+
+  curl -s http://$listen/hooks/email -H 'Content-Type: application/json' \\
+    -H "X-GitHub-Delivery: demo-\$(date +%s)" \\
+    -H "X-Hub-Signature-256: sha256=\$(openssl dgst -sha256 -hmac $EMAIL_HOOK_SECRET < $rel/fixtures/email-urgent.json | sed 's/^.*= //')" \\
+    --data-binary @$rel/fixtures/email-urgent.json
+
+Then see it:
+
+  ./sluice runs list --server http://$listen
+  curl -s -H 'X-Api-Key: $HELPDESK_TOKEN' http://127.0.0.1:9101/tickets | jq .
+
+Ctrl-C stops the server.
+MSG
+wait $server

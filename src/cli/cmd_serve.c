@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "engine/engine.h"
 #include "server/server.h"
+#include "sim/sim.h"
 #include "store/store.h"
 
 int cmd_serve(int argc, char **argv);
@@ -39,14 +40,22 @@ void help_serve(FILE *out)
 		"  --max-body BYTES       request body limit (default 1048576): 413 past it\n"
 		"  --max-inflight N       requests in hand at once (default 256): 503 past it\n"
 		"  --log-level LEVEL      debug, info (default: one line per request), warn, error\n"
+		"  --sim KIND[:PORT]      also run a vendor simulator in this process (helpdesk,\n"
+		"                         crm, erp; up to 3): the demo's systems of record\n"
+		"  --sim-key KEY          the simulators' API key (or env:NAME / file:PATH)\n"
 		"  -h, --help             this text\n\n"
 		"Exit: 0 after a clean stop, 2 on a usage, project, store or listen error.\n");
 }
+
+#define SERVE_SIMS_MAX 3
 
 struct serve_opts {
 	const char *dir, *listen, *store_url;
 	int workers, max_inflight;
 	int64_t max_body;
+	const char *sims[SERVE_SIMS_MAX]; /* "helpdesk" or "helpdesk:9101" */
+	int nsims;
+	const char *sim_key;
 };
 
 static int parse_args(int argc, char **argv, struct serve_opts *o)
@@ -55,6 +64,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		{"listen", required_argument, NULL, 'L'},    {"store", required_argument, NULL, 's'},
 		{"workers", required_argument, NULL, 'w'},   {"max-body", required_argument, NULL, 'b'},
 		{"max-inflight", required_argument, NULL, 'm'}, {"log-level", required_argument, NULL, 'l'},
+		{"sim", required_argument, NULL, 'S'},       {"sim-key", required_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -87,6 +97,12 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 			sl_log_set_level((enum sl_log_level)lvl);
 			break;
 		}
+		case 'S':
+			if (o->nsims == SERVE_SIMS_MAX)
+				return cli_usage_error("serve", "at most %d --sim", SERVE_SIMS_MAX);
+			o->sims[o->nsims++] = optarg;
+			break;
+		case 'K': o->sim_key = optarg; break;
 		default: return cli_usage_error("serve", "unknown option");
 		}
 	}
@@ -94,6 +110,34 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		return cli_usage_error("serve", "want DIR");
 	o->dir = argv[optind];
 	return 0;
+}
+
+/* Starts the --sim simulators in this process (the demo's vendors). */
+static int start_sims(const struct serve_opts *o, struct sl_sim **sims, struct sl_err *err)
+{
+	char *key = NULL;
+	if (o->sim_key && sl_secret_is_ref(o->sim_key) && sl_secret_resolve(o->sim_key, ".", &key, err))
+		return err->code;
+	int rc = 0;
+	for (int i = 0; i < o->nsims && !rc; i++) {
+		char kind[32];
+		const char *colon = strchr(o->sims[i], ':');
+		int64_t port = 0;
+		snprintf(kind, sizeof kind, "%.*s", (int)(colon ? colon - o->sims[i] : (long)strlen(o->sims[i])),
+			 o->sims[i]);
+		if (colon && (sl_parse_i64(colon + 1, &port) || port < 0 || port > 65535)) {
+			rc = sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "--sim %s: bad port", o->sims[i]);
+			break;
+		}
+		struct sl_sim_opts so = {.kind = kind, .port = (int)port, .api_key = key ? key : o->sim_key};
+		rc = sl_sim_start(&so, &sims[i], err);
+		if (!rc) {
+			printf("sluice: sim %s on http://127.0.0.1:%d\n", kind, sl_sim_port(sims[i]));
+			fflush(stdout);
+		}
+	}
+	free(key);
+	return rc;
 }
 
 /* --store, else the project's `store:` with a relative sqlite path taken
@@ -145,11 +189,13 @@ int cmd_serve(int argc, char **argv)
 	struct sl_store *s = NULL;
 	struct sl_engine *e = NULL;
 	struct sl_server *srv = NULL;
+	struct sl_sim *sims[SERVE_SIMS_MAX] = {0};
 	char *url = store_url(&o, p);
 	const char *listen = o.listen ? o.listen : p->settings.listen ? p->settings.listen : "127.0.0.1:8080";
 	struct sl_engine_opts eo = {.workers = o.workers};
 	struct sl_server_opts so = {.listen = listen, .max_body = (size_t)o.max_body, .max_inflight = o.max_inflight};
-	if (sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err) ||
+	if (start_sims(&o, sims, &err) || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) ||
+	    sl_engine_start(e, &err) ||
 	    sl_server_start(e, &so, &srv, &err)) {
 		fprintf(stderr, "sluice serve: %s\n", err.msg);
 		goto out;
@@ -170,6 +216,9 @@ out:
 		sl_engine_free(e);
 	}
 	sl_store_close(s);
+	for (int i = 0; i < SERVE_SIMS_MAX; i++)
+		if (sims[i])
+			sl_sim_stop(sims[i]);
 	free(url);
 	sl_project_free(p);
 	return code;

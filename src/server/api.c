@@ -14,6 +14,28 @@
 #define BULK_REPLAY_MAX 10000
 #define LIST_LIMIT_MAX 500
 
+/* The console's place: a page that says where things are until the console
+ * (web/) lands. */
+void srv_console(struct sl_server *s, struct srv_req *r)
+{
+	(void)s;
+	static const char page[] =
+		"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sluice</title>"
+		"<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;color:#222}"
+		"code{background:#f3f3f3;padding:0 .3em}</style></head><body>"
+		"<h1>Sluice</h1><p>The console is coming. Meanwhile:</p><ul>"
+		"<li><a href=\"/v1/runs\">/v1/runs</a>: runs, newest first (<code>sluice runs list</code>)</li>"
+		"<li><a href=\"/v1/workflows\">/v1/workflows</a>: the loaded workflows</li>"
+		"<li><a href=\"/v1/dlq\">/v1/dlq</a>: dead runs (<code>sluice dlq list</code>)</li>"
+		"<li><a href=\"/v1/openapi.json\">/v1/openapi.json</a>: the API, OpenAPI 3.1</li>"
+		"<li><a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a></li>"
+		"</ul></body></html>\n";
+	r->status = 200;
+	free(r->resp_body);
+	r->resp_body = sl_strdup(page);
+	r->resp_type = "text/html; charset=utf-8";
+}
+
 void srv_healthz(struct sl_server *s, struct srv_req *r)
 {
 	(void)s;

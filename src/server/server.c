@@ -14,6 +14,7 @@
 
 /* ---- the route table: the router and the OpenAPI test read the same one ---- */
 static const struct sl_server_route routes[] = {
+	{"GET", "/"},
 	{"GET", "/healthz"},
 	{"GET", "/readyz"},
 	{"GET", "/v1/openapi.json"},
@@ -29,7 +30,7 @@ static const struct sl_server_route routes[] = {
 };
 
 static const srv_handler_fn handlers[] = {
-	srv_healthz,    srv_readyz,   srv_openapi,  srv_workflows, srv_start_run,  srv_runs_list,
+	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook,
 };
 

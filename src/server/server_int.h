@@ -63,6 +63,7 @@ const char *srv_header(struct srv_req *r, const char *name);
 const char *srv_query(struct srv_req *r, const char *name);
 
 /* api.c */
+void srv_console(struct sl_server *s, struct srv_req *r);
 void srv_healthz(struct sl_server *s, struct srv_req *r);
 void srv_readyz(struct sl_server *s, struct srv_req *r);
 void srv_openapi(struct sl_server *s, struct srv_req *r);
