@@ -6,3 +6,7 @@ set -eu
 : "${SLUICE_BUILD:?}"
 echo "== engine: durable steps per second"
 "$SLUICE_BUILD/bench/bench_engine" "${BENCH_RUNS:-2000}"
+
+echo
+echo "== server: durable webhook accepts (sluice serve, SQLite, signed GitHub-style webhooks)"
+"$(dirname "$0")/webhooks.sh"

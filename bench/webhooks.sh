@@ -1,0 +1,32 @@
+#!/bin/sh
+# Webhooks accepted per second at 1, 16 and 64 connections against
+# `sluice serve` on a copy of the example (a helpdesk simulator in the same
+# process), then the same runs measured end to end (all completed).
+set -eu
+: "${SLUICE_BIN:?}" "${SLUICE_BUILD:?}"
+top=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d /tmp/sluice-bench-http.XXXXXX)
+trap 'kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
+cp -r "$top/examples/support-triage" "$tmp/p" && rm -rf "$tmp/p/.sluice" "$tmp/p/out"
+sed -i "s#^base_url: .*#base_url: http://127.0.0.1:19101#" "$tmp/p/connectors/helpdesk.yaml"
+export HELPDESK_TOKEN=bench EMAIL_HOOK_SECRET=bench-secret
+port=$((30000 + $$ % 20000))
+"$SLUICE_BIN" serve --listen 127.0.0.1:$port --log-level error --max-inflight 1024 \
+	--sim helpdesk:19101 --sim-key bench "$tmp/p" >"$tmp/serve.out" 2>&1 &
+srv=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+N=${BENCH_HOOKS:-3000}
+t0=$(date +%s.%N)
+for c in 1 16 64; do
+	"$SLUICE_BUILD/bench/bench_http" "http://127.0.0.1:$port/hooks/email" "$EMAIL_HOOK_SECRET" \
+		"$top/examples/support-triage/fixtures/email-1.json" $c $N
+done
+# End to end: wait until every accepted run (3 steps: map, helpdesk call, audit) completed.
+total=$((N * 3))
+while :; do
+	n=$(sqlite3 "$tmp/p/.sluice/sluice.db" "select count(*) from runs where workflow='support-triage' and status='completed'")
+	[ "$n" -ge "$total" ] && break
+	sleep 0.2
+done
+t1=$(date +%s.%N)
+awk -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN { printf "end to end: %d webhook runs (map, helpdesk simulator call, audit append) completed in %.1f s: %.0f runs/s\n", n, b - a, n / (b - a) }'
