@@ -26,6 +26,7 @@ const struct sl_conf_key sl_settings_keys[] = {
 	{"log_level", SL_CONF_STRING, false, "debug, info, warn, error or off; default info"},
 	{"lease", SL_CONF_DURATION, false, "how long a worker holds a task before another may take it; default 30s"},
 	{"batch", SL_CONF_INT, false, "tasks a worker claims and commits together; default 16"},
+	{"dlq_retention", SL_CONF_DURATION, false, "dead-letter entries older than this are deleted; default 30d"},
 	{NULL, 0, false, NULL},
 };
 
@@ -146,6 +147,7 @@ static void settings_defaults(struct sl_project *p)
 	s->log_level = sl_strdup("info");
 	s->lease_ms = 30000;
 	s->batch = 16;
+	s->dlq_retention_ms = 30LL * 86400000;
 }
 
 static void replace(char **slot, const char *v)
@@ -212,6 +214,12 @@ static void settings_apply(struct sl_project *p, struct conf_file *cf, const jso
 		conf_err(cf, "/lease", "lease must be at least 1s");
 	else
 		s->lease_ms = ms;
+	const json_t *ret = json_object_get(doc, "dlq_retention");
+	ms = conf_duration(ret, s->dlq_retention_ms);
+	if (ret && conf_type_ok(SL_CONF_DURATION, ret) && ms < 1000)
+		conf_err(cf, "/dlq_retention", "dlq_retention must be at least 1s");
+	else
+		s->dlq_retention_ms = ms;
 }
 
 static void load_settings(struct loader *L)

@@ -5,6 +5,7 @@
 #include "engine/engine_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -84,6 +85,27 @@ static void idle_wait(struct sl_engine *e)
 		if (pthread_cond_timedwait(&e->work_cv, &e->mu, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&e->mu);
+}
+
+/* Housekeeping, done by worker 0 at start and then every minute: DLQ
+ * retention and expired idempotency records. */
+#define HOUSEKEEPING_EVERY_MS 60000
+
+static void housekeeping(struct sl_engine *e, int64_t *next_ms)
+{
+	int64_t now = sl_now_ms();
+	if (now < *next_ms)
+		return;
+	*next_ms = now + HOUSEKEEPING_EVERY_MS;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int64_t purged = 0;
+	if (sl_store_dlq_purge(e->store, now - e->project->settings.dlq_retention_ms, &purged, &err) == 0 && purged) {
+		char n[32];
+		snprintf(n, sizeof n, "%lld", (long long)purged);
+		sl_log(SL_LOG_INFO, "engine", "dead-letter entries past retention deleted", "entries", n, NULL);
+	}
+	sl_store_idem_purge(e->store, now, &purged, &err);
 }
 
 /* Keeps leases alive when a batch runs long (slow calls). */
@@ -209,8 +231,11 @@ void *engine_worker_main(void *arg)
 	struct outcome *outs = sl_xcalloc(cap, sizeof *outs);
 	int *results = sl_xcalloc(cap, sizeof *results);
 	size_t held = 0;
+	int64_t next_housekeeping = 0;
 
 	while (atomic_load(&e->running) || held) {
+		if (w->index == 0)
+			housekeeping(e, &next_housekeeping);
 		if (atomic_load(&e->running))
 			held = claim_more(e, w, slots, held);
 		if (held == 0) {

@@ -535,6 +535,42 @@ static void test_emit_starts_the_current_version_only(void **state)
 	sl_project_free(p);
 }
 
+/* Dead-letter entries older than dlq_retention are deleted by the engine. */
+static void test_dlq_retention(void **state)
+{
+	struct fixture *f = *state;
+	srv.fail_status = 404;
+	char id[SL_ID_MAX];
+	start(f, "dead", NULL, id);
+	json_decref(finish(f, id));
+	struct sl_dlq_filter df = {.error_class = -1, .include_replayed = true};
+	json_t *dl = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_store_dlq_list(f->s, &df, &dl, &err), 0);
+	assert_int_equal(json_array_size(json_object_get(dl, "entries")), 1);
+	json_decref(dl);
+	sl_engine_free(f->e);
+	f->e = NULL;
+	/* Two seconds later, with a one-second retention, a new engine purges it. */
+	put("sluice.yaml", "name: t\nworkers: 1\ndlq_retention: 1s\n");
+	sl_project_free(f->p);
+	f->p = load();
+	assert_int_equal(f->p->settings.dlq_retention_ms, 1000);
+	sl_clock_set(sl_now_ms() + 2000);
+	assert_int_equal(sl_engine_new(f->p, f->s, NULL, &f->e, &err), 0);
+	assert_int_equal(sl_engine_start(f->e, &err), 0);
+	size_t n = 1;
+	for (int i = 0; i < 200 && n; i++) {
+		usleep(10000);
+		assert_int_equal(sl_store_dlq_list(f->s, &df, &dl, &err), 0);
+		n = json_array_size(json_object_get(dl, "entries"));
+		json_decref(dl);
+	}
+	sl_clock_set(0);
+	assert_int_equal(n, 0);
+}
+
 static void test_backoff_full_jitter(void **state)
 {
 	(void)state;
@@ -569,6 +605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expired_lease_is_reclaimed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_contract_is_enforced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emit_starts_the_current_version_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dlq_retention, setup, teardown),
 		cmocka_unit_test(test_backoff_full_jitter),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
