@@ -38,6 +38,12 @@ void help_version(FILE *out);
 bool cli_wants_help(int argc, char **argv);
 /* Prints "sluice VERB: message" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct sl_project;
+/* The store URL a verb opens: override (--store) when given, else the
+ * project's `store:`, a relative sqlite path taken from the project folder.
+ * Returns owned. */
+char *cli_store_url(const char *override, const struct sl_project *p);
+
 /* Whether stdout/stderr is a terminal (tables and colour for people). */
 bool cli_isatty(FILE *f);
 

@@ -114,20 +114,6 @@ static json_t *read_input(const char *path, struct sl_err *err)
 	return j;
 }
 
-/* The store URL: --store, else the project's `store:` with a relative
- * sqlite path taken from the project folder. */
-static char *store_url(const struct run_opts *o, const struct sl_project *p)
-{
-	const char *u = o->store_url ? o->store_url : p->settings.store;
-	if (!o->store_url && sl_str_startswith(u, "sqlite:") && u[7] != '/' && strcmp(u + 7, ":memory:") != 0) {
-		char *path = sl_path_join(p->dir, u + 7);
-		char *r = sl_asprintf("sqlite:%s", path);
-		free(path);
-		return r;
-	}
-	return sl_strdup(u);
-}
-
 static const char *str_or(const json_t *j, const char *key, const char *dflt)
 {
 	const char *s = json_string_value(json_object_get(j, key));
@@ -312,7 +298,7 @@ int cmd_run(int argc, char **argv)
 	struct sl_store *s = NULL;
 	struct sl_engine *e = NULL;
 	json_t *ids = json_array();
-	char *url = store_url(&o, p);
+	char *url = cli_store_url(o.store_url, p);
 	struct sl_engine_opts eo = {.workers = o.workers};
 	if (sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err)) {
 		fprintf(stderr, "sluice run: %s\n", err.msg);

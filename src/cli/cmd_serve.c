@@ -140,20 +140,6 @@ static int start_sims(const struct serve_opts *o, struct sl_sim **sims, struct s
 	return rc;
 }
 
-/* --store, else the project's `store:` with a relative sqlite path taken
- * from the project folder (as cmd_run.c does). */
-static char *store_url(const struct serve_opts *o, const struct sl_project *p)
-{
-	const char *u = o->store_url ? o->store_url : p->settings.store;
-	if (!o->store_url && sl_str_startswith(u, "sqlite:") && u[7] != '/' && strcmp(u + 7, ":memory:") != 0) {
-		char *path = sl_path_join(p->dir, u + 7);
-		char *r = sl_asprintf("sqlite:%s", path);
-		free(path);
-		return r;
-	}
-	return sl_strdup(u);
-}
-
 int cmd_serve(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -190,7 +176,7 @@ int cmd_serve(int argc, char **argv)
 	struct sl_engine *e = NULL;
 	struct sl_server *srv = NULL;
 	struct sl_sim *sims[SERVE_SIMS_MAX] = {0};
-	char *url = store_url(&o, p);
+	char *url = cli_store_url(o.store_url, p);
 	const char *listen = o.listen ? o.listen : p->settings.listen ? p->settings.listen : "127.0.0.1:8080";
 	struct sl_engine_opts eo = {.workers = o.workers};
 	struct sl_server_opts so = {.listen = listen, .max_body = (size_t)o.max_body, .max_inflight = o.max_inflight};

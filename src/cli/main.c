@@ -6,10 +6,12 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "config/config.h"
 #include "util/util.h"
 
 static const struct cli_verb verbs[] = {
@@ -53,6 +55,20 @@ int cli_usage_error(const char *verb, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n(see `sluice %s --help`)\n", verb);
 	return EXIT_USAGE;
+}
+
+char *cli_store_url(const char *override, const struct sl_project *p)
+{
+	if (override)
+		return sl_strdup(override);
+	const char *u = p->settings.store;
+	if (sl_str_startswith(u, "sqlite:") && u[7] != '/' && strcmp(u + 7, ":memory:") != 0) {
+		char *path = sl_path_join(p->dir, u + 7);
+		char *r = sl_asprintf("sqlite:%s", path);
+		free(path);
+		return r;
+	}
+	return sl_strdup(u);
 }
 
 bool cli_isatty(FILE *f)
