@@ -28,6 +28,13 @@ t_is "$rc" 1 "check --json exits 1 too"
 t_is "$(printf '%s' "$json" | jq -r '.ok')" false "--json says ok: false"
 t_is "$(printf '%s' "$json" | jq -r '.errors | length >= 3')" true "--json lists the errors"
 
+# A jq error inside a block scalar points at its line and indentation.
+mkdir -p "$T_TMP/bs/workflows"
+printf 'workflow: bs\nversion: 1\nsteps:\n  - id: a\n    map: |\n      {\n        x: .input.x,\n        y: (.input.y +)\n      }\n' \
+	> "$T_TMP/bs/workflows/bs.yaml"
+out=$(cd "$T_TMP" && "$SLUICE" check bs 2>&1)
+t_like "$out" '^bs/workflows/bs.yaml:8:7: error: step a: map: jq: syntax error' "a jq error in a block scalar names its line (8) and indentation (7)"
+
 out=$("$SLUICE" check "$T_TMP/does-not-exist" 2>&1); rc=$?
 t_is "$rc" 1 "a missing folder is an error"
 

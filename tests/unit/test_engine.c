@@ -482,6 +482,36 @@ static void test_expired_lease_is_reclaimed(void **state)
 	assert_int_equal(res, SL_EFENCED);
 }
 
+/* A lease held by a process of this host that no longer exists is released
+ * when an engine starts: the run goes on at once, not after the lease. */
+static void test_dead_local_owner_lease_is_released(void **state)
+{
+	struct fixture *f = *state;
+	char id[SL_ID_MAX], host[64] = "host", owner[128];
+	start(f, "cont", NULL, id);
+	gethostname(host, sizeof host - 1);
+	/* pid_max is at most 2^22: this pid cannot exist. */
+	snprintf(owner, sizeof owner, "%s:%d/w0", host, 99999999);
+	struct sl_task t[1];
+	size_t n = 0;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_store_claim(f->s, owner, 600000, 1, t, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sl_engine_start(f->e, &err), 0);
+	/* Without the release this waits for the 10-minute lease. */
+	assert_int_equal(sl_engine_wait_tree(f->e, id, 5000), 0);
+	/* A live owner's lease (our own pid on another worker name) is kept. */
+	char id2[SL_ID_MAX];
+	start(f, "cont", NULL, id2);
+	snprintf(owner, sizeof owner, "%s:%d/w9", host, (int)getppid());
+	sl_engine_stop(f->e);
+	assert_int_equal(sl_store_claim(f->s, owner, 600000, 1, t, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sl_engine_start(f->e, &err), 0);
+	assert_int_equal(sl_engine_wait_tree(f->e, id2, 500), SL_ETIMEOUT);
+}
+
 static void test_input_contract_is_enforced(void **state)
 {
 	struct fixture *f = *state;
@@ -603,6 +633,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_on_error_continue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_finishes_on_its_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired_lease_is_reclaimed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_local_owner_lease_is_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_contract_is_enforced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emit_starts_the_current_version_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dlq_retention, setup, teardown),
