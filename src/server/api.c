@@ -145,6 +145,29 @@ static void reply_started(struct srv_req *r, const char *run_id, bool existed)
 				 "duplicate", existed, "links", links));
 }
 
+void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl_workflow *w, json_t *in,
+			 const char *scope, const char *key, const char *trigger)
+{
+	struct sl_start st = {
+		.workflow = w->name,
+		.input = in,
+		.idem_scope = scope,
+		.idem_key = key,
+		.correlation_id = r->corr,
+		.trigger = trigger,
+	};
+	char run_id[SL_ID_MAX] = "";
+	bool existed = false;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_engine_start_run(s->e, &st, run_id, &existed, &err);
+	json_decref(in);
+	if (rc)
+		srv_problem_code(r, rc, &err);
+	else
+		reply_started(r, run_id, existed);
+}
+
 void srv_start_run(struct sl_server *s, struct srv_req *r)
 {
 	const struct sl_workflow *w = sl_project_workflow(sl_engine_project(s->e), r->params[0]);
@@ -161,25 +184,7 @@ void srv_start_run(struct sl_server *s, struct srv_req *r)
 		srv_problem(r, 400, "Idempotency-Key must be 1 to 255 characters");
 		return;
 	}
-	struct sl_start st = {
-		.workflow = w->name,
-		.input = in,
-		.idem_scope = "api",
-		.idem_key = key,
-		.correlation_id = r->corr,
-		.trigger = "api",
-	};
-	char run_id[SL_ID_MAX] = "";
-	bool existed = false;
-	struct sl_err err;
-	sl_err_clear(&err);
-	int rc = sl_engine_start_run(s->e, &st, run_id, &existed, &err);
-	json_decref(in);
-	if (rc) {
-		srv_problem_code(r, rc, &err);
-		return;
-	}
-	reply_started(r, run_id, existed);
+	srv_start_and_reply(s, r, w, in, "api", key, "api");
 }
 
 static int parse_limit(struct srv_req *r, size_t *limit)

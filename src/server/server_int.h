@@ -56,6 +56,11 @@ struct srv_req {
 typedef void (*srv_handler_fn)(struct sl_server *s, struct srv_req *r);
 
 void srv_reply_json(struct srv_req *r, int status, json_t *doc); /* takes doc */
+/* Starts a run of w with input in (taken) and answers once it is committed:
+ * 202 for a new run, 200 when (scope, key) was seen, else a problem. */
+struct sl_workflow;
+void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl_workflow *w, json_t *in,
+			 const char *scope, const char *key, const char *trigger);
 void srv_problem(struct srv_req *r, int status, const char *detail);
 void srv_problem_errs(struct srv_req *r, int status, const char *detail, json_t *errors); /* takes errors */
 void srv_problem_code(struct srv_req *r, int code, const struct sl_err *err);

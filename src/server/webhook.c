@@ -210,29 +210,7 @@ void srv_webhook(struct sl_server *s, struct srv_req *r)
 		delivery = json_string_value(json_object_get(in, "id"));
 	if (delivery && (!*delivery || strlen(delivery) > 255))
 		delivery = NULL;
-	char *key = sl_strdup(delivery); /* may point into in */
-	struct sl_start st = {
-		.workflow = w->name,
-		.input = in,
-		.idem_scope = h->scope,
-		.idem_key = key,
-		.correlation_id = r->corr,
-		.trigger = "webhook",
-	};
-	char run_id[SL_ID_MAX] = "";
-	bool existed = false;
-	struct sl_err err;
-	sl_err_clear(&err);
-	int rc = sl_engine_start_run(s->e, &st, run_id, &existed, &err);
-	json_decref(in);
+	char *key = sl_strdup(delivery); /* may point into in, which is given away */
+	srv_start_and_reply(s, r, w, in, h->scope, key, "webhook");
 	free(key);
-	if (rc) {
-		srv_problem_code(r, rc, &err);
-		return;
-	}
-	snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
-	snprintf(r->location, sizeof r->location, "/v1/runs/%s", run_id);
-	srv_reply_json(r, existed ? 200 : 202,
-		       json_pack("{s:s, s:s, s:b}", "run_id", run_id, "status", existed ? "existing" : "accepted",
-				 "duplicate", existed));
 }
