@@ -3,6 +3,7 @@
 #define SL_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define SL_VERSION "0.1.0"
@@ -38,6 +39,12 @@ void help_version(FILE *out);
 bool cli_wants_help(int argc, char **argv);
 /* Prints "sluice VERB: message" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An integer option in [lo, hi], parsed strictly. A bad value prints
+ * "sluice VERB: --NAME wants a number from LO to HI" and returns EXIT_USAGE. */
+int cli_opt_int(const char *verb, const char *name, const char *arg, int64_t lo, int64_t hi, int64_t *out);
+/* --log-level LEVEL: sets the level, or a usage error naming the levels. */
+int cli_opt_log_level(const char *verb, const char *arg);
+
 struct sl_project;
 /* The store URL a verb opens: override (--store) when given, else the
  * project's `store:`, a relative sqlite path taken from the project folder.

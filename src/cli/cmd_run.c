@@ -73,8 +73,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'k': o->idem_key = optarg; break;
 		case 's': o->store_url = optarg; break;
 		case 'w':
-			if (sl_parse_i64(optarg, &v) || v < 1 || v > 64)
-				return cli_usage_error("run", "--workers wants a number from 1 to 64");
+			if (cli_opt_int("run", "workers", optarg, 1, 64, &v))
+				return EXIT_USAGE;
 			o->workers = (int)v;
 			break;
 		case 't':
@@ -83,13 +83,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'j': o->json = true; break;
 		case 'q': o->quiet = true; break;
-		case 'l': {
-			int lvl = sl_log_parse_level(optarg);
-			if (lvl < 0)
-				return cli_usage_error("run", "unknown log level '%s'", optarg);
-			sl_log_set_level((enum sl_log_level)lvl);
+		case 'l':
+			if (cli_opt_log_level("run", optarg))
+				return EXIT_USAGE;
 			break;
-		}
 		default: return cli_usage_error("run", "unknown option");
 		}
 	}

@@ -220,8 +220,8 @@ static int parse_opts(const char *verb, int argc, char **argv, struct client_opt
 		case 'u': o->until = optarg; break;
 		case 'c': o->cursor = optarg; break;
 		case 'n':
-			if (sl_parse_i64(optarg, &v) || v < 1 || v > 500)
-				return cli_usage_error(verb, "--limit wants a number from 1 to 500");
+			if (cli_opt_int(verb, "limit", optarg, 1, 500, &v))
+				return EXIT_USAGE;
 			o->limit = optarg;
 			break;
 		case 'i': o->input_path = optarg; break;

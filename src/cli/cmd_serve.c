@@ -76,27 +76,24 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		case 'L': o->listen = optarg; break;
 		case 's': o->store_url = optarg; break;
 		case 'w':
-			if (sl_parse_i64(optarg, &v) || v < 1 || v > 64)
-				return cli_usage_error("serve", "--workers wants a number from 1 to 64");
+			if (cli_opt_int("serve", "workers", optarg, 1, 64, &v))
+				return EXIT_USAGE;
 			o->workers = (int)v;
 			break;
 		case 'b':
-			if (sl_parse_i64(optarg, &v) || v < 1 || v > SL_BUF_MAX_HTTP_BODY)
-				return cli_usage_error("serve", "--max-body wants bytes from 1 to %d", SL_BUF_MAX_HTTP_BODY);
+			if (cli_opt_int("serve", "max-body", optarg, 1, SL_BUF_MAX_HTTP_BODY, &v))
+				return EXIT_USAGE;
 			o->max_body = v;
 			break;
 		case 'm':
-			if (sl_parse_i64(optarg, &v) || v < 1 || v > 100000)
-				return cli_usage_error("serve", "--max-inflight wants a number from 1 to 100000");
+			if (cli_opt_int("serve", "max-inflight", optarg, 1, 100000, &v))
+				return EXIT_USAGE;
 			o->max_inflight = (int)v;
 			break;
-		case 'l': {
-			int lvl = sl_log_parse_level(optarg);
-			if (lvl < 0)
-				return cli_usage_error("serve", "unknown log level '%s'", optarg);
-			sl_log_set_level((enum sl_log_level)lvl);
+		case 'l':
+			if (cli_opt_log_level("serve", optarg))
+				return EXIT_USAGE;
 			break;
-		}
 		case 'S':
 			if (o->nsims == SERVE_SIMS_MAX)
 				return cli_usage_error("serve", "at most %d --sim", SERVE_SIMS_MAX);

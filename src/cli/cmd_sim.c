@@ -58,15 +58,6 @@ static int parse_rate(const char *s, double *out)
 	return 0;
 }
 
-static int parse_num(const char *s, int64_t lo, int64_t hi, int *out)
-{
-	int64_t v;
-	if (sl_parse_i64(s, &v) != 0 || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 /* Parses the options into o; *key_ref is the --api-key value (maybe env:). */
 static int parse_args(int argc, char **argv, struct sl_sim_opts *o, const char **key_ref)
 {
@@ -79,7 +70,7 @@ static int parse_args(int argc, char **argv, struct sl_sim_opts *o, const char *
 		{"drift", no_argument, NULL, 'd'},		      {"seed", required_argument, NULL, 's'},
 		{"log-level", required_argument, NULL, 'l'},      {NULL, 0, NULL, 0},
 	};
-	int c, lvl;
+	int c;
 	int64_t v;
 	char *end = NULL;
 	sl_log_set_level(SL_LOG_WARN);
@@ -87,8 +78,9 @@ static int parse_args(int argc, char **argv, struct sl_sim_opts *o, const char *
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (parse_num(optarg, 0, 65535, &o->port))
-				return cli_usage_error("sim", "--port wants a number from 0 to 65535");
+			if (cli_opt_int("sim", "port", optarg, 0, 65535, &v))
+				return EXIT_USAGE;
+			o->port = (int)v;
 			break;
 		case 'H': o->host = optarg; break;
 		case 'k': *key_ref = optarg; break;
@@ -98,12 +90,14 @@ static int parse_args(int argc, char **argv, struct sl_sim_opts *o, const char *
 				return cli_usage_error("sim", "--rate wants a number of requests per second");
 			break;
 		case 'b':
-			if (parse_num(optarg, 1, 1000000, &o->burst))
-				return cli_usage_error("sim", "--burst wants a number from 1 to 1000000");
+			if (cli_opt_int("sim", "burst", optarg, 1, 1000000, &v))
+				return EXIT_USAGE;
+			o->burst = (int)v;
 			break;
 		case 'L':
-			if (parse_num(optarg, 0, 600000, &o->latency_ms))
-				return cli_usage_error("sim", "--latency-ms wants a number from 0 to 600000");
+			if (cli_opt_int("sim", "latency-ms", optarg, 0, 600000, &v))
+				return EXIT_USAGE;
+			o->latency_ms = (int)v;
 			break;
 		case 'e':
 			if (parse_rate(optarg, &o->error_rate))
@@ -128,10 +122,8 @@ static int parse_args(int argc, char **argv, struct sl_sim_opts *o, const char *
 			o->seed = (uint64_t)v;
 			break;
 		case 'l':
-			lvl = sl_log_parse_level(optarg);
-			if (lvl < 0)
-				return cli_usage_error("sim", "unknown log level '%s'", optarg);
-			sl_log_set_level((enum sl_log_level)lvl);
+			if (cli_opt_log_level("sim", optarg))
+				return EXIT_USAGE;
 			break;
 		default: return cli_usage_error("sim", "unknown option");
 		}

@@ -57,6 +57,25 @@ int cli_usage_error(const char *verb, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_opt_int(const char *verb, const char *name, const char *arg, int64_t lo, int64_t hi, int64_t *out)
+{
+	int64_t v;
+	if (sl_parse_i64(arg, &v) || v < lo || v > hi)
+		return cli_usage_error(verb, "--%s wants a number from %lld to %lld", name, (long long)lo,
+				       (long long)hi);
+	*out = v;
+	return 0;
+}
+
+int cli_opt_log_level(const char *verb, const char *arg)
+{
+	int lvl = sl_log_parse_level(arg);
+	if (lvl < 0)
+		return cli_usage_error(verb, "unknown log level '%s' (want debug, info, warn, error or off)", arg);
+	sl_log_set_level((enum sl_log_level)lvl);
+	return 0;
+}
+
 char *cli_store_url(const char *override, const struct sl_project *p)
 {
 	if (override)
