@@ -10,7 +10,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libfyaml jansson libcurl libpcre2-8 libcrypto sqlite3 libmicrohttpd
+PKGS    := libfyaml jansson libcurl libpcre2-8 libcrypto sqlite3 libmicrohttpd libpq
 OPT     ?= -O2 -g
 CFLAGS  ?= $(OPT)
 # -Wno-format-truncation: messages are cut on purpose at their named maximum.
@@ -21,7 +21,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 ifneq ($(findstring clang,$(CC)),)
 CFLAGS  += -Wno-unknown-warning-option
 endif
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljq -lonig -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llinear -ljq -lonig -lpthread -lm
 SAN     :=
 
 ifeq ($(V),1)
