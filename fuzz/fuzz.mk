@@ -6,8 +6,8 @@ FUZZ_SECONDS ?= 20
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
-PKGS         := libfyaml jansson libcurl libpcre2-8 libcrypto sqlite3 libmicrohttpd
-LIBS         := $(shell pkg-config --libs $(PKGS)) -ljq -lonig -lpthread -lm
+PKGS         := libfyaml jansson libcurl libpcre2-8 libcrypto sqlite3 libmicrohttpd libpq
+LIBS         := $(shell pkg-config --libs $(PKGS)) -llinear -ljq -lonig -lpthread -lm
 
 all: run
 
