@@ -810,19 +810,42 @@ static int create_tx(struct sq_store *s, const struct sl_run_new *r, int64_t now
 	return rc;
 }
 
-static int sq_run_create(struct sl_store *base, const struct sl_run_new *r, char run_id_out[SL_ID_MAX],
-			 bool *existed, struct sl_err *err)
+static int sq_run_create_many(struct sl_store *base, struct sl_store_create *items, size_t n)
 {
 	struct sq_store *s = sq(base);
-	int rc = wr_begin(s, err);
+	struct sq_conn *c = &s->w;
+	struct sl_err txerr;
+	sl_err_clear(&txerr);
+	int rc = wr_begin(s, &txerr);
 	if (rc)
-		return rc;
-	char id[SL_ID_MAX];
-	rc = wr_end(s, create_tx(s, r, sl_now_ms(), id, existed, err), err);
-	if (rc == 0)
-		sl_store__id_copy(run_id_out, id);
-	else
-		*existed = false;
+		goto failed;
+	int64_t now = sl_now_ms();
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct sl_store_create *it = &items[i];
+		rc = x_exec(c, SQ_SAVEPOINT, &txerr);
+		if (rc)
+			break;
+		it->rc = create_tx(s, it->r, now, it->run_id, &it->existed, &it->err);
+		if (it->rc && sqlite3_get_autocommit(c->db)) {
+			/* SQLite rolled the whole transaction back. */
+			rc = it->rc;
+			txerr = it->err;
+			break;
+		}
+		if (it->rc)
+			rc = x_exec(c, SQ_ROLLBACK_TO, &txerr);
+		if (!rc)
+			rc = x_exec(c, SQ_RELEASE, &txerr);
+	}
+	rc = wr_end(s, rc, &txerr);
+failed:
+	if (rc) {
+		for (size_t i = 0; i < n; i++) {
+			items[i].rc = rc;
+			items[i].err = txerr;
+			items[i].existed = false;
+		}
+	}
 	return rc;
 }
 
@@ -1732,31 +1755,76 @@ static int dlq_bind(sqlite3_stmt *st, const void *filter, size_t limit)
 	return b | b_i64(st, k, (int64_t)limit + 1);
 }
 
+/* The WHERE conditions of a DLQ filter, in dlq_bind's order. */
+static void dlq_where(struct sl_buf *q, const struct sl_dlq_filter *f)
+{
+	if (f->workflow)
+		sl_buf_adds(q, " AND workflow = ?");
+	if (f->step_id)
+		sl_buf_adds(q, " AND step_id = ?");
+	if (f->error_class >= 0)
+		sl_buf_adds(q, " AND error_class = ?");
+	if (f->since > 0)
+		sl_buf_adds(q, " AND created_at >= ?");
+	if (f->until > 0)
+		sl_buf_adds(q, " AND created_at < ?");
+	if (!f->include_replayed)
+		sl_buf_adds(q, " AND replayed_at = 0");
+	if (f->cursor)
+		sl_buf_adds(q, " AND id < ?");
+	if (f->id)
+		sl_buf_adds(q, " AND id = ?");
+}
+
 static int sq_dlq_list(struct sl_store *base, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err)
 {
 	size_t limit = sl_store__limit(f->limit);
 	struct sl_buf q;
 	sl_buf_init(&q, SQ_QUERY_MAX);
 	sl_buf_adds(&q, "SELECT " DLQ_COLS " FROM dlq WHERE 1");
-	if (f->workflow)
-		sl_buf_adds(&q, " AND workflow = ?");
-	if (f->step_id)
-		sl_buf_adds(&q, " AND step_id = ?");
-	if (f->error_class >= 0)
-		sl_buf_adds(&q, " AND error_class = ?");
-	if (f->since > 0)
-		sl_buf_adds(&q, " AND created_at >= ?");
-	if (f->until > 0)
-		sl_buf_adds(&q, " AND created_at < ?");
-	if (!f->include_replayed)
-		sl_buf_adds(&q, " AND replayed_at = 0");
-	if (f->cursor)
-		sl_buf_adds(&q, " AND id < ?");
-	if (f->id)
-		sl_buf_adds(&q, " AND id = ?");
+	dlq_where(&q, f);
 	sl_buf_adds(&q, " ORDER BY id DESC LIMIT ?");
 	int rc = q.err ? sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long")
 		       : list_run(sq(base), sl_buf_str(&q), dlq_bind, f, limit, dlq_doc, "entries", out, err);
+	sl_buf_free(&q);
+	return rc;
+}
+
+static int sq_dlq_count(struct sl_store *base, const struct sl_dlq_filter *filter, int64_t *count,
+			struct sl_err *err)
+{
+	struct sl_dlq_filter f = *filter;
+	f.cursor = NULL;
+	struct sl_buf q;
+	sl_buf_init(&q, SQ_QUERY_MAX);
+	/* dlq_bind ends with a LIMIT; an inner select gives it one to bind */
+	sl_buf_adds(&q, "SELECT count(*) FROM (SELECT 1 FROM dlq WHERE 1");
+	dlq_where(&q, &f);
+	sl_buf_adds(&q, " LIMIT ?)");
+	if (q.err) {
+		sl_buf_free(&q);
+		return sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: count query too long");
+	}
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_get(s, err);
+	if (!c) {
+		sl_buf_free(&q);
+		return SL_ESTORE;
+	}
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v3(c->db, sl_buf_str(&q), -1, 0, &st, NULL) != SQLITE_OK) {
+		rc = db_err(c, err, "dlq count");
+	} else {
+		int b = dlq_bind(st, &f, (size_t)INT64_MAX - 1);
+		int r = b ? SQLITE_MISUSE : sqlite3_step(st);
+		if (r == SQLITE_ROW)
+			*count = sqlite3_column_int64(st, 0);
+		else
+			rc = b ? bind_err(b, err, "dlq count") : db_err(c, err, "dlq count");
+	}
+	sqlite3_finalize(st);
+	rd_put(s, c);
 	sl_buf_free(&q);
 	return rc;
 }
@@ -1893,7 +1961,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.schema_version = sq_schema_version,
 	.def_put = sq_def_put,
 	.def_get = sq_def_get,
-	.run_create = sq_run_create,
+	.run_create_many = sq_run_create_many,
 	.claim = sq_claim,
 	.renew = sq_renew,
 	.next_due = sq_next_due,
@@ -1906,6 +1974,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.counts = sq_counts,
 	.run_cancel = sq_run_cancel,
 	.dlq_list = sq_dlq_list,
+	.dlq_count = sq_dlq_count,
 	.dlq_replay = sq_dlq_replay,
 	.dlq_purge = sq_dlq_purge,
 	.idem_get = sq_idem_get,

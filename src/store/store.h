@@ -86,9 +86,18 @@ struct sl_run_new {
 };
 /* Creates the run and its first task in one transaction. When idem_key was
  * seen in idem_scope, creates nothing and returns the first run's id with
- * *existed = true. run_id_out receives the id. */
+ * *existed = true. run_id_out receives the id. Concurrent calls share one
+ * transaction (group commit): each still returns only once its run is
+ * durable, and one that fails does not fail the others. */
 int sl_store_run_create(struct sl_store *s, const struct sl_run_new *r, char run_id_out[SL_ID_MAX],
 			bool *existed, struct sl_err *err);
+
+/* Counters since open: runs created through sl_store_run_create and the
+ * transactions they took (creates / create_batches is the mean batch). */
+struct sl_store_stats {
+	uint64_t creates, create_batches;
+};
+void sl_store_stats(struct sl_store *s, struct sl_store_stats *out);
 
 /* ---- claiming --------------------------------------------------------------- */
 struct sl_task {
@@ -247,6 +256,8 @@ struct sl_dlq_filter {
 /* {"entries": [{"id","run_id","workflow","version","step_id","error_class",
  *  "error","evidence","created_at","replayed_at"}], "next_cursor": ...} */
 int sl_store_dlq_list(struct sl_store *s, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err);
+/* How many entries the filter matches (its cursor and limit are ignored). */
+int sl_store_dlq_count(struct sl_store *s, const struct sl_dlq_filter *f, int64_t *count, struct sl_err *err);
 /* Replays a dead run from its failed step: the run is queued again at the
  * same cursor with its attempt counter reset, the entry marked replayed.
  * input (borrowed, may be NULL) replaces the run's .input; new_digest/version

@@ -13,9 +13,23 @@
 
 #include "store/store.h"
 
-/* Every implementation's handle starts with this. */
+struct sl_store_group; /* store.c: the run-creation group commit */
+
+/* Every implementation's handle starts with this. store.c sets group after
+ * open and frees it before close; an implementation leaves it alone. */
 struct sl_store {
 	const struct sl_store_ops *ops;
+	struct sl_store_group *group;
+};
+
+/* One run to create in a batch (run_create_many). The implementation fills
+ * run_id, existed, rc and, when rc != 0, err. */
+struct sl_store_create {
+	const struct sl_run_new *r;
+	char run_id[SL_ID_MAX];
+	bool existed;
+	int rc;
+	struct sl_err err;
 };
 
 struct sl_store_ops {
@@ -29,8 +43,13 @@ struct sl_store_ops {
 		       const char *source, struct sl_err *err);
 	int (*def_get)(struct sl_store *s, const char *digest, char **file, char **source, struct sl_err *err);
 
-	int (*run_create)(struct sl_store *s, const struct sl_run_new *r, char run_id_out[SL_ID_MAX],
-			  bool *existed, struct sl_err *err);
+	/* Creates n runs in ONE transaction, each in its own savepoint: one
+	 * that fails is rolled back alone (its rc and err say why) and the others
+	 * land. A repeated idempotency key inside the batch finds the first.
+	 * Returns 0, or a negative code when the transaction itself failed (then
+	 * nothing landed and every item holds that code). store.c batches
+	 * concurrent sl_store_run_create calls into one call of this. */
+	int (*run_create_many)(struct sl_store *s, struct sl_store_create *items, size_t n);
 	int (*claim)(struct sl_store *s, const char *owner, int64_t lease_ms, size_t max, struct sl_task *out,
 		     size_t *n, struct sl_err *err);
 	int (*renew)(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t lease_ms, bool *lost,
@@ -50,6 +69,7 @@ struct sl_store_ops {
 	int (*dlq_list)(struct sl_store *s, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err);
 	int (*dlq_replay)(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
 			  int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err);
+	int (*dlq_count)(struct sl_store *s, const struct sl_dlq_filter *f, int64_t *count, struct sl_err *err);
 	int (*dlq_purge)(struct sl_store *s, int64_t before_ms, int64_t *purged, struct sl_err *err);
 
 	int (*idem_get)(struct sl_store *s, const char *scope, const char *key, char run_id_out[SL_ID_MAX],

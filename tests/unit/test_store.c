@@ -404,6 +404,66 @@ static void *idem_worker(void *arg)
 	return NULL;
 }
 
+struct burst_thread {
+	struct sl_store *s;
+	pthread_barrier_t *bar;
+	char ids[50][SL_ID_MAX];
+	int rc;
+};
+
+static void *burst_worker(void *arg)
+{
+	struct burst_thread *t = arg;
+	struct sl_err e;
+	pthread_barrier_wait(t->bar);
+	for (int i = 0; i < 50; i++) {
+		struct sl_run_new r = {.workflow = "wf", .digest = "d"};
+		bool existed;
+		int rc = sl_store_run_create(t->s, &r, t->ids[i], &existed, &e);
+		if (rc || existed)
+			t->rc = rc ? rc : -1;
+	}
+	return NULL;
+}
+
+/* Concurrent creations share transactions (group commit), and each caller
+ * still gets its own, durable, distinct run. */
+static void test_create_group_commit(void **state)
+{
+	struct fx *f = *state;
+	enum { NT = 16 };
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, NT);
+	struct burst_thread *t = calloc(NT, sizeof *t);
+	pthread_t th[NT];
+	for (int i = 0; i < NT; i++) {
+		t[i].s = f->s;
+		t[i].bar = &bar;
+		assert_int_equal(pthread_create(&th[i], NULL, burst_worker, &t[i]), 0);
+	}
+	for (int i = 0; i < NT; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].rc, 0);
+	}
+	pthread_barrier_destroy(&bar);
+	struct sl_store_stats st;
+	sl_store_stats(f->s, &st);
+	assert_int_equal(st.creates, NT * 50);
+	assert_true(st.create_batches < st.creates); /* some were batched */
+	/* every id distinct and found after a reopen */
+	sl_store_close(f->s);
+	assert_int_equal(sl_store_open(f->path, &f->s, &f->err), 0);
+	json_t *seen = json_object();
+	for (int i = 0; i < NT; i++)
+		for (int k = 0; k < 50; k++) {
+			assert_int_equal(json_object_get(seen, t[i].ids[k]), NULL);
+			json_object_set_new(seen, t[i].ids[k], json_true());
+			assert_int_equal(sl_store_run_status(f->s, t[i].ids[k]), SL_RUN_QUEUED);
+		}
+	json_decref(seen);
+	free(t);
+}
+
 static void test_create_idempotent_threads(void **state)
 {
 	struct fx *f = *state;
@@ -841,6 +901,12 @@ static void test_dlq_replay(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "evidence"), "status")), 422);
 	assert_true(json_is_null(json_object_get(e, "replayed_at")));
 	json_decref(doc);
+	int64_t count = -1;
+	assert_int_equal(sl_store_dlq_count(f->s, &df, &count, &f->err), 0);
+	assert_int_equal(count, 1);
+	struct sl_dlq_filter other = {.error_class = SL_CLASS_TRANSIENT};
+	assert_int_equal(sl_store_dlq_count(f->s, &other, &count, &f->err), 0);
+	assert_int_equal(count, 0);
 
 	/* replay onto a newer definition with a corrected input */
 	json_t *in = J("{\"n\": 99}");
@@ -869,7 +935,11 @@ static void test_dlq_replay(void **state)
 	assert_int_equal(sl_store_dlq_list(f->s, &df, &doc, &f->err), 0);
 	assert_int_equal(list_len(doc, "entries"), 0);
 	json_decref(doc);
+	assert_int_equal(sl_store_dlq_count(f->s, &df, &count, &f->err), 0);
+	assert_int_equal(count, 0); /* replayed entries are not counted unless asked */
 	df.include_replayed = true;
+	assert_int_equal(sl_store_dlq_count(f->s, &df, &count, &f->err), 0);
+	assert_int_equal(count, 1);
 	assert_int_equal(sl_store_dlq_list(f->s, &df, &doc, &f->err), 0);
 	assert_int_equal(list_len(doc, "entries"), 1);
 	e = json_array_get(json_object_get(doc, "entries"), 0);
@@ -1576,6 +1646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_group_commit, setup, teardown),
 		cmocka_unit_test(test_memory_store),
 		cmocka_unit_test_setup_teardown(test_bench, setup, teardown), /* last: only when asked */
 	};
