@@ -34,7 +34,9 @@ endif
 # so a new file needs no Makefile change. cli/ holds main().
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# Documents compiled into the binary (tools/embed.sh): FILE -> $(BUILD)/gen/NAME.o
+EMBED_OBJ := $(BUILD)/gen/openapi_json.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(EMBED_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -54,6 +56,15 @@ $(SLUICE): $(CLI_OBJ) $(LIB)
 $(LIB): $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(BUILD)/gen/openapi_json.c: src/server/openapi.json tools/embed.sh
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   $<"
+	$(Q)sh tools/embed.sh sl_openapi_json $< >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -433,23 +433,84 @@ static int replay_body(const struct client_opts *o, char **out)
 	return 0;
 }
 
+/* Follows next_cursor page by page, printing progress on stderr, so a
+ * replay of thousands shows how far it got (and where it stopped, if it
+ * stops). With --json the pages are merged into one document at the end. */
+static int dlq_replay_all(const struct client_opts *o, const char *body)
+{
+	json_t *runs = json_array(), *failed = json_array();
+	int64_t matched = -1, done = 0;
+	char *cursor = NULL;
+	int code = EXIT_OK;
+	for (;;) {
+		struct sl_buf q;
+		sl_buf_init(&q, SL_BUF_MAX_LINE);
+		dlq_query(o, &q);
+		add_query(&q, "limit", "100");
+		add_query(&q, "cursor", cursor);
+		char *path = sl_asprintf("/v1/dlq/replay%s", sl_buf_str(&q));
+		sl_buf_free(&q);
+		long st;
+		json_t *doc;
+		int rc = api_call("dlq", o, "POST", path, body, &st, &doc);
+		free(path);
+		if (rc) {
+			code = EXIT_USAGE;
+			break;
+		}
+		if (st != 200) {
+			code = print_problem("dlq", st, doc);
+			json_decref(doc);
+			break;
+		}
+		if (matched < 0)
+			matched = json_integer_value(json_object_get(doc, "matched"));
+		json_array_extend(runs, json_object_get(doc, "runs"));
+		json_array_extend(failed, json_object_get(doc, "failed"));
+		done = (int64_t)(json_array_size(runs) + json_array_size(failed));
+		const char *next = json_string_value(json_object_get(doc, "next_cursor"));
+		free(cursor);
+		cursor = next ? sl_strdup(next) : NULL;
+		json_decref(doc);
+		if (!o->json)
+			fprintf(stderr, "sluice dlq: %lld of %lld done (%zu replayed, %zu failed)\n", (long long)done,
+				(long long)SL_MAX(matched, done), json_array_size(runs), json_array_size(failed));
+		if (!cursor)
+			break;
+	}
+	free(cursor);
+	if (code == EXIT_OK) {
+		if (o->json) {
+			json_t *all = json_pack("{s:I, s:I, s:O, s:O}", "matched", (json_int_t)SL_MAX(matched, 0),
+						"replayed", (json_int_t)json_array_size(runs), "runs", runs, "failed", failed);
+			print_json(all);
+			json_decref(all);
+		} else {
+			printf("%zu replayed, %zu failed\n", json_array_size(runs), json_array_size(failed));
+			size_t i;
+			const json_t *f;
+			json_array_foreach(failed, i, f)
+				printf("  %s: %s\n", jstr(f, "id", "?"), jstr(f, "detail", ""));
+		}
+		if (json_array_size(failed))
+			code = EXIT_FAIL;
+	}
+	json_decref(runs);
+	json_decref(failed);
+	return code;
+}
+
 static int dlq_replay(const struct client_opts *o, const char *id)
 {
 	char *body;
 	if (replay_body(o, &body))
 		return EXIT_USAGE;
-	char *path;
-	if (id) {
-		path = path_of("/v1/dlq/%s/replay", id);
-	} else {
-		struct sl_buf q;
-		sl_buf_init(&q, SL_BUF_MAX_LINE);
-		dlq_query(o, &q);
-		path = sl_asprintf("/v1/dlq/replay%s", sl_buf_str(&q));
-		sl_buf_free(&q);
-		if (!o->json)
-			fprintf(stderr, "sluice dlq: replaying every matching entry...\n");
+	if (!id) {
+		int code = dlq_replay_all(o, body);
+		free(body);
+		return code;
 	}
+	char *path = path_of("/v1/dlq/%s/replay", id);
 	long st;
 	json_t *doc;
 	int rc = api_call("dlq", o, "POST", path, body, &st, &doc);
@@ -458,25 +519,12 @@ static int dlq_replay(const struct client_opts *o, const char *id)
 	if (rc)
 		return EXIT_USAGE;
 	int code = EXIT_OK;
-	if (st != 200 && st != 202) {
+	if (st != 200 && st != 202)
 		code = print_problem("dlq", st, doc);
-	} else if (o->json) {
+	else if (o->json)
 		print_json(doc);
-		if (json_array_size(json_object_get(doc, "failed")))
-			code = EXIT_FAIL;
-	} else if (id) {
+	else
 		printf("entry %s replayed: run %s queued\n", id, jstr(doc, "run_id", "?"));
-	} else {
-		const json_t *failed = json_object_get(doc, "failed");
-		printf("%lld replayed, %zu failed\n", (long long)json_integer_value(json_object_get(doc, "replayed")),
-		       json_array_size(failed));
-		size_t i;
-		const json_t *f;
-		json_array_foreach(failed, i, f)
-			printf("  %s: %s\n", jstr(f, "id", "?"), jstr(f, "detail", ""));
-		if (json_array_size(failed))
-			code = EXIT_FAIL;
-	}
 	json_decref(doc);
 	return code;
 }

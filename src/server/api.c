@@ -11,7 +11,6 @@
 #include "server/server_int.h"
 #include "store/store.h"
 
-#define BULK_REPLAY_MAX 10000
 #define LIST_LIMIT_MAX 500
 
 /* The console's place: a page that says where things are until the console
@@ -304,11 +303,16 @@ void srv_dlq_list(struct sl_server *s, struct srv_req *r)
 	json_t *doc = NULL;
 	struct sl_err err;
 	sl_err_clear(&err);
+	int64_t total = 0;
 	int rc = sl_store_dlq_list(sl_engine_store(s->e), &f, &doc, &err);
+	if (!rc)
+		rc = sl_store_dlq_count(sl_engine_store(s->e), &f, &total, &err);
 	if (rc) {
+		json_decref(doc);
 		srv_problem_code(r, rc, &err);
 		return;
 	}
+	json_object_set_new(doc, "total", json_integer(total));
 	srv_reply_json(r, 200, doc);
 }
 
@@ -370,6 +374,12 @@ void srv_dlq_replay(struct sl_server *s, struct srv_req *r)
 					 "queued"));
 }
 
+/* Replays one page of the entries the filters match (limit, default the
+ * most a page holds) from cursor on, and answers where to go on from:
+ * {"matched": entries matching when the call began (cursor aside),
+ *  "replayed": n, "runs": [...], "failed": [{id, detail}], "next_cursor"}.
+ * A client replays everything by following next_cursor until null, and
+ * shows progress as it goes (sluice dlq replay --all does). */
 void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
 {
 	struct sl_dlq_filter f;
@@ -381,36 +391,17 @@ void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
 	if (replay_opts(r, &body, &input, &newest))
 		return;
 	f.include_replayed = false;
-	f.limit = 100;
-	/* Collect the ids first: replaying changes what the filter matches. */
-	json_t *ids = json_array();
-	char *cursor = f.cursor ? sl_strdup(f.cursor) : NULL;
+	if (f.limit == 0)
+		f.limit = LIST_LIMIT_MAX;
+	struct sl_store *store = sl_engine_store(s->e);
 	struct sl_err err;
 	sl_err_clear(&err);
-	int rc = 0;
-	for (;;) {
-		json_t *page = NULL;
-		f.cursor = cursor;
-		rc = sl_store_dlq_list(sl_engine_store(s->e), &f, &page, &err);
-		if (rc)
-			break;
-		json_t *e;
-		size_t i;
-		json_array_foreach(json_object_get(page, "entries"), i, e)
-		{
-			if (json_array_size(ids) < BULK_REPLAY_MAX)
-				json_array_append(ids, json_object_get(e, "id"));
-		}
-		const char *next = json_string_value(json_object_get(page, "next_cursor"));
-		free(cursor);
-		cursor = next && json_array_size(ids) < BULK_REPLAY_MAX ? sl_strdup(next) : NULL;
-		json_decref(page);
-		if (!cursor)
-			break;
-	}
-	free(cursor);
+	int64_t matched = 0;
+	json_t *page = NULL;
+	int rc = sl_store_dlq_count(store, &f, &matched, &err);
+	if (!rc)
+		rc = sl_store_dlq_list(store, &f, &page, &err);
 	if (rc) {
-		json_decref(ids);
 		json_decref(body);
 		srv_problem_code(r, rc, &err);
 		return;
@@ -418,10 +409,10 @@ void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
 	json_t *failed = json_array();
 	json_t *runs = json_array();
 	size_t i;
-	json_t *idv;
-	json_array_foreach(ids, i, idv)
+	json_t *e;
+	json_array_foreach(json_object_get(page, "entries"), i, e)
 	{
-		const char *id = json_string_value(idv);
+		const char *id = json_string_value(json_object_get(e, "id"));
 		char run_id[SL_ID_MAX];
 		sl_err_clear(&err);
 		if (!id)
@@ -431,8 +422,10 @@ void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
 		else
 			json_array_append_new(failed, json_pack("{s:s, s:s}", "id", id, "detail", err.msg));
 	}
-	json_decref(ids);
+	json_t *next = json_incref(json_object_get(page, "next_cursor"));
+	json_decref(page);
 	json_decref(body);
-	srv_reply_json(r, 200, json_pack("{s:I, s:o, s:o}", "replayed", (json_int_t)json_array_size(runs), "runs",
-					 runs, "failed", failed));
+	srv_reply_json(r, 200, json_pack("{s:I, s:I, s:o, s:o, s:o}", "matched", (json_int_t)matched, "replayed",
+					 (json_int_t)json_array_size(runs), "runs", runs, "failed", failed,
+					 "next_cursor", next ? next : json_null()));
 }

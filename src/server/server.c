@@ -175,6 +175,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct srv_req *r)
 		MHD_add_response_header(resp, "Retry-After", "1");
 	if (r->location[0])
 		MHD_add_response_header(resp, "Location", r->location);
+	if (r->status == 405 && r->allow[0])
+		MHD_add_response_header(resp, "Allow", r->allow);
 	if (r->corr[0])
 		MHD_add_response_header(resp, "X-Correlation-Id", r->corr);
 	enum MHD_Result rc = MHD_queue_response(c, (unsigned)r->status, resp);
@@ -222,7 +224,11 @@ static void dispatch(struct sl_server *s, struct srv_req *r)
 		if (!route_match(routes[i].path, r->url, params))
 			continue;
 		path_known = true;
-		if (strcmp(routes[i].method, r->method) != 0)
+		size_t al = strlen(r->allow);
+		snprintf(r->allow + al, sizeof r->allow - al, "%s%s", al ? ", " : "", routes[i].method);
+		/* HEAD is GET without the body (libmicrohttpd drops it) */
+		bool head = strcmp(r->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0;
+		if (!head && strcmp(routes[i].method, r->method) != 0)
 			continue;
 		memcpy(r->params, params, sizeof params);
 		handlers[i](s, r);
@@ -232,6 +238,11 @@ static void dispatch(struct sl_server *s, struct srv_req *r)
 		srv_problem(r, 405, "method not allowed on this path");
 	else
 		srv_problem(r, 404, "no such endpoint");
+}
+
+static bool is_probe(const char *url)
+{
+	return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -251,9 +262,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		pick_correlation(r);
 		int now = atomic_fetch_add(&s->inflight, 1) + 1;
 		r->counted = true;
-		if (now > s->max_inflight) {
+		/* Past the bound: 429 with Retry-After, before reading the body, so
+		 * memory stays bounded. Health probes are exempt: a load balancer
+		 * must not take a busy server for a dead one. */
+		if (now > s->max_inflight && !is_probe(url)) {
 			r->retry_after = true;
-			srv_problem(r, 503, "too many requests in progress; retry shortly");
+			srv_problem(r, 429, "too many requests in progress; retry after the Retry-After seconds");
 			return send_reply(c, r);
 		}
 		const char *cl = srv_header(r, "Content-Length");
@@ -306,27 +320,46 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 /* ---- start and stop ----------------------------------------------------------- */
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa, struct sl_err *err)
+/* "HOST:PORT" with an IPv4 address or localhost, or "[IPv6]:PORT". */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct sl_err *err)
 {
 	const char *colon = strrchr(listen, ':');
 	if (!colon || colon == listen)
-		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "listen '%s' wants HOST:PORT", listen);
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "listen '%s' wants HOST:PORT or [IPv6]:PORT", listen);
 	char host[64];
+	const char *h = listen;
 	size_t hl = (size_t)(colon - listen);
+	bool v6 = listen[0] == '[';
+	if (v6) {
+		if (hl < 3 || colon[-1] != ']')
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "listen '%s': want [IPv6]:PORT", listen);
+		h++;
+		hl -= 2;
+	}
 	if (hl >= sizeof host)
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "listen '%s': host too long", listen);
-	memcpy(host, listen, hl);
+	memcpy(host, h, hl);
 	host[hl] = '\0';
 	if (strcmp(host, "localhost") == 0)
 		snprintf(host, sizeof host, "127.0.0.1");
 	int64_t port;
 	if (sl_parse_i64(colon + 1, &port) || port < 0 || port > 65535)
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "listen '%s': bad port", listen);
-	memset(sa, 0, sizeof *sa);
+	memset(ss, 0, sizeof *ss);
+	if (v6) {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)ss;
+		sa->sin6_family = AF_INET6;
+		sa->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "listen '%s': not an IPv6 address", listen);
+		return 0;
+	}
+	struct sockaddr_in *sa = (struct sockaddr_in *)ss;
 	sa->sin_family = AF_INET;
 	sa->sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "listen '%s': want an IPv4 address", listen);
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE,
+				  "listen '%s': want an IPv4 address, localhost or [IPv6]", listen);
 	return 0;
 }
 
@@ -348,7 +381,7 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 	if (!o)
 		o = &defaults;
 	*out = NULL;
-	struct sockaddr_in sa;
+	struct sockaddr_storage sa;
 	int rc = parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &sa, err);
 	if (rc)
 		return rc;
@@ -357,7 +390,7 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 	s->max_body = o->max_body ? o->max_body : 1024 * 1024;
 	s->max_inflight = o->max_inflight > 0 ? o->max_inflight : 256;
 	int timeout = o->conn_timeout_s > 0 ? o->conn_timeout_s : 30;
-	int threads = o->threads > 0 ? o->threads : 4;
+	int threads = o->threads > 0 ? o->threads : 16;
 	atomic_init(&s->inflight, 0);
 	rc = srv_hooks_init(s, err);
 	if (rc) {
@@ -366,9 +399,12 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 		return rc;
 	}
 	/* the connection limit leaves room above max_inflight, so the excess
-	 * gets a 503 instead of a refused connection */
+	 * gets a 429 instead of a refused connection */
 	unsigned conn_limit = (unsigned)s->max_inflight * 2 + 16;
-	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	if (sa.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
 				(unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout,
 				MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
@@ -380,7 +416,7 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 				  o->listen ? o->listen : "127.0.0.1:8080");
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di ? di->port : ntohs(sa.sin_port);
+	s->port = di ? di->port : 0;
 	*out = s;
 	return 0;
 }

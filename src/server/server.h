@@ -25,7 +25,7 @@ struct sl_server_opts {
 	size_t max_body;     /* bytes; 0: 1 MiB */
 	int max_inflight;    /* requests in hand at once; 0: 256 */
 	int conn_timeout_s;  /* idle/slow sender timeout; 0: 30 */
-	int threads;         /* thread pool size; 0: 4 */
+	int threads;         /* thread pool size; 0: 16 (a thread waits out its accept's commit) */
 };
 
 /* Starts serving. Borrows e (and its project and store): they must outlive

@@ -48,6 +48,7 @@ struct srv_req {
 	char *resp_body; /* owned until queued */
 	const char *resp_type;
 	char location[256];
+	char allow[32];      /* Allow header of a 405 */
 	/* for the log line */
 	char run_id[SL_ID_MAX];
 	char corr[SRV_CORR_MAX];

@@ -4,11 +4,6 @@
 # `sluice dlq` as clients.
 . "$SLUICE_TOP/tests/lib/tap.sh"
 
-if ! "$SLUICE" serve --help >/dev/null 2>&1; then
-	echo "1..0 # SKIP the serve verb is not wired into this binary"
-	exit 0
-fi
-
 export HELPDESK_TOKEN=test-token-5f2a9c
 export EMAIL_HOOK_SECRET=whsec-test-3b7e1d
 export EMAIL_HOOK_SECRET_PREVIOUS=whsec-old-9a0c44
@@ -20,7 +15,8 @@ printf 'workflow: dies\nversion: 1\nsteps:\n  - id: boom\n    map: %s\n' "'error
 
 # start_serve: serves $P on a free port; sets SERVE_PID and URL.
 start_serve() {
-	"$SLUICE" serve --listen 127.0.0.1:0 --max-body 8192 "$P" >"$T_TMP/serve.out" 2>"$T_TMP/serve.err" &
+	"$SLUICE" serve --listen 127.0.0.1:0 --max-body 8192 --max-inflight 4 "$P" >"$T_TMP/serve.out" \
+		2>"$T_TMP/serve.err" &
 	SERVE_PID=$!
 	T_PIDS="$T_PIDS $SERVE_PID"
 	i=0
@@ -138,8 +134,9 @@ t_like "$("$SLUICE" dlq replay --server "$URL" "$ENTRY")" "entry $ENTRY replayed
 t_is "$(wait_done "$DEAD")" dead "…the replayed run fails again (same input)"
 "$SLUICE" dlq replay --server "$URL" "$ENTRY" >/dev/null 2>&1; rc=$?
 t_is "$rc" 1 "replaying an entry twice exits 1"
-t_like "$("$SLUICE" dlq replay --all --server "$URL" --workflow dies --error-class permanent 2>/dev/null)" '^1 replayed, 0 failed' \
-	"sluice dlq replay --all by filter"
+t_like "$("$SLUICE" dlq replay --all --server "$URL" --workflow dies --error-class permanent 2>"$T_TMP/replay.err")" \
+	'^1 replayed, 0 failed' "sluice dlq replay --all by filter"
+t_like "$(cat "$T_TMP/replay.err")" '1 of 1 done \(1 replayed, 0 failed\)' "…showing its progress on stderr"
 "$SLUICE" runs list --server http://127.0.0.1:1 >/dev/null 2>&1; rc=$?
 t_is "$rc" 2 "a server that is not there exits 2"
 
@@ -149,6 +146,33 @@ sleep 0.2
 t_like "$(grep '"path":"/healthz"' "$T_TMP/serve.err" | tail -1)" '"correlation_id":"corr-serve-t"' \
 	"the request log line carries the correlation id"
 t_unlike "$(cat "$T_TMP/serve.err" "$T_TMP/serve.out")" "$EMAIL_HOOK_SECRET|$HELPDESK_TOKEN" "no secret is logged"
+
+# 405 names the methods the path has.
+t_like "$(curl -s -D- -o /dev/null -X DELETE "$URL/v1/runs/run_x")" 'Allow: GET' "405 carries an Allow header"
+t_is "$(curl -s -o /dev/null -w '%{http_code}' -I "$URL/healthz")" 200 "HEAD works where GET does"
+
+# Overload: four senders that never finish their bodies hold the four
+# in-flight slots (--max-inflight 4); the next request gets 429 with
+# Retry-After, a probe still gets 200, and the slots come back when the
+# senders go.
+HOSTPORT=${URL#http://}
+for fd in 5 6 7 8; do
+	eval "exec $fd<>/dev/tcp/${HOSTPORT%:*}/${HOSTPORT#*:}"
+	printf 'POST /v1/workflows/dies/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{' >&$fd
+done
+sleep 0.3
+out=$(curl -s -D- "$URL/v1/workflows")
+t_like "$out" 'HTTP/1.1 429' "past --max-inflight: 429"
+t_like "$out" 'Retry-After: 1' "…with Retry-After"
+t_like "$out" 'application/problem\+json' "…as problem+json"
+t_is "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" 200 "…while /healthz still answers 200"
+for fd in 5 6 7 8; do eval "exec $fd>&-"; done
+ok=0
+for i in $(seq 1 50); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/workflows")" = 200 ] && { ok=1; break; }
+	sleep 0.1
+done
+t_is "$ok" 1 "the slots come back when the slow senders go"
 
 # Graceful stop.
 kill -TERM "$SERVE_PID"

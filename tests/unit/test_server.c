@@ -531,10 +531,21 @@ static void test_dlq(void **state)
 
 	/* bulk: two more dead runs, replayed by filter with a fixed input */
 	char *d1 = dead_run(), *d2 = dead_run();
-	http("POST", "/v1/dlq/replay?workflow=dead", "{\"input\": {\"fix\": true}}", NULL, &r);
+	http("GET", "/v1/dlq?workflow=dead&limit=1", NULL, NULL, &r);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "total")), 2); /* the filter's, not the page's */
+	resp_free(&r);
+	/* page by page, as `sluice dlq replay --all` does, following next_cursor */
+	http("POST", "/v1/dlq/replay?workflow=dead&limit=1", "{\"input\": {\"fix\": true}}", NULL, &r);
 	assert_int_equal(r.status, 200);
-	assert_int_equal(json_integer_value(json_object_get(r.json, "replayed")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "matched")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "replayed")), 1);
 	assert_int_equal(json_array_size(json_object_get(r.json, "failed")), 0);
+	char *next = sl_asprintf("/v1/dlq/replay?workflow=dead&limit=1&cursor=%s", jstr(r.json, "next_cursor"));
+	resp_free(&r);
+	http("POST", next, "{\"input\": {\"fix\": true}}", NULL, &r);
+	free(next);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "replayed")), 1);
+	assert_true(json_is_null(json_object_get(r.json, "next_cursor")));
 	resp_free(&r);
 	wait_run(d1);
 	wait_run(d2);
@@ -611,9 +622,12 @@ static void test_overload(void **state)
 	assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
 	usleep(200 * 1000);
 	struct resp r;
-	http_port(port, "GET", "/healthz", NULL, 0, NULL, &r);
-	assert_problem(&r, 503);
+	http_port(port, "GET", "/v1/workflows", NULL, 0, NULL, &r);
+	assert_problem(&r, 429);
 	assert_string_equal(r.retry_after, "1");
+	resp_free(&r);
+	http_port(port, "GET", "/healthz", NULL, 0, NULL, &r); /* probes are exempt */
+	assert_int_equal(r.status, 200);
 	resp_free(&r);
 	/* the slow sender is cut off by the connection timeout (1 s) */
 	struct timeval tv = {.tv_sec = 4};
@@ -786,7 +800,8 @@ static void test_listen_errors(void **state)
 	(void)state;
 	struct sl_server *s2 = NULL;
 	struct sl_err err;
-	const char *bad[] = {"nohost", "127.0.0.1:99999", "127.0.0.1:x", "example.com:80", ":80"};
+	const char *bad[] = {"nohost", "127.0.0.1:99999", "127.0.0.1:x", "example.com:80", ":80", "[::1:80", "[nope]:80",
+			     "::1:80"};
 	for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
 		sl_err_clear(&err);
 		struct sl_server_opts o = {.listen = bad[i]};
@@ -795,6 +810,45 @@ static void test_listen_errors(void **state)
 		assert_true(err.msg[0] != '\0');
 	}
 	sl_server_stop(NULL);
+}
+
+/* listen: [::1]:PORT binds IPv6 loopback (skipped where the kernel has none). */
+static void test_listen_ipv6(void **state)
+{
+	(void)state;
+	int probe = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	bool have6 = probe >= 0 && bind(probe, (struct sockaddr *)&a6, sizeof a6) == 0;
+	if (probe >= 0)
+		close(probe);
+	if (!have6)
+		skip();
+	struct sl_server *s6 = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	struct sl_server_opts o = {.listen = "[::1]:0"};
+	assert_int_equal(sl_server_start(fx.e, &o, &s6, &err), 0);
+	int port = sl_server_port(s6);
+	assert_true(port > 0);
+	CURL *c = curl_easy_init();
+	char *url = sl_asprintf("http://[::1]:%d/healthz", port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	struct resp r = {0};
+	sl_buf_init(&r.body, SL_BUF_MAX_HTTP_BODY);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	CURLcode rc = curl_easy_perform(c);
+	if (rc)
+		fprintf(stderr, "curl: %s\n", curl_easy_strerror(rc));
+	assert_int_equal(rc, CURLE_OK);
+	sl_buf_free(&r.body);
+	long st = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	assert_int_equal(st, 200);
+	curl_easy_cleanup(c);
+	free(url);
+	sl_server_stop(s6);
 }
 
 int main(void)
@@ -815,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_webhook_stripe),
 		cmocka_unit_test(test_webhook_open_and_unknown),
 		cmocka_unit_test(test_listen_errors),
+		cmocka_unit_test(test_listen_ipv6),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
