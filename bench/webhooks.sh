@@ -30,3 +30,10 @@ while :; do
 done
 t1=$(date +%s.%N)
 awk -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN { printf "end to end: %d webhook runs (map, helpdesk simulator call, audit append) completed in %.1f s: %.0f runs/s\n", n, b - a, n / (b - a) }'
+# Per-run latency from accept (created_at) to completion (finished_at), ms.
+db="$tmp/p/.sluice/sluice.db"
+pct() {
+	sqlite3 "$db" "select finished_at - created_at from runs where workflow='support-triage' order by 1
+		limit 1 offset (select cast(count(*) * $1 as int) from runs where workflow='support-triage')"
+}
+echo "end to end per run (accept to completed, under the load above): p50 $(pct 0.50) ms  p99 $(pct 0.99) ms"
