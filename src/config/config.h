@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ai/ai.h"
 #include "connector/connector.h"
 #include "contract/contract.h"
 #include "expr/expr.h"
@@ -49,7 +50,7 @@ struct sl_loc {
 	int line, col;
 };
 
-enum sl_step_kind { SL_STEP_MAP, SL_STEP_CALL, SL_STEP_WAIT, SL_STEP_EMIT };
+enum sl_step_kind { SL_STEP_MAP, SL_STEP_CALL, SL_STEP_WAIT, SL_STEP_EMIT, SL_STEP_AI };
 const char *sl_step_kind_name(enum sl_step_kind k);
 
 enum sl_on_error {
@@ -62,6 +63,24 @@ struct sl_retry {
 	int max_attempts; /* total attempts, >= 1; default 3 for call, 1 otherwise */
 	int64_t base_ms;  /* default 200 */
 	int64_t max_ms;   /* default 30000 */
+};
+
+struct sl_prompt;
+
+/* An `ai:` step (DESIGN.md §6). */
+struct sl_ai_step {
+	enum sl_ai_task task;
+	char *route;                   /* a route of models.yaml */
+	char *prompt_name;             /* prompts/NAME.md, NULL: the input alone */
+	const struct sl_prompt *prompt; /* borrowed from the project */
+	struct sl_expr *input;         /* the text the task reads ({{input}}) */
+	struct sl_expr *vars;          /* NULL, or an object of template variables */
+	char **labels;                 /* classify / route */
+	size_t nlabels;
+	struct sl_schema *contract;    /* extract */
+	double min_confidence;         /* 0: none */
+	int max_tokens;                /* 0: the default */
+	char *role;                    /* autonomy level, "recommender" by default */
 };
 
 struct sl_step {
@@ -98,6 +117,9 @@ struct sl_step {
 	/* emit: to an internal topic; workflows with trigger {event: TOPIC} start */
 	char *topic;
 	struct sl_expr *payload; /* NULL: the run context's .input */
+
+	/* ai */
+	struct sl_ai_step ai;
 };
 
 enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT };
@@ -155,6 +177,7 @@ struct sl_project {
 	size_t nworkflows;
 	struct sl_prompt *prompts;
 	size_t nprompts;
+	struct sl_ai *ai; /* models.yaml: providers, models, routes (never NULL once loaded) */
 };
 
 struct sl_load_opts {
@@ -168,6 +191,7 @@ int sl_project_load(const char *dir, const struct sl_load_opts *opts, struct sl_
 void sl_project_free(struct sl_project *p);
 struct sl_workflow *sl_project_workflow(const struct sl_project *p, const char *name); /* borrowed */
 struct sl_connector *sl_project_connector(const struct sl_project *p, const char *name);
+const struct sl_prompt *sl_project_prompt(const struct sl_project *p, const char *name);
 
 /* Compiles a workflow from stored source against p's connectors and
  * contracts (a run finishing on the version it started with). Returns owned
@@ -197,5 +221,6 @@ extern const struct sl_conf_key sl_wait_keys[];
 extern const struct sl_conf_key sl_emit_keys[];
 extern const struct sl_conf_key sl_compensate_keys[];
 extern const struct sl_conf_key sl_slo_keys[];
+extern const struct sl_conf_key sl_ai_step_keys[];
 
 #endif

@@ -380,6 +380,52 @@ static void load_prompts(struct loader *L)
 	free_names(names);
 }
 
+/* ---- models.yaml ----------------------------------------------------------------------------------- */
+
+/* The AI runtime; a project without models.yaml gets one with no routes. */
+static void load_models(struct loader *L)
+{
+	struct sl_project *p = L->p;
+	char *full = sl_path_join(p->dir, "models.yaml");
+	struct stat sb;
+	bool exists = stat(full, &sb) == 0;
+	free(full);
+	char *shown = NULL, *text = NULL;
+	size_t len = 0;
+	struct sl_locmap *locs = NULL;
+	json_t *doc = NULL;
+	if (exists) {
+		text = read_file(L, "models.yaml", CONF_FILE_MAX, &len, &shown);
+		doc = text ? sl_yaml_parse(text, len, shown, &locs, L->diags) : NULL;
+	}
+	struct conf_file cf = {.file = shown ? shown : "models.yaml", .locs = locs, .diags = L->diags};
+	struct sl_conf_ctx ctx = {
+		.file = cf.file,
+		.project_dir = p->dir,
+		.resolve_secrets = L->opts && L->opts->resolve_secrets,
+		.report_fn = conn_report,
+		.locate_fn = conn_locate,
+		.ud = &cf,
+	};
+	p->ai = sl_ai_new(doc, &ctx, p->dir);
+	if (!p->ai) { /* errors were reported; workflows still check against an empty one */
+		struct sl_conf_ctx quiet = ctx;
+		p->ai = sl_ai_new(NULL, &quiet, p->dir);
+	}
+	json_decref(doc);
+	sl_locmap_free(locs);
+	free(text);
+	free(shown);
+}
+
+const struct sl_prompt *sl_project_prompt(const struct sl_project *p, const char *name)
+{
+	for (size_t i = 0; p && name && i < p->nprompts; i++)
+		if (strcmp(p->prompts[i].name, name) == 0)
+			return &p->prompts[i];
+	return NULL;
+}
+
 /* ---- workflows ------------------------------------------------------------------------------------ */
 
 static void load_workflow(struct loader *L, const char *fname)
@@ -573,6 +619,7 @@ int sl_project_load(const char *dir, const struct sl_load_opts *opts, struct sl_
 	load_contracts(&L);
 	load_connectors(&L);
 	load_prompts(&L);
+	load_models(&L);
 	load_workflows(&L);
 	check_duplicates(&L);
 	check_cycles(&L);
@@ -596,6 +643,7 @@ void sl_project_free(struct sl_project *p)
 		sl_connector_free(p->connectors[i]);
 	free(p->connectors);
 	sl_contracts_free(p->contracts);
+	sl_ai_free(p->ai);
 	for (size_t i = 0; i < p->nprompts; i++) {
 		free(p->prompts[i].name);
 		free(p->prompts[i].text);

@@ -36,7 +36,7 @@ const struct sl_conf_key sl_step_keys[] = {
 	{"call", SL_CONF_STRING, false, "kind call: CONNECTOR.ACTION"},
 	{"wait", SL_CONF_ANY, false, "kind wait: a duration (\"30s\"), {for: duration} or {until: jq time}"},
 	{"emit", SL_CONF_ANY, false, "kind emit: a topic, or {topic: NAME, payload: jq}"},
-	{"ai", SL_CONF_ANY, false, "kind ai: an AI task (not available yet)"},
+	{"ai", SL_CONF_OBJECT, false, "kind ai: an AI task {task, route, input, prompt, labels, contract, min_confidence}"},
 	{"approval", SL_CONF_ANY, false, "kind approval: a human decision (not available yet)"},
 	{"when", SL_CONF_JQ, false, "jq condition; when false or null the step is skipped"},
 	{"with", SL_CONF_JQ, false, "call: jq giving the action's input"},
@@ -96,6 +96,20 @@ const struct sl_conf_key sl_compensate_keys[] = {
 	{NULL, 0, false, NULL},
 };
 
+const struct sl_conf_key sl_ai_step_keys[] = {
+	{"task", SL_CONF_STRING, true, "classify, extract, summarize, draft or route"},
+	{"route", SL_CONF_STRING, true, "a route of models.yaml: the models asked, in order"},
+	{"input", SL_CONF_JQ, true, "jq giving the text the task reads (a string; another value is sent as JSON)"},
+	{"prompt", SL_CONF_STRING, false, "a template prompts/NAME.md with {{input}}, {{labels}} and {{vars}}; default: the input alone"},
+	{"vars", SL_CONF_JQ, false, "jq giving an object: more template variables"},
+	{"labels", SL_CONF_ARRAY, false, "classify, route: the allowed answers (at least two)"},
+	{"contract", SL_CONF_STRING, false, "extract: the contract id (NAME@VERSION) the answer must meet"},
+	{"min_confidence", SL_CONF_ANY, false, "0..1: a less confident answer goes to review"},
+	{"max_tokens", SL_CONF_INT, false, "the most tokens an answer may take (default 512)"},
+	{"role", SL_CONF_STRING, false, "autonomy: assistant, recommender (default), drafting, supervised or autonomous"},
+	{NULL, 0, false, NULL},
+};
+
 const struct sl_conf_key sl_slo_keys[] = {
 	{"p95_ms", SL_CONF_ANY, false, "95th percentile run latency, ms"},
 	{"max_error_rate", SL_CONF_ANY, false, "share of runs that may fail, 0..1"},
@@ -115,6 +129,7 @@ const char *sl_step_kind_name(enum sl_step_kind k)
 	case SL_STEP_CALL: return "call";
 	case SL_STEP_WAIT: return "wait";
 	case SL_STEP_EMIT: return "emit";
+	case SL_STEP_AI: return "ai";
 	}
 	return "unknown";
 }
@@ -420,7 +435,7 @@ static const char *step_kind(struct wfb *b, const json_t *sj, const char *ptr, c
 			continue;
 		char p[CONF_PTR_MAX];
 		conf_ptr(p, ptr, *k);
-		if (strcmp(*k, "ai") == 0 || strcmp(*k, "approval") == 0)
+		if (strcmp(*k, "approval") == 0)
 			conf_err_key(b->cf, p, "step kind '%s' is not available yet", *k);
 		else if (kind)
 			conf_err_key(b->cf, p, "step '%s' has two kinds, '%s' and '%s': give exactly one", label, kind, *k);
@@ -429,7 +444,7 @@ static const char *step_kind(struct wfb *b, const json_t *sj, const char *ptr, c
 		any = true;
 	}
 	if (!any)
-		conf_err(b->cf, ptr, "step '%s' needs a kind: one of map, call, wait, emit", label);
+		conf_err(b->cf, ptr, "step '%s' needs a kind: one of map, call, wait, emit, ai", label);
 	return kind;
 }
 
@@ -575,6 +590,143 @@ static void parse_compensate(struct wfb *b, struct sl_step *st, size_t i, const 
 	resolve_call(b, target, tptr, &st->comp_connector, &st->comp_action);
 }
 
+static const char *const ai_roles[] = {"assistant", "recommender", "drafting", "supervised", "autonomous", NULL};
+
+static void ai_labels(struct wfb *b, struct sl_ai_step *a, const json_t *labels, const char *ptr)
+{
+	size_t n = json_array_size(labels);
+	if (n < 2) {
+		conf_err(b->cf, ptr, "%s wants labels: at least two allowed answers", sl_ai_task_name(a->task));
+		return;
+	}
+	a->labels = sl_xcalloc(n + 1, sizeof *a->labels);
+	size_t i;
+	const json_t *v;
+	json_array_foreach(labels, i, v)
+	{
+		char lp[CONF_PTR_MAX];
+		conf_ptr_index(lp, ptr, i);
+		const char *l = json_string_value(v);
+		if (!l || !*l) {
+			conf_err(b->cf, lp, "a label is a non-empty string");
+			continue;
+		}
+		for (size_t j = 0; j < a->nlabels; j++)
+			if (strcmp(a->labels[j], l) == 0)
+				conf_err(b->cf, lp, "label '%s' is listed twice", l);
+		a->labels[a->nlabels++] = sl_strdup(l);
+	}
+}
+
+/* A template's {{names}} must be known when no vars: can add any. */
+static void ai_check_template(struct wfb *b, const struct sl_ai_step *a, const char *ptr)
+{
+	if (!a->prompt || a->vars)
+		return;
+	const char *t = a->prompt->text;
+	while ((t = strstr(t, "{{")) != NULL) {
+		t += 2;
+		while (*t == ' ')
+			t++;
+		size_t n = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+		if (n && !(n == 5 && strncmp(t, "input", 5) == 0) && !(n == 6 && strncmp(t, "labels", 6) == 0)) {
+			conf_err(b->cf, ptr, "prompt '%s' uses {{%.*s}}, which only vars: can give (known: input, labels)",
+				 a->prompt_name, (int)n, t);
+			return;
+		}
+		t += n;
+	}
+}
+
+static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
+		     const char *label)
+{
+	struct sl_ai_step *a = &st->ai;
+	a->role = sl_strdup("recommender");
+	if (!json_is_object(v))
+		return; /* the key check said what it wants */
+	conf_check_keys(b->cf, v, ptr, "ai", sl_ai_step_keys);
+	char p[CONF_PTR_MAX];
+	const char *task = conf_str(v, "task", NULL);
+	conf_ptr(p, ptr, "task");
+	int t = sl_ai_task_parse(task);
+	if (task && t < 0)
+		conf_err(b->cf, p, "unknown ai task '%s' (classify, extract, summarize, draft, route)", task);
+	a->task = t < 0 ? SL_AI_CLASSIFY : (enum sl_ai_task)t;
+	const char *route = conf_str(v, "route", NULL);
+	conf_ptr(p, ptr, "route");
+	if (route) {
+		a->route = sl_strdup(route);
+		const struct sl_ai *ai = b->env->p ? b->env->p->ai : NULL;
+		if (b->env->p && !sl_ai_has_route(ai, route)) {
+			const char *best = sl_did_you_mean(route, sl_ai_routes(ai));
+			if (best)
+				conf_err(b->cf, p, "no route '%s' in models.yaml (did you mean '%s'?)", route, best);
+			else
+				conf_err(b->cf, p, "no route '%s' in models.yaml", route);
+		} else if (b->env->p && t >= 0 && !sl_ai_route_can(ai, route, a->task)) {
+			conf_err(b->cf, p, "route '%s' has no model that can %s (local models classify and extract)",
+				 route, task);
+		}
+	}
+	char what[NAME_MAX_LEN + 32];
+	snprintf(what, sizeof what, "step %s: ai input", label);
+	conf_ptr(p, ptr, "input");
+	a->input = jq_at(b, json_object_get(v, "input"), p, what);
+	add_ref(b, a->input, i, false, p);
+	if (json_object_get(v, "vars")) {
+		snprintf(what, sizeof what, "step %s: ai vars", label);
+		conf_ptr(p, ptr, "vars");
+		a->vars = jq_at(b, json_object_get(v, "vars"), p, what);
+		add_ref(b, a->vars, i, false, p);
+	}
+	const json_t *labels = json_object_get(v, "labels");
+	conf_ptr(p, ptr, "labels");
+	if (a->task == SL_AI_CLASSIFY || a->task == SL_AI_ROUTE)
+		ai_labels(b, a, labels, labels ? p : ptr);
+	else if (labels)
+		conf_err_key(b->cf, p, "labels are for classify and route, not %s", task);
+	const json_t *c = json_object_get(v, "contract");
+	conf_ptr(p, ptr, "contract");
+	if (a->task == SL_AI_EXTRACT && !c)
+		conf_err(b->cf, ptr, "extract wants contract: the contract id its answer must meet");
+	else if (c && a->task != SL_AI_EXTRACT)
+		conf_err_key(b->cf, p, "contract is for extract, not %s (a step's own contract: goes beside ai:)", task);
+	else if (c)
+		a->contract = contract_at(b, c, p);
+	const json_t *mc = json_object_get(v, "min_confidence");
+	conf_ptr(p, ptr, "min_confidence");
+	if (mc && !(json_is_number(mc) && json_number_value(mc) >= 0 && json_number_value(mc) <= 1))
+		conf_err(b->cf, p, "min_confidence wants a number from 0 to 1");
+	a->min_confidence = json_is_number(mc) ? json_number_value(mc) : 0;
+	const json_t *mt = json_object_get(v, "max_tokens");
+	conf_ptr(p, ptr, "max_tokens");
+	if (mt && !(json_is_integer(mt) && json_integer_value(mt) >= 1 && json_integer_value(mt) <= 100000))
+		conf_err(b->cf, p, "max_tokens wants a number from 1 to 100000");
+	a->max_tokens = json_is_integer(mt) ? (int)json_integer_value(mt) : 0;
+	const char *role = conf_str(v, "role", NULL);
+	conf_ptr(p, ptr, "role");
+	if (role) {
+		const char *const *r = ai_roles;
+		while (*r && strcmp(*r, role) != 0)
+			r++;
+		if (!*r)
+			conf_err(b->cf, p, "unknown role '%s' (assistant, recommender, drafting, supervised, autonomous)",
+				 role);
+		free(a->role);
+		a->role = sl_strdup(role);
+	}
+	const char *prompt = conf_str(v, "prompt", NULL);
+	conf_ptr(p, ptr, "prompt");
+	if (prompt) {
+		a->prompt_name = sl_strdup(prompt);
+		a->prompt = b->env->p ? sl_project_prompt(b->env->p, prompt) : NULL;
+		if (b->env->p && !a->prompt)
+			conf_err(b->cf, p, "no prompt '%s' (prompts/%s.md)", prompt, prompt);
+		ai_check_template(b, a, p);
+	}
+}
+
 /* A jq key of the step: compiled, and queued for the reference check. */
 static struct sl_expr *step_jq(struct wfb *b, const json_t *sj, size_t i, const char *ptr, const char *key,
 			       const char *label)
@@ -651,6 +803,7 @@ static void parse_step(struct wfb *b, size_t i, const json_t *sj)
 		   : strcmp(kind, "call") == 0 ? SL_STEP_CALL
 		   : strcmp(kind, "wait") == 0 ? SL_STEP_WAIT
 		   : strcmp(kind, "emit") == 0 ? SL_STEP_EMIT
+		   : strcmp(kind, "ai") == 0   ? SL_STEP_AI
 					       : SL_STEP_MAP;
 	if (kind && st->kind != SL_STEP_CALL)
 		call_only(b, sj, ptr, kind);
@@ -679,6 +832,10 @@ static void parse_step(struct wfb *b, size_t i, const json_t *sj)
 	if (st->kind == SL_STEP_EMIT) {
 		conf_ptr(p, ptr, "emit");
 		parse_emit(b, st, i, json_object_get(sj, "emit"), p, label);
+	}
+	if (st->kind == SL_STEP_AI) {
+		conf_ptr(p, ptr, "ai");
+		parse_ai(b, st, i, json_object_get(sj, "ai"), p, label);
 	}
 	conf_ptr(p, ptr, "retry");
 	parse_retry(b, st, json_object_get(sj, "retry"), p);
@@ -918,6 +1075,15 @@ static void step_free(struct sl_step *st)
 	sl_expr_free(st->wait_until);
 	free(st->topic);
 	sl_expr_free(st->payload);
+	struct sl_ai_step *a = &st->ai;
+	free(a->route);
+	free(a->prompt_name);
+	sl_expr_free(a->input);
+	sl_expr_free(a->vars);
+	for (size_t i = 0; i < a->nlabels; i++)
+		free(a->labels[i]);
+	free(a->labels);
+	free(a->role);
 }
 
 void sl_workflow_unref(struct sl_workflow *w)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* ---- the registry ----------------------------------------------------------- */
@@ -170,7 +171,7 @@ void sl_conf_origin(struct sl_conf_ctx *ctx, const char *pointer, const char *wh
 		*col = c;
 }
 
-void sl_conn__ptr(char out[SL_CONF_PTR_MAX], const char *base, const char *key)
+void sl_conf_ptr(char out[SL_CONF_PTR_MAX], const char *base, const char *key)
 {
 	struct sl_buf b;
 	sl_buf_init(&b, SL_CONF_PTR_MAX - 1);
@@ -258,7 +259,7 @@ static void conf_report_unknown(struct sl_conf_ctx *ctx, const char *pointer, co
 			names[n++] = k->name;
 	names[n] = NULL;
 	char p[SL_CONF_PTR_MAX];
-	sl_conn__ptr(p, pointer, key);
+	sl_conf_ptr(p, pointer, key);
 	const char *best = sl_did_you_mean(key, names);
 	if (best)
 		sl_conf_error(ctx, p, "unknown key \"%s\" (did you mean \"%s\"?)", key, best);
@@ -289,7 +290,7 @@ static int conf_check_tables(struct sl_conf_ctx *ctx, const json_t *obj, const c
 		const char *want = conf_type_mismatch(k->type, v);
 		if (want) {
 			char p[SL_CONF_PTR_MAX];
-			sl_conn__ptr(p, pointer, key);
+			sl_conf_ptr(p, pointer, key);
 			sl_conf_error(ctx, p, "\"%s\" must be %s, not %s", key, want, json_kind(v));
 		}
 	}
@@ -309,19 +310,19 @@ int sl_conf_check_keys(struct sl_conf_ctx *ctx, const json_t *obj, const char *p
 
 /* ---- typed getters shared with the types -------------------------------------------- */
 
-const char *sl_conn__str(const json_t *obj, const char *key, const char *def)
+const char *sl_conf_str(const json_t *obj, const char *key, const char *def)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
 	return s ? s : def;
 }
 
-bool sl_conn__bool(const json_t *obj, const char *key, bool def)
+bool sl_conf_bool(const json_t *obj, const char *key, bool def)
 {
 	const json_t *v = json_object_get(obj, key);
 	return json_is_boolean(v) ? json_is_true(v) : def;
 }
 
-int64_t sl_conn__duration(struct sl_conf_ctx *ctx, const json_t *obj, const char *pointer, const char *key,
+int64_t sl_conf_duration(struct sl_conf_ctx *ctx, const json_t *obj, const char *pointer, const char *key,
 			  int64_t def)
 {
 	const json_t *v = json_object_get(obj, key);
@@ -334,19 +335,19 @@ int64_t sl_conn__duration(struct sl_conf_ctx *ctx, const json_t *obj, const char
 		return def; /* the key check reported the type */
 	if (ms <= 0) {
 		char p[SL_CONF_PTR_MAX];
-		sl_conn__ptr(p, pointer, key);
+		sl_conf_ptr(p, pointer, key);
 		sl_conf_error(ctx, p, "\"%s\" must be a positive duration like \"10s\" or milliseconds", key);
 		return def;
 	}
 	return ms;
 }
 
-int sl_conn__secret(struct sl_conf_ctx *ctx, const json_t *obj, const char *pointer, const char *key,
+int sl_conf_secret(struct sl_conf_ctx *ctx, const json_t *obj, const char *pointer, const char *key,
 		    bool required, char **out)
 {
 	*out = NULL;
 	char p[SL_CONF_PTR_MAX];
-	sl_conn__ptr(p, pointer, key);
+	sl_conf_ptr(p, pointer, key);
 	const json_t *v = json_object_get(obj, key);
 	if (!v) {
 		if (!required)
@@ -373,7 +374,7 @@ int sl_conn__secret(struct sl_conf_ctx *ctx, const json_t *obj, const char *poin
 	return 0;
 }
 
-void sl_conn__secret_free(char *s)
+void sl_secret_free(char *s)
 {
 	if (!s)
 		return;
@@ -384,7 +385,7 @@ void sl_conn__secret_free(char *s)
 #define REDACT_MIN 4
 static const char redact_mark[] = "***";
 
-void sl_conn__redact(char *msg, size_t cap, const char *const *secrets, size_t nsecrets)
+void sl_redact_secrets(char *msg, size_t cap, const char *const *secrets, size_t nsecrets)
 {
 	(void)cap; /* the mark is shorter than any secret redacted: in place, never grows */
 	for (size_t i = 0; i < nsecrets; i++) {
@@ -469,9 +470,9 @@ static int action_effect(struct sl_conf_ctx *ctx, const struct sl_connector_type
 			 const json_t *block, const char *pointer)
 {
 	int builtin = builtin_effect(t, name);
-	const char *ename = sl_conn__str(block, "effect", NULL);
+	const char *ename = sl_conf_str(block, "effect", NULL);
 	char p[SL_CONF_PTR_MAX];
-	sl_conn__ptr(p, pointer, "effect");
+	sl_conf_ptr(p, pointer, "effect");
 	if (!ename) {
 		if (builtin < 0 && json_is_object(block) && !json_object_get(block, "effect"))
 			sl_conf_error(ctx, pointer, "missing required key \"effect\" (read, write or delete)");
@@ -517,7 +518,7 @@ static void build_actions(struct sl_connector *c, const json_t *actions, struct 
 	json_t *block;
 	json_object_foreach((json_t *)actions, name, block) {
 		char p[SL_CONF_PTR_MAX];
-		sl_conn__ptr(p, "/actions", name);
+		sl_conf_ptr(p, "/actions", name);
 		if (!name_ok(name, true)) {
 			sl_conf_error(ctx, p, "action name \"%s\" may hold only letters, digits, _, - and .", name);
 			continue;
@@ -552,14 +553,14 @@ static const struct sl_connector_type *check_common(const json_t *doc, struct sl
 		sl_conf_error(ctx, "", "a connector file must be a mapping with connector:, type: and actions:");
 		return NULL;
 	}
-	const char *tname = sl_conn__str(doc, "type", NULL);
+	const char *tname = sl_conf_str(doc, "type", NULL);
 	const struct sl_connector_type *t = sl_connector_type_find(tname);
 	if (tname && !t)
 		report_unknown_type(ctx, tname);
 	/* With an unknown type, unknown-key errors would only be noise. */
 	const struct sl_conf_key *tables[2] = {common_keys, t ? t->keys : NULL};
 	conf_check_tables(ctx, doc, "", tables, 2, t != NULL);
-	const char *name = sl_conn__str(doc, "connector", NULL);
+	const char *name = sl_conf_str(doc, "connector", NULL);
 	if (name && !name_ok(name, false)) {
 		sl_conf_error(ctx, "/connector", "connector name \"%s\" may hold only letters, digits, _ and -", name);
 		return NULL;
@@ -575,7 +576,7 @@ struct sl_connector *sl_connector_new(const json_t *doc, struct sl_conf_ctx *ctx
 		return NULL;
 
 	struct sl_connector *c = sl_xcalloc(1, sizeof *c);
-	c->name = sl_strdup(sl_conn__str(doc, "connector", ""));
+	c->name = sl_strdup(sl_conf_str(doc, "connector", ""));
 	c->type = t;
 	c->file = sl_strdup(ctx->file);
 	c->config = json_incref((json_t *)doc);
@@ -592,7 +593,7 @@ struct sl_connector *sl_connector_new(const json_t *doc, struct sl_conf_ctx *ctx
 	build_actions(c, json_is_object(actions) ? actions : NULL, ctx);
 	for (size_t i = 0; t->action_init_fn && i < c->nactions; i++) {
 		char p[SL_CONF_PTR_MAX];
-		sl_conn__ptr(p, "/actions", c->actions[i].name);
+		sl_conf_ptr(p, "/actions", c->actions[i].name);
 		t->action_init_fn(c, &c->actions[i], ctx, p);
 	}
 	if (ctx->nerrors != before) {
@@ -753,4 +754,37 @@ void sl_connector_health(struct sl_connector *c, struct sl_health *out)
 	pthread_mutex_lock(&c->health_mu);
 	*out = c->health;
 	pthread_mutex_unlock(&c->health_mu);
+}
+
+/* ---- outbound destinations ---- */
+
+static bool v4_forbidden(const unsigned char a[4])
+{
+	if (a[0] == 169 && a[1] == 254)
+		return true; /* 169.254.0.0/16: link-local, AWS/GCP/Azure metadata */
+	return a[0] == 100 && a[1] == 100 && a[2] == 100 && a[3] == 200; /* Alibaba metadata */
+}
+
+static bool v6_forbidden(const unsigned char a[16])
+{
+	static const unsigned char ec2[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54};
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return true; /* fe80::/10 */
+	if (memcmp(a, ec2, 16) == 0)
+		return true; /* fd00:ec2::254, the EC2 IPv6 metadata endpoint */
+	/* An IPv4 address in IPv6 clothing is still that address. */
+	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
+		return v4_forbidden(a + 12);
+	return false;
+}
+
+bool sl_addr_forbidden(int family, const void *addr)
+{
+	if (family == AF_INET)
+		return v4_forbidden(addr);
+	if (family == AF_INET6)
+		return v6_forbidden(addr);
+	return false;
 }

@@ -428,19 +428,19 @@ static int file_init(struct sl_connector *c, struct sl_conf_ctx *ctx)
 	fc->key_col = -1;
 	pthread_mutex_init(&fc->mu, NULL);
 	fc->keys = json_object();
-	const char *path = sl_conn__str(doc, "path", "");
+	const char *path = sl_conf_str(doc, "path", "");
 	if (!*path && json_is_string(json_object_get(doc, "path")))
 		sl_conf_error(ctx, "/path", "path must not be empty");
 	fc->path = sl_path_join(ctx->project_dir, path);
-	const char *fmt = sl_conn__str(doc, "format", "jsonl");
+	const char *fmt = sl_conf_str(doc, "format", "jsonl");
 	if (strcmp(fmt, "jsonl") == 0)
 		fc->format = FILE_JSONL;
 	else if (strcmp(fmt, "csv") == 0)
 		fc->format = FILE_CSV;
 	else
 		sl_conf_error(ctx, "/format", "unknown format \"%s\" (want jsonl or csv)", fmt);
-	fc->fsync = sl_conn__bool(doc, "fsync", true);
-	fc->key_field = sl_strdup(sl_conn__str(doc, "key_field", FILE_DEFAULT_KEY_FIELD));
+	fc->fsync = sl_conf_bool(doc, "fsync", true);
+	fc->key_field = sl_strdup(sl_conf_str(doc, "key_field", FILE_DEFAULT_KEY_FIELD));
 	if (!*fc->key_field)
 		sl_conf_error(ctx, "/key_field", "key_field must not be empty");
 	init_columns(fc, doc, ctx);

@@ -72,13 +72,13 @@ static int hdrs_set(struct hdrs *h, const char *name, const char *value)
 	char *line = sl_asprintf("%s: %s", name, value);
 	for (size_t i = 0; i < h->n; i++) {
 		if (hdr_name_is(h->v[i], name)) {
-			sl_conn__secret_free(h->v[i]);
+			sl_secret_free(h->v[i]);
 			h->v[i] = line;
 			return 0;
 		}
 	}
 	if (h->n == HTTP_HEADER_LINES_MAX) {
-		sl_conn__secret_free(line);
+		sl_secret_free(line);
 		return -1;
 	}
 	h->v[h->n++] = line;
@@ -97,7 +97,7 @@ static bool hdrs_has(const struct hdrs *h, const char *name)
 static void hdrs_free(struct hdrs *h)
 {
 	for (size_t i = 0; i < h->n; i++)
-		sl_conn__secret_free(h->v[i]);
+		sl_secret_free(h->v[i]);
 	h->n = 0;
 }
 
@@ -177,7 +177,7 @@ static void keep_secret(struct http_conn *hc, struct sl_conf_ctx *ctx, const cha
 		return;
 	if (hc->nsecrets == HTTP_SECRETS_MAX) {
 		sl_conf_error(ctx, pointer, "too many secrets in one connector (at most %d)", HTTP_SECRETS_MAX);
-		sl_conn__secret_free(value);
+		sl_secret_free(value);
 		return;
 	}
 	hc->secrets[hc->nsecrets++] = value;
@@ -263,7 +263,7 @@ static bool url_has_userinfo(const char *url)
 
 static void init_base_url(struct http_conn *hc, const json_t *doc, struct sl_conf_ctx *ctx)
 {
-	const char *url = sl_conn__str(doc, "base_url", NULL);
+	const char *url = sl_conf_str(doc, "base_url", NULL);
 	if (!url)
 		return; /* reported as missing by the key check */
 	if (!sl_str_startswith(url, "http://") && !sl_str_startswith(url, "https://")) {
@@ -312,11 +312,11 @@ static void base64_encode(const char *in, size_t n, struct sl_buf *out)
 /* username may be plain (it is not a secret) or a reference. */
 static char *basic_username(const json_t *auth, struct sl_conf_ctx *ctx)
 {
-	const char *u = sl_conn__str(auth, "username", NULL);
+	const char *u = sl_conf_str(auth, "username", NULL);
 	if (!u || !sl_secret_is_ref(u))
 		return sl_strdup(u);
 	char *v = NULL;
-	if (sl_conn__secret(ctx, auth, "/auth", "username", true, &v) != 0 || !v)
+	if (sl_conf_secret(ctx, auth, "/auth", "username", true, &v) != 0 || !v)
 		return NULL;
 	return v;
 }
@@ -325,9 +325,9 @@ static void init_auth_basic(struct http_conn *hc, const json_t *auth, struct sl_
 {
 	char *pw = NULL;
 	char *user = basic_username(auth, ctx);
-	if (sl_conn__secret(ctx, auth, "/auth", "password", true, &pw) != 0 || !pw || !user) {
-		sl_conn__secret_free(pw);
-		sl_conn__secret_free(user);
+	if (sl_conf_secret(ctx, auth, "/auth", "password", true, &pw) != 0 || !pw || !user) {
+		sl_secret_free(pw);
+		sl_secret_free(user);
 		return;
 	}
 	struct sl_buf plain, enc;
@@ -347,7 +347,7 @@ static void init_auth_basic(struct http_conn *hc, const json_t *auth, struct sl_
 	sl_buf_free(&plain);
 	sl_buf_free(&enc);
 	keep_secret(hc, ctx, "/auth/password", pw);
-	sl_conn__secret_free(user);
+	sl_secret_free(user);
 }
 
 static void init_auth(struct http_conn *hc, const json_t *doc, struct sl_conf_ctx *ctx)
@@ -355,7 +355,7 @@ static void init_auth(struct http_conn *hc, const json_t *doc, struct sl_conf_ct
 	const json_t *auth = json_object_get(doc, "auth");
 	if (!json_is_object(auth))
 		return; /* absent, or reported by the key check */
-	const char *type = sl_conn__str(auth, "type", NULL);
+	const char *type = sl_conf_str(auth, "type", NULL);
 	static const char *const types[] = {"bearer", "api_key", "basic", NULL};
 	const struct sl_conf_key *keys = NULL;
 	if (type && strcmp(type, "bearer") == 0)
@@ -374,19 +374,19 @@ static void init_auth(struct http_conn *hc, const json_t *doc, struct sl_conf_ct
 		return;
 	char *v = NULL;
 	if (keys == auth_bearer_keys) {
-		if (sl_conn__secret(ctx, auth, "/auth", "token", true, &v) == 0 && v) {
+		if (sl_conf_secret(ctx, auth, "/auth", "token", true, &v) == 0 && v) {
 			char *line = sl_asprintf("Bearer %s", v);
 			hdrs_set(&hc->auth, "Authorization", line);
-			sl_conn__secret_free(line);
+			sl_secret_free(line);
 			keep_secret(hc, ctx, "/auth/token", v);
 		}
 	} else if (keys == auth_api_key_keys) {
-		const char *name = sl_conn__str(auth, "header", "X-Api-Key");
+		const char *name = sl_conf_str(auth, "header", "X-Api-Key");
 		if (!header_name_ok(name)) {
 			sl_conf_error(ctx, "/auth/header", "\"%s\" is not a valid header name", name);
 			return;
 		}
-		if (sl_conn__secret(ctx, auth, "/auth", "value", true, &v) == 0 && v) {
+		if (sl_conf_secret(ctx, auth, "/auth", "value", true, &v) == 0 && v) {
 			hdrs_set(&hc->auth, name, v);
 			keep_secret(hc, ctx, "/auth/value", v);
 		}
@@ -420,7 +420,7 @@ static void parse_headers(struct http_conn *hc, const json_t *obj, const char *p
 	json_t *v;
 	json_object_foreach((json_t *)obj, name, v) {
 		char p[SL_CONF_PTR_MAX];
-		sl_conn__ptr(p, pointer, name);
+		sl_conf_ptr(p, pointer, name);
 		if (!header_name_ok(name)) {
 			sl_conf_error(ctx, p, "\"%s\" is not a valid header name", name);
 			continue;
@@ -448,11 +448,11 @@ static void parse_headers(struct http_conn *hc, const json_t *obj, const char *p
 			continue;
 		}
 		char *secret = NULL;
-		if (sl_conn__secret(ctx, obj, pointer, name, true, &secret) != 0 || !secret)
+		if (sl_conf_secret(ctx, obj, pointer, name, true, &secret) != 0 || !secret)
 			continue;
 		if (!header_value_ok(secret)) {
 			sl_conf_error(ctx, p, "the secret for header %s holds control characters", name);
-			sl_conn__secret_free(secret);
+			sl_secret_free(secret);
 			continue;
 		}
 		hdrs_set(h, name, secret);
@@ -470,9 +470,9 @@ static int http_init(struct sl_connector *c, struct sl_conf_ctx *ctx)
 	share_init(hc);
 	const json_t *doc = c->config;
 	init_base_url(hc, doc, ctx);
-	hc->timeout_ms = sl_conn__duration(ctx, doc, "", "timeout", HTTP_DEFAULT_TIMEOUT_MS);
-	hc->connect_timeout_ms = sl_conn__duration(ctx, doc, "", "connect_timeout", HTTP_DEFAULT_CONNECT_TIMEOUT_MS);
-	hc->allow_link_local = sl_conn__bool(doc, "allow_link_local", false);
+	hc->timeout_ms = sl_conf_duration(ctx, doc, "", "timeout", HTTP_DEFAULT_TIMEOUT_MS);
+	hc->connect_timeout_ms = sl_conf_duration(ctx, doc, "", "connect_timeout", HTTP_DEFAULT_CONNECT_TIMEOUT_MS);
+	hc->allow_link_local = sl_conf_bool(doc, "allow_link_local", false);
 	const json_t *headers = json_object_get(doc, "headers");
 	if (json_is_object(headers))
 		parse_headers(hc, headers, "/headers", &hc->headers, ctx);
@@ -495,7 +495,7 @@ static void http_close(struct sl_connector *c)
 	hdrs_free(&hc->headers);
 	hdrs_free(&hc->auth);
 	for (size_t i = 0; i < hc->nsecrets; i++)
-		sl_conn__secret_free(hc->secrets[i]);
+		sl_secret_free(hc->secrets[i]);
 	free(hc->base_url);
 	free(hc);
 	c->priv = NULL;
@@ -516,12 +516,12 @@ static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", N
 
 static const char *parse_method(struct sl_conf_ctx *ctx, const json_t *block, const char *pointer)
 {
-	const char *m = sl_conn__str(block, "method", "GET");
+	const char *m = sl_conf_str(block, "method", "GET");
 	for (int i = 0; methods[i]; i++)
 		if (strcasecmp(m, methods[i]) == 0)
 			return methods[i];
 	char p[SL_CONF_PTR_MAX];
-	sl_conn__ptr(p, pointer, "method");
+	sl_conf_ptr(p, pointer, "method");
 	sl_conf_error(ctx, p, "unknown method \"%s\" (want GET, POST, PUT, PATCH or DELETE)", m);
 	return NULL;
 }
@@ -565,11 +565,11 @@ static bool path_template_ok(const char *t, char *why, size_t whylen)
 static struct sl_expr *compile_jq(struct sl_connector *c, struct sl_action *a, struct sl_conf_ctx *ctx,
 				  const char *pointer, const char *key)
 {
-	const char *src = sl_conn__str(a->config, key, NULL);
+	const char *src = sl_conf_str(a->config, key, NULL);
 	if (!src)
 		return NULL;
 	char p[SL_CONF_PTR_MAX], what[256];
-	sl_conn__ptr(p, pointer, key);
+	sl_conf_ptr(p, pointer, key);
 	snprintf(what, sizeof what, "connector %s action %s: %s", c->name, a->name, key);
 	struct sl_expr_origin origin;
 	sl_conf_origin(ctx, p, what, &origin, NULL, NULL);
@@ -604,7 +604,7 @@ static void action_headers(struct http_conn *hc, struct http_action *ha, const j
 	const json_t *h = json_object_get(block, "headers");
 	if (json_is_object(h)) {
 		char p[SL_CONF_PTR_MAX];
-		sl_conn__ptr(p, pointer, "headers");
+		sl_conf_ptr(p, pointer, "headers");
 		parse_headers(hc, h, p, &ha->headers, ctx);
 	}
 	hdrs_merge(&ha->headers, &hc->auth);
@@ -619,11 +619,11 @@ static int http_action_init(struct sl_connector *c, struct sl_action *a, struct 
 	a->priv = ha;
 	const json_t *block = a->config;
 	ha->method = parse_method(ctx, block, pointer);
-	ha->path = sl_strdup(sl_conn__str(block, "path", ""));
+	ha->path = sl_strdup(sl_conf_str(block, "path", ""));
 	char why[128];
 	if (!path_template_ok(ha->path, why, sizeof why)) {
 		char p[SL_CONF_PTR_MAX];
-		sl_conn__ptr(p, pointer, "path");
+		sl_conf_ptr(p, pointer, "path");
 		sl_conf_error(ctx, p, "%s", why);
 	}
 	ha->query = compile_jq(c, a, ctx, pointer, "query");
@@ -632,7 +632,7 @@ static int http_action_init(struct sl_connector *c, struct sl_action *a, struct 
 	ha->default_body = !json_object_get(block, "body") && ha->method &&
 			   (strcmp(ha->method, "POST") == 0 || strcmp(ha->method, "PUT") == 0 ||
 			    strcmp(ha->method, "PATCH") == 0);
-	ha->timeout_ms = sl_conn__duration(ctx, block, pointer, "timeout", 0);
+	ha->timeout_ms = sl_conf_duration(ctx, block, pointer, "timeout", 0);
 	action_headers(hc, ha, block, pointer, ctx);
 	return ctx->nerrors - before;
 }
@@ -909,28 +909,6 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-static bool v4_forbidden(const unsigned char a[4])
-{
-	if (a[0] == 169 && a[1] == 254)
-		return true; /* 169.254.0.0/16: link-local, AWS/GCP/Azure metadata */
-	return a[0] == 100 && a[1] == 100 && a[2] == 100 && a[3] == 200; /* Alibaba metadata */
-}
-
-static bool v6_forbidden(const unsigned char a[16])
-{
-	static const unsigned char ec2[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54};
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
-	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
-		return true; /* fe80::/10 */
-	if (memcmp(a, ec2, 16) == 0)
-		return true; /* fd00:ec2::254, the EC2 IPv6 metadata endpoint */
-	/* An IPv4 address in IPv6 clothing is still that address. */
-	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
-		return v4_forbidden(a + 12);
-	return false;
-}
-
 static bool addr_forbidden(const struct curl_sockaddr *sa, char *text, size_t cap)
 {
 	if (sa->family == AF_INET && sa->addrlen >= sizeof(struct sockaddr_in)) {
@@ -939,13 +917,13 @@ static bool addr_forbidden(const struct curl_sockaddr *sa, char *text, size_t ca
 		unsigned char a[4];
 		memcpy(a, &in.sin_addr, 4);
 		inet_ntop(AF_INET, &in.sin_addr, text, (socklen_t)cap);
-		return v4_forbidden(a);
+		return sl_addr_forbidden(AF_INET, a);
 	}
 	if (sa->family == AF_INET6 && sa->addrlen >= sizeof(struct sockaddr_in6)) {
 		struct sockaddr_in6 in6;
 		memcpy(&in6, &sa->addr, sizeof in6);
 		inet_ntop(AF_INET6, &in6.sin6_addr, text, (socklen_t)cap);
-		return v6_forbidden(in6.sin6_addr.s6_addr);
+		return sl_addr_forbidden(AF_INET6, in6.sin6_addr.s6_addr);
 	}
 	return false;
 }
@@ -1211,7 +1189,7 @@ static int http_call(struct sl_connector *c, const struct sl_action *a, const st
 	if (rc) {
 		json_decref(res->output);
 		res->output = NULL;
-		sl_conn__redact(err->msg, sizeof err->msg, (const char *const *)hc->secrets, hc->nsecrets);
+		sl_redact_secrets(err->msg, sizeof err->msg, (const char *const *)hc->secrets, hc->nsecrets);
 	}
 	return rc;
 }

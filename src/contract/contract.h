@@ -82,6 +82,9 @@ bool sl_schema_validate(const struct sl_schema *s, const json_t *instance, struc
  * (through properties, items, $ref; "/ *" stands for any array item), as a
  * NULL-terminated array owned by the registry. */
 const char *const *sl_schema_pii_paths(const struct sl_schema *s);
+/* The values at those paths in instance (an owned array, maybe empty):
+ * what must be masked before text leaves for an external model. */
+json_t *sl_schema_pii_values(const struct sl_schema *s, const json_t *instance);
 
 /* The schema document (borrowed). */
 const json_t *sl_schema_json(const struct sl_schema *s);

@@ -711,3 +711,47 @@ const char *sl_schema_id(const struct sl_schema *s)
 {
 	return s->id;
 }
+
+/* Walks pointer p ("/a/ * /b") over v, appending the values found. */
+static void pii_collect(const json_t *v, const char *p, json_t *out)
+{
+	if (!v)
+		return;
+	if (!*p) {
+		json_array_append(out, (json_t *)v);
+		return;
+	}
+	const char *seg = p + 1;
+	const char *next = strchr(seg, '/');
+	size_t n = next ? (size_t)(next - seg) : strlen(seg);
+	const char *rest = seg + n;
+	if (n == 1 && seg[0] == '*') {
+		size_t i;
+		const json_t *e;
+		json_array_foreach(v, i, e)
+			pii_collect(e, rest, out);
+		return;
+	}
+	/* unescape ~1 and ~0 (RFC 6901) */
+	char key[256];
+	size_t k = 0;
+	for (size_t i = 0; i < n && k + 1 < sizeof key; i++) {
+		if (seg[i] == '~' && i + 1 < n && (seg[i + 1] == '0' || seg[i + 1] == '1')) {
+			key[k++] = seg[i + 1] == '0' ? '~' : '/';
+			i++;
+		} else {
+			key[k++] = seg[i];
+		}
+	}
+	key[k] = '\0';
+	pii_collect(json_object_get(v, key), rest, out);
+}
+
+json_t *sl_schema_pii_values(const struct sl_schema *s, const json_t *instance)
+{
+	json_t *out = json_array();
+	const char *const *paths = s ? sl_schema_pii_paths(s) : NULL;
+	for (size_t i = 0; paths && paths[i]; i++)
+		pii_collect(instance, paths[i], out);
+	return out;
+}

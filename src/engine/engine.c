@@ -185,11 +185,53 @@ static void release_dead_local_leases(struct sl_engine *e)
 	json_decref(owners);
 }
 
+struct seed_ctx {
+	struct sl_engine *e;
+	struct seed_item {
+		char scope[16], name[128];
+		int64_t since;
+	} items[64];
+	size_t n;
+};
+
+static void seed_collect(const struct sl_ai_budget_state *b, void *ud)
+{
+	struct seed_ctx *c = ud;
+	if (c->n == SL_ARRAY_LEN(c->items))
+		return;
+	struct seed_item *it = &c->items[c->n++];
+	snprintf(it->scope, sizeof it->scope, "%s", b->scope);
+	snprintf(it->name, sizeof it->name, "%s", b->name);
+	it->since = b->period_start_ms;
+}
+
+/* Budgets hold across restarts: what the store says was spent this period
+ * counts against them from the start. */
+static void seed_budgets(struct sl_engine *e)
+{
+	struct sl_ai *ai = e->project->ai;
+	if (!ai)
+		return;
+	struct seed_ctx c = {.e = e};
+	sl_ai_budgets(ai, seed_collect, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		double usd = 0;
+		struct sl_err err;
+		sl_err_clear(&err);
+		if (sl_store_ai_spent(e->store, c.items[i].scope, c.items[i].name, c.items[i].since, &usd, &err) == 0)
+			sl_ai_budget_seed(ai, c.items[i].scope, c.items[i].name, usd);
+		else
+			sl_log(SL_LOG_WARN, "engine", "cannot read AI spend for a budget", "budget", c.items[i].name, "error",
+			       err.msg, NULL);
+	}
+}
+
 int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 {
 	if (e->started)
 		return 0;
 	release_dead_local_leases(e);
+	seed_budgets(e);
 	e->threads = sl_xcalloc((size_t)e->workers, sizeof *e->threads);
 	atomic_store(&e->running, true);
 	for (int i = 0; i < e->workers; i++) {

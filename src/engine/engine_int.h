@@ -52,11 +52,12 @@ struct outcome {
 	struct sl_attempt_rec att;
 	struct sl_dlq_new dlq;
 	json_t *step_output, *step_error, *run_output, *run_error, *evidence, *payload;
+	json_t *ai_calls; /* an ai step's model calls, committed with it */
 	char *att_step_id, *att_error, *dlq_error;
 	struct sl_run_new *spawn;
 	char **spawn_keys;
 	size_t nspawn;
-	bool ends_run; /* the run reaches a terminal status with this commit */
+	bool ends_run; /* the run reaches a terminal status (or parks for review) with this commit */
 };
 
 void *engine_worker_main(void *arg);

@@ -23,6 +23,7 @@ void outcome_free(struct outcome *o)
 	json_decref(o->run_error);
 	json_decref(o->evidence);
 	json_decref(o->payload);
+	json_decref(o->ai_calls);
 	free(o->att_step_id);
 	free(o->att_error);
 	free(o->dlq_error);
@@ -395,6 +396,121 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 	return 0;
 }
 
+/* ---- ai steps ------------------------------------------------------------------------ */
+
+/* The prompt of an ai step: its template rendered with {{input}},
+ * {{labels}} and the vars, or the input text alone. */
+static char *ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *input, struct sl_err *err)
+{
+	const struct sl_ai_step *a = &st->ai;
+	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
+					   : json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!a->prompt)
+		return text;
+	json_t *vars = NULL;
+	if (a->vars) {
+		if (sl_expr_eval(a->vars, s->run.context, &vars, err)) {
+			free(text);
+			return NULL;
+		}
+		if (!json_is_object(vars)) {
+			json_decref(vars);
+			free(text);
+			sl_err_set(err, SL_EINVAL, SL_CLASS_PERMANENT, "ai vars must give an object");
+			return NULL;
+		}
+	} else {
+		vars = json_object();
+	}
+	json_object_set_new(vars, "input", json_string(text));
+	struct sl_buf labels;
+	sl_buf_init(&labels, SL_BUF_MAX_LINE);
+	for (size_t i = 0; i < a->nlabels; i++)
+		sl_buf_printf(&labels, "%s%s", i ? ", " : "", a->labels[i]);
+	json_object_set_new(vars, "labels", json_string(sl_buf_str(&labels)));
+	sl_buf_free(&labels);
+	char *prompt = sl_ai_render(a->prompt->text, vars, err);
+	json_decref(vars);
+	free(text);
+	return prompt;
+}
+
+/* Runs an ai step through its route. *review: the answer waits for a
+ * person (out is then the proposal). The calls made are kept in o either
+ * way: they cost money even when the step fails. */
+static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st, json_t **out,
+		   json_t **evidence, bool *review, struct sl_err *err)
+{
+	const struct sl_ai_step *a = &st->ai;
+	*review = false;
+	json_t *input = NULL;
+	if (sl_expr_eval(a->input, s->run.context, &input, err))
+		return err->code;
+	char *prompt = ai_prompt(s, st, input, err);
+	json_decref(input);
+	if (!prompt)
+		return err->code ? err->code : SL_EINVAL;
+	json_t *pii = sl_schema_pii_values(s->wf->trigger.contract, s->run.input);
+	struct sl_ai_request rq = {
+		.task = a->task,
+		.route = a->route,
+		.workflow = s->run.workflow,
+		.run_id = s->run.id,
+		.step_id = st->id,
+		.correlation_id = s->run.correlation_id,
+		.tenant = s->run.tenant,
+		.prompt = prompt,
+		.prompt_hash = a->prompt ? a->prompt->digest : "",
+		.labels = (const char *const *)a->labels,
+		.nlabels = a->nlabels,
+		.contract = a->contract,
+		.pii = pii,
+		.max_tokens = a->max_tokens,
+		.min_confidence = a->min_confidence,
+	};
+	struct sl_ai_result res;
+	int rc = sl_ai_run(sl_engine_project(e)->ai, &rq, &res, err);
+	json_decref(pii);
+	free(prompt);
+	if (json_array_size(res.calls)) {
+		o->ai_calls = json_incref(res.calls);
+		o->c.ai_calls = o->ai_calls;
+		o->c.ai_step_id = st->id;
+	}
+	if (rc) {
+		*evidence = json_pack("{s:s, s:O}", "route", a->route, "calls", res.calls);
+		sl_ai_result_free(&res);
+		return rc;
+	}
+	if (res.review) {
+		*review = true;
+		*out = json_pack("{s:O, s:s, s:o}", "proposed", res.output, "reason", res.review_reason, "confidence",
+				 res.confidence >= 0 ? json_real(res.confidence) : json_null());
+	} else {
+		*out = json_incref(res.output);
+	}
+	sl_ai_result_free(&res);
+	return 0;
+}
+
+/* The run parks: the step's proposal waits for a person (approvals decide
+ * it; until then it is visible in the run as status review). */
+static void park_for_review(struct slot *s, struct outcome *o, const struct sl_step *st, json_t *proposal,
+			    int64_t started, int64_t dur)
+{
+	int attempts = s->run.attempt + 1;
+	record_attempt(o, st->id, attempts, started, dur, "review", NULL);
+	o->step_output = proposal;
+	record_step(o, st, SL_STEP_ST_REVIEW, attempts, started);
+	json_object_set_new(s->run.step_status, st->id, json_string("review"));
+	o->c.status = SL_RUN_REVIEW;
+	o->c.next = SL_TASK_DONE;
+	o->ends_run = true; /* settled for whoever waits on it */
+	sl_log(SL_LOG_INFO, "engine", "step waits for review", "run_id", s->run.id, "workflow", s->run.workflow, "step",
+	       st->id, "reason", json_string_value(json_object_get(proposal, "reason")), "correlation_id",
+	       s->run.correlation_id, NULL);
+}
+
 static int check_output(const struct sl_step *st, const json_t *out, struct sl_err *err)
 {
 	if (!st->output_contract)
@@ -441,6 +557,7 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	}
 	json_t *out = NULL, *evidence = NULL;
 	int rc = 0;
+	bool review = false;
 	switch (st->kind) {
 	case SL_STEP_MAP:
 		rc = sl_expr_eval(st->map, s->run.context, &out, &err);
@@ -454,6 +571,13 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	case SL_STEP_WAIT:
 		exec_wait(s, o, st, started);
 		return;
+	case SL_STEP_AI:
+		rc = exec_ai(e, s, o, st, &out, &evidence, &review, &err);
+		if (!rc && review) {
+			park_for_review(s, o, st, out, started, (sl_mono_us() - t0) / 1000);
+			return;
+		}
+		break;
 	}
 	if (!rc && check_output(st, out, &err))
 		rc = err.code;

@@ -129,6 +129,36 @@ static const struct sq_migration sq_migrations[] = {
 	 " expires_at INTEGER NOT NULL DEFAULT 0,"
 	 " PRIMARY KEY (scope, key)) WITHOUT ROWID;"
 	 "CREATE INDEX idempotency_expiry ON idempotency(expires_at) WHERE expires_at > 0;"},
+
+	/* One row per model call (or cache hit) of an ai step, committed with
+	 * the step: what it cost, what it saw (redacted) and said. Budgets sum
+	 * cost_usd by route or workflow since a period's start. */
+	{2, "ai calls",
+	 "CREATE TABLE ai_calls ("
+	 " seq INTEGER PRIMARY KEY,"
+	 " run_id TEXT NOT NULL,"
+	 " workflow TEXT NOT NULL,"
+	 " step_id TEXT NOT NULL,"
+	 " tenant TEXT NOT NULL,"
+	 " route TEXT NOT NULL,"
+	 " model TEXT NOT NULL,"
+	 " provider TEXT NOT NULL,"
+	 " prompt_hash TEXT,"
+	 " input TEXT,"
+	 " output TEXT,"
+	 " confidence REAL,"
+	 " tokens_in INTEGER NOT NULL DEFAULT 0,"
+	 " tokens_out INTEGER NOT NULL DEFAULT 0,"
+	 " cost_usd REAL NOT NULL DEFAULT 0,"
+	 " latency_ms INTEGER NOT NULL DEFAULT 0,"
+	 " cache_hit INTEGER NOT NULL DEFAULT 0,"
+	 " outcome TEXT NOT NULL,"
+	 " error_class TEXT,"
+	 " error TEXT,"
+	 " created_at INTEGER NOT NULL);"
+	 "CREATE INDEX ai_calls_run ON ai_calls(run_id, seq);"
+	 "CREATE INDEX ai_calls_route ON ai_calls(route, created_at);"
+	 "CREATE INDEX ai_calls_workflow ON ai_calls(workflow, created_at);"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

@@ -127,7 +127,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(ATTEMPTS_LOAD, "SELECT step_id, attempt, started_at, duration_ms, outcome, error_class, error "   \
 			 "FROM attempts WHERE run_id = ?1 ORDER BY seq")                                    \
 	X(RUN_STATUS, "SELECT status FROM runs WHERE id = ?1")                                              \
-	X(TREE_PENDING, "SELECT COUNT(*) FROM runs WHERE root_run_id = ?1 AND status NOT IN " SQL_TERMINAL) \
+	/* a run parked for review is settled for whoever waits on the tree */                      \
+	X(TREE_PENDING, "SELECT COUNT(*) FROM runs WHERE root_run_id = ?1 AND status NOT IN " SQL_TERMINAL   \
+			" AND status != 'review'")                                                            \
 	X(COUNTS, "SELECT status, COUNT(*) FROM runs GROUP BY status")                                      \
 	X(RUN_CANCEL, "UPDATE runs SET status = 'cancelled', updated_at = ?2, finished_at = ?2, "           \
 		      "task_fence = MAX(task_fence, ?3) WHERE id = ?1")                                     \
@@ -139,7 +141,29 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		      "WHERE id = ?1 RETURNING task_fence, tenant, priority")                               \
 	X(STEP_DEL_DEAD, "DELETE FROM steps WHERE run_id = ?1 AND status = 'dead'")                         \
 	X(DLQ_MARK, "UPDATE dlq SET replayed_at = ?2 WHERE id = ?1")                                        \
-	X(DLQ_PURGE, "DELETE FROM dlq WHERE created_at < ?1")
+	X(DLQ_PURGE, "DELETE FROM dlq WHERE created_at < ?1")                                              \
+	/* ?3 is one call record (JSON); the run gives workflow and tenant */                        \
+	X(AI_CALL_PUT, "INSERT INTO ai_calls(run_id, workflow, step_id, tenant, route, model, provider, "     \
+		       "prompt_hash, input, output, confidence, tokens_in, tokens_out, cost_usd, latency_ms, " \
+		       "cache_hit, outcome, error_class, error, created_at) SELECT id, workflow, ?2, tenant, " \
+		       "json_extract(?3, '$.route'), json_extract(?3, '$.model'), "                        \
+		       "json_extract(?3, '$.provider'), json_extract(?3, '$.prompt_hash'), "               \
+		       "json_extract(?3, '$.input'), json_extract(?3, '$.output'), "                       \
+		       "json_extract(?3, '$.confidence'), IFNULL(json_extract(?3, '$.tokens_in'), 0), "      \
+		       "IFNULL(json_extract(?3, '$.tokens_out'), 0), IFNULL(json_extract(?3, '$.cost_usd'), 0), " \
+		       "IFNULL(json_extract(?3, '$.latency_ms'), 0), IFNULL(json_extract(?3, '$.cache_hit'), 0), " \
+		       "IFNULL(json_extract(?3, '$.outcome'), 'ok'), json_extract(?3, '$.error_class'), "    \
+		       "json_extract(?3, '$.error'), ?4 FROM runs WHERE id = ?1")                            \
+	X(AI_CALLS_LOAD, "SELECT json_object('step', step_id, 'route', route, 'model', model, 'provider', "  \
+			 "provider, 'prompt_hash', prompt_hash, 'input', input, 'output', output, "          \
+			 "'confidence', confidence, 'tokens_in', tokens_in, 'tokens_out', tokens_out, "       \
+			 "'cost_usd', cost_usd, 'latency_ms', latency_ms, 'cache_hit', "                     \
+			 "json(CASE WHEN cache_hit THEN 'true' ELSE 'false' END), 'outcome', outcome, "      \
+			 "'error_class', error_class, 'error', error, 'at', created_at) "                    \
+			 "FROM ai_calls WHERE run_id = ?1 ORDER BY seq")                                     \
+	X(AI_SPENT_ROUTE, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE route = ?1 AND created_at >= ?2") \
+	X(AI_SPENT_WORKFLOW, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE workflow = ?1 "           \
+			     "AND created_at >= ?2")
 
 enum sq_st {
 #define SQ_ENUM(name, sql) SQ_##name,
@@ -1211,6 +1235,28 @@ static int dlq_put(struct sq_conn *c, const char *run_id, const struct sl_dlq_ne
 	return x_run(c, st, NULL, err, "dead letter");
 }
 
+static int ai_calls_put(struct sq_conn *c, const char *run_id, const char *step_id, const json_t *calls, int64_t now,
+			struct sl_err *err)
+{
+	size_t i;
+	const json_t *rec;
+	json_array_foreach(calls, i, rec)
+	{
+		sqlite3_stmt *st = st_get(c, SQ_AI_CALL_PUT, err);
+		if (!st)
+			return SL_ESTORE;
+		int b = b_text(st, 1, run_id) | b_text(st, 2, step_id) | b_json(st, 3, rec) | b_i64(st, 4, now);
+		if (b) {
+			st_done(st);
+			return bind_err(b, err, "ai call");
+		}
+		int rc = x_run(c, st, NULL, err, "ai call");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* One commit of a batch, inside its savepoint. The fence is checked first
  * (by the task UPDATE itself), so a fenced commit costs one statement. */
 static int commit_one(struct sq_store *s, const struct sl_commit *m, int64_t now, struct sl_err *err)
@@ -1225,6 +1271,8 @@ static int commit_one(struct sq_store *s, const struct sl_commit *m, int64_t now
 		rc = run_update(c, m, now, err);
 	if (!rc && m->dlq)
 		rc = dlq_put(c, m->run_id, m->dlq, now, err);
+	if (!rc && m->ai_calls)
+		rc = ai_calls_put(c, m->run_id, m->ai_step_id ? m->ai_step_id : "", m->ai_calls, now, err);
 	for (size_t i = 0; !rc && i < m->nspawn; i++) {
 		char id[SL_ID_MAX];
 		bool existed;
@@ -1399,6 +1447,49 @@ static int doc_attempts(struct sq_conn *c, const char *run_id, json_t *steps, js
 	return ret;
 }
 
+/* The run's model calls, oldest first (JSON built by SQLite). */
+static int doc_ai_calls(struct sq_conn *c, const char *run_id, json_t *calls, struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, SQ_AI_CALLS_LOAD, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, run_id);
+	int rc;
+	while (!b && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_error_t je;
+		json_t *one = json_loads(c_text(st, 0), 0, &je);
+		if (one)
+			json_array_append_new(calls, one);
+	}
+	int ret = b ? bind_err(b, err, "ai calls") : rc == SQLITE_DONE ? 0 : db_err(c, err, "ai calls");
+	st_done(st);
+	return ret;
+}
+
+static int sq_ai_spent(struct sl_store *base, const char *scope, const char *name, int64_t since_ms, double *usd,
+		       struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, strcmp(scope, "route") == 0 ? SQ_AI_SPENT_ROUTE : SQ_AI_SPENT_WORKFLOW, err);
+	int ret = SL_ESTORE;
+	if (st) {
+		int b = b_text(st, 1, name) | b_i64(st, 2, since_ms);
+		int rc = b ? SQLITE_MISUSE : sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*usd = sqlite3_column_double(st, 0);
+			ret = 0;
+		} else {
+			ret = b ? bind_err(b, err, "ai spent") : db_err(c, err, "ai spent");
+		}
+		st_done(st);
+	}
+	rd_put(s, c);
+	return ret;
+}
+
 static int sq_run_get(struct sl_store *base, const char *run_id, json_t **out, struct sl_err *err)
 {
 	struct sq_store *s = sq(base);
@@ -1416,6 +1507,10 @@ static int sq_run_get(struct sl_store *base, const char *run_id, json_t **out, s
 		if (!rc)
 			rc = doc_attempts(c, run_id, steps, byid, err);
 		json_object_set_new(doc, "steps", steps);
+		json_t *calls = json_array();
+		if (!rc)
+			rc = doc_ai_calls(c, run_id, calls, err);
+		json_object_set_new(doc, "ai_calls", calls);
 		json_decref(byid);
 	}
 	rd_end(s, c);
@@ -1975,6 +2070,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.run_cancel = sq_run_cancel,
 	.dlq_list = sq_dlq_list,
 	.dlq_count = sq_dlq_count,
+	.ai_spent = sq_ai_spent,
 	.dlq_replay = sq_dlq_replay,
 	.dlq_purge = sq_dlq_purge,
 	.idem_get = sq_idem_get,

@@ -19,12 +19,14 @@ static const char *const run_status_names[SL_RUN__COUNT] = {
 	[SL_RUN_WAITING] = "waiting",         [SL_RUN_COMPLETED] = "completed",
 	[SL_RUN_DEAD] = "dead",               [SL_RUN_CANCELLED] = "cancelled",
 	[SL_RUN_COMPENSATING] = "compensating", [SL_RUN_COMPENSATED] = "compensated",
+	[SL_RUN_REVIEW] = "review",
 };
 
 static const char *const step_status_names[SL_STEP_ST__COUNT] = {
 	[SL_STEP_ST_COMPLETED] = "completed", [SL_STEP_ST_SKIPPED] = "skipped",
 	[SL_STEP_ST_FAILED] = "failed",       [SL_STEP_ST_WAITING] = "waiting",
 	[SL_STEP_ST_DEAD] = "dead",           [SL_STEP_ST_COMPENSATED] = "compensated",
+	[SL_STEP_ST_REVIEW] = "review",
 };
 
 static const char *const phase_names[] = {
@@ -515,6 +517,16 @@ int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *e
 		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no run %.64s", run_id);
 	SLOT(s, run_cancel);
 	return s->ops->run_cancel(s, run_id, err);
+}
+
+int sl_store_ai_spent(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
+		      struct sl_err *err)
+{
+	NEED(s && scope && name && usd, "store, scope, name and usd are required");
+	NEED(strcmp(scope, "route") == 0 || strcmp(scope, "workflow") == 0, "scope is route or workflow");
+	*usd = 0;
+	SLOT(s, ai_spent);
+	return s->ops->ai_spent(s, scope, name, since_ms, usd, err);
 }
 
 int sl_store_dlq_count(struct sl_store *s, const struct sl_dlq_filter *f, int64_t *count, struct sl_err *err)

@@ -34,6 +34,7 @@ enum sl_run_status {
 	SL_RUN_CANCELLED,    /* terminal */
 	SL_RUN_COMPENSATING, /* running compensations */
 	SL_RUN_COMPENSATED,  /* terminal: failed, completed steps were compensated */
+	SL_RUN_REVIEW,       /* parked: an ai step's answer waits for a person (no task) */
 	SL_RUN__COUNT
 };
 const char *sl_run_status_name(enum sl_run_status s);
@@ -47,6 +48,7 @@ enum sl_step_status {
 	SL_STEP_ST_WAITING,     /* a wait step that has not woken yet */
 	SL_STEP_ST_DEAD,        /* the step that sent the run to the DLQ */
 	SL_STEP_ST_COMPENSATED, /* completed, then compensated */
+	SL_STEP_ST_REVIEW,      /* an ai step's answer waits for a person; the output is the proposal */
 	SL_STEP_ST__COUNT
 };
 const char *sl_step_status_name(enum sl_step_status s);
@@ -204,6 +206,10 @@ struct sl_commit {
 	const struct sl_dlq_new *dlq; /* may be NULL */
 	const struct sl_run_new *spawn; /* runs to create (emit), may be NULL */
 	size_t nspawn;
+	/* model calls of an ai step (array of records, see sl_ai_result.calls),
+	 * kept with the step that made them; may be NULL */
+	const json_t *ai_calls;
+	const char *ai_step_id;
 };
 /* Applies the commits in ONE transaction (group commit: one fsync for all),
  * each in its own savepoint: a commit whose fence is stale is skipped
@@ -268,6 +274,12 @@ int sl_store_dlq_replay(struct sl_store *s, const char *dlq_id, const json_t *in
 			int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err);
 /* Deletes replayed or old entries created before before_ms; returns how many. */
 int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, struct sl_err *err);
+
+/* ---- AI spend -------------------------------------------------------------------------- */
+/* What the model calls of a route (scope "route") or a workflow (scope
+ * "workflow") cost since since_ms, in USD: budgets start from it. */
+int sl_store_ai_spent(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
+		      struct sl_err *err);
 
 /* ---- idempotency records (outside run creation: webhook delivery ids, ...) ---- */
 /* Looks up (scope, key): 0 and run_id filled when found and not expired,

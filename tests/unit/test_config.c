@@ -460,7 +460,9 @@ static const char *const broken_want[] = {
 	FIX "/broken/workflows/a_misc.yaml:19:11: step 'sixth' refers to '.frist', which is not a step (did you mean "
 	    "'first'?)",
 	FIX "/broken/workflows/a_misc.yaml:19:11: step 'sixth' refers to step 'seventh', which runs after it",
-	FIX "/broken/workflows/a_misc.yaml:21:5: step kind 'ai' is not available yet",
+	FIX "/broken/workflows/a_misc.yaml:21:9: ai is missing the required key 'route'",
+	FIX "/broken/workflows/a_misc.yaml:21:9: ai is missing the required key 'input'",
+	FIX "/broken/workflows/a_misc.yaml:21:9: classify wants labels: at least two allowed answers",
 	FIX "/broken/workflows/b_ping.yaml:6:11: emit cycle: ping -> pong -> ping; add a `when` to stop it",
 	FIX "/broken/workflows/e_dup.yaml:1:11: workflow 'ping' version 1 is also defined in " FIX
 	    "/broken/workflows/b_ping.yaml:1",
@@ -576,10 +578,12 @@ static void test_kinds(void **state)
 {
 	struct sl_project *p = *state;
 	expect_compile_error(p, HEAD "  - id: a\n    when: .input\n", 4, 5,
-			     "step 'a' needs a kind: one of map, call, wait, emit");
+			     "step 'a' needs a kind: one of map, call, wait, emit, ai");
 	expect_compile_error(p, HEAD "  - id: a\n    map: .input\n    call: helpdesk.tickets.get\n", 6, 5,
 			     "step 'a' has two kinds, 'map' and 'call': give exactly one");
-	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify}\n", 5, 5, "step kind 'ai' is not available yet");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify}\n", 5, 9, "ai is missing the required key 'route'");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: guess, route: r, input: .input}\n", 5, 16,
+			     "unknown ai task 'guess' (classify, extract, summarize, draft, route)");
 	expect_compile_error(p, HEAD "  - id: a\n    approval: {reviewers: [x]}\n", 5, 5,
 			     "step kind 'approval' is not available yet");
 	expect_compile_error(p, HEAD "  - id: a\n    map: .input\n    with: .input\n", 6, 5,

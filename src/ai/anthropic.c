@@ -1,0 +1,221 @@
+/*
+ * anthropic.c: the Anthropic Messages API. System messages become the
+ * `system` parameter; a structured answer is asked the way Anthropic
+ * documents it: one tool whose input_schema is the answer's schema, forced
+ * with tool_choice, whose `input` is the answer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai/provider.h"
+
+#define ANTHROPIC_VERSION "2023-06-01"
+#define ANSWER_TOOL "answer"
+
+struct anthropic {
+	char *base_url; /* no trailing slash; /v1/messages is appended */
+	char *api_key;
+	bool allow_link_local;
+};
+
+static const struct sl_conf_key anthropic_keys[] = {
+	{"type", SL_CONF_STRING, true, "openai, anthropic or local"},
+	{"residency", SL_CONF_STRING, false, "external (text leaves the machine: PII is masked) or local"},
+	{"breaker", SL_CONF_OBJECT, false, "{failures: N, cooldown: 30s}"},
+	{"base_url", SL_CONF_STRING, false, "the API root, default https://api.anthropic.com"},
+	{"api_key", SL_CONF_STRING, false, "env:NAME or file:PATH (sent as x-api-key)"},
+	{"allow_link_local", SL_CONF_BOOL, false, "allow link-local and metadata addresses (default false)"},
+	{NULL, 0, false, NULL},
+};
+
+static int anthropic_init(struct ai_provider *p, const json_t *cfg, struct sl_conf_ctx *ctx, const char *pointer)
+{
+	struct anthropic *a = sl_xcalloc(1, sizeof *a);
+	p->priv = a;
+	const char *url = sl_conf_str(cfg, "base_url", "https://api.anthropic.com");
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+		char up[SL_CONF_PTR_MAX];
+		sl_conf_ptr(up, pointer, "base_url");
+		sl_conf_error(ctx, up, "base_url must start with http:// or https://");
+		return -1;
+	}
+	a->base_url = sl_strdup(url);
+	size_t n = strlen(a->base_url);
+	while (n && a->base_url[n - 1] == '/')
+		a->base_url[--n] = '\0';
+	if (n >= 3 && strcmp(a->base_url + n - 3, "/v1") == 0) /* given as ".../v1": the path adds it */
+		a->base_url[n - 3] = '\0';
+	a->allow_link_local = sl_conf_bool(cfg, "allow_link_local", false);
+	return sl_conf_secret(ctx, cfg, pointer, "api_key", false, &a->api_key) ? -1 : 0;
+}
+
+static void anthropic_free(struct ai_provider *p)
+{
+	struct anthropic *a = p->priv;
+	if (!a)
+		return;
+	free(a->base_url);
+	sl_secret_free(a->api_key);
+	free(a);
+}
+
+/* The text of an OpenAI-shaped content: a string, or text parts joined. */
+static void content_text(const json_t *c, struct sl_buf *out)
+{
+	if (json_is_string(c)) {
+		sl_buf_adds(out, json_string_value(c));
+		return;
+	}
+	size_t i;
+	const json_t *part;
+	json_array_foreach(c, i, part)
+	{
+		const char *t = json_string_value(json_object_get(part, "text"));
+		if (t)
+			sl_buf_adds(out, t);
+	}
+}
+
+/* OpenAI-shaped messages -> system text + Messages API messages, merging
+ * neighbours of the same role (the API wants them alternating). */
+static json_t *to_messages(const json_t *in, char **system)
+{
+	struct sl_buf sys;
+	sl_buf_init(&sys, SL_BUF_MAX_HTTP_BODY);
+	json_t *out = json_array();
+	size_t i;
+	const json_t *m;
+	json_array_foreach(in, i, m)
+	{
+		const char *role = json_string_value(json_object_get(m, "role"));
+		struct sl_buf text;
+		sl_buf_init(&text, SL_BUF_MAX_HTTP_BODY);
+		content_text(json_object_get(m, "content"), &text);
+		if (role && (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)) {
+			if (sys.len)
+				sl_buf_adds(&sys, "\n\n");
+			sl_buf_adds(&sys, sl_buf_str(&text));
+		} else {
+			const char *r = role && strcmp(role, "assistant") == 0 ? "assistant" : "user";
+			json_t *last = json_array_get(out, json_array_size(out) - 1);
+			if (last && strcmp(json_string_value(json_object_get(last, "role")), r) == 0) {
+				char *joined = sl_asprintf("%s\n\n%s", json_string_value(json_object_get(last, "content")),
+							   sl_buf_str(&text));
+				json_object_set_new(last, "content", json_string(joined));
+				free(joined);
+			} else {
+				json_array_append_new(out, json_pack("{s:s, s:s}", "role", r, "content", sl_buf_str(&text)));
+			}
+		}
+		sl_buf_free(&text);
+	}
+	*system = sys.len ? sl_strdup(sl_buf_str(&sys)) : NULL;
+	sl_buf_free(&sys);
+	return out;
+}
+
+static json_t *request_body(const struct ai_call_in *in)
+{
+	char *system = NULL;
+	json_t *msgs = to_messages(in->messages, &system);
+	json_t *b = json_pack("{s:s, s:i, s:o, s:i}", "model", in->model, "max_tokens", in->max_tokens, "messages", msgs,
+			      "temperature", 0);
+	if (system)
+		json_object_set_new(b, "system", json_string(system));
+	free(system);
+	if (in->schema) {
+		json_object_set_new(b, "tools",
+				    json_pack("[{s:s, s:s, s:O}]", "name", ANSWER_TOOL, "description",
+					      "Give the answer in this shape.", "input_schema", in->schema));
+		json_object_set_new(b, "tool_choice", json_pack("{s:s, s:s}", "type", "tool", "name", ANSWER_TOOL));
+	}
+	return b;
+}
+
+static const char *error_message(const json_t *body)
+{
+	return json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+}
+
+static int parse_answer(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err)
+{
+	const json_t *content = json_object_get(body, "content");
+	if (!json_is_array(content))
+		return sl_err_set(err, SL_ESTEP, SL_CLASS_TRANSIENT, "anthropic: the answer has no content");
+	struct sl_buf text;
+	sl_buf_init(&text, SL_BUF_MAX_HTTP_BODY);
+	size_t i;
+	const json_t *block;
+	json_array_foreach(content, i, block)
+	{
+		const char *type = json_string_value(json_object_get(block, "type"));
+		if (type && strcmp(type, "text") == 0)
+			sl_buf_adds(&text, json_string_value(json_object_get(block, "text")));
+		else if (type && strcmp(type, "tool_use") == 0 && in->schema && !out->json)
+			out->json = json_incref(json_object_get(block, "input"));
+	}
+	if (out->json) {
+		out->text = json_dumps(out->json, JSON_COMPACT);
+	} else {
+		out->text = sl_strdup(sl_buf_str(&text));
+		if (in->schema) {
+			json_error_t je;
+			out->json = json_loads(out->text, 0, &je);
+		}
+	}
+	sl_buf_free(&text);
+	const json_t *usage = json_object_get(body, "usage");
+	out->tokens_in = json_integer_value(json_object_get(usage, "input_tokens"));
+	out->tokens_out = json_integer_value(json_object_get(usage, "output_tokens"));
+	const char *stop = json_string_value(json_object_get(body, "stop_reason"));
+	snprintf(out->finish, sizeof out->finish, "%s", stop ? stop : "");
+	return 0;
+}
+
+static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, struct ai_call_out *out,
+			  struct sl_err *err)
+{
+	struct anthropic *a = p->priv;
+	char *url = sl_asprintf("%s/v1/messages", a->base_url);
+	char *key = a->api_key ? sl_asprintf("x-api-key: %s", a->api_key) : NULL;
+	char *corr = in->correlation_id ? sl_asprintf("X-Correlation-Id: %s", in->correlation_id) : NULL;
+	const char *headers[4] = {"anthropic-version: " ANTHROPIC_VERSION};
+	size_t nh = 1;
+	if (key)
+		headers[nh++] = key;
+	if (corr)
+		headers[nh++] = corr;
+	json_t *req = request_body(in);
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	struct ai_http_reply r;
+	int rc = ai_http_post(url, headers, body, in->timeout_ms, a->allow_link_local, a->api_key, &r, err);
+	if (!rc && (r.status < 200 || r.status > 299)) {
+		rc = ai_http_error("anthropic", &r, error_message(r.body), err);
+		if (r.status == 529 && err) /* overloaded */
+			err->cls = SL_CLASS_TRANSIENT;
+	} else if (!rc && !json_is_object(r.body)) {
+		rc = sl_err_set(err, SL_ESTEP, SL_CLASS_TRANSIENT, "anthropic: the answer is not JSON");
+	} else if (!rc) {
+		rc = parse_answer(r.body, in, out, err);
+	}
+	ai_http_reply_free(&r);
+	free(body);
+	free(corr);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	free(url);
+	return rc;
+}
+
+const struct ai_provider_type ai_anthropic_type = {
+	.name = "anthropic",
+	.external = true,
+	.keys = anthropic_keys,
+	.init_fn = anthropic_init,
+	.can_fn = NULL,
+	.call_fn = anthropic_call,
+	.free_fn = anthropic_free,
+};
