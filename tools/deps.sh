@@ -5,6 +5,8 @@ set -eu
 list=${1:-deps/debian.txt}
 missing=""
 for p in $(grep -v '^[[:space:]]*#' "$list" | awk 'NF {print $1}'); do
+    # a tool already on PATH counts (npm comes inside NodeSource's nodejs)
+    if command -v "$p" >/dev/null 2>&1; then continue; fi
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
     fi

@@ -59,6 +59,9 @@ struct sl_ai {
 	size_t nwf_budgets;
 	struct ai_cache *cache;
 	pthread_mutex_t mu; /* budgets */
+	/* while sl_ai_new builds: models.yaml's document, so a reference to a
+	 * provider or model that is declared but broken is not reported twice */
+	const json_t *doc;
 };
 
 struct ai_route *ai_route_find(const struct sl_ai *ai, const char *name);

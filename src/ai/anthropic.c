@@ -155,7 +155,7 @@ static int parse_answer(const json_t *body, const struct ai_call_in *in, struct 
 			out->json = json_incref(json_object_get(block, "input"));
 	}
 	if (out->json) {
-		out->text = json_dumps(out->json, JSON_COMPACT);
+		out->text = json_dumps(out->json, JSON_COMPACT | SL_JSON_REAL);
 	} else {
 		out->text = sl_strdup(sl_buf_str(&text));
 		if (in->schema) {
@@ -186,7 +186,7 @@ static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, st
 	if (corr)
 		headers[nh++] = corr;
 	json_t *req = request_body(in);
-	char *body = json_dumps(req, JSON_COMPACT);
+	char *body = json_dumps(req, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(req);
 	struct ai_http_reply r;
 	int rc = ai_http_post(url, headers, body, in->timeout_ms, a->allow_link_local, a->api_key, &r, err);

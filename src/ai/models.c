@@ -180,6 +180,12 @@ static struct ai_provider *provider_new(struct sl_ai *ai, const char *name, cons
 	return p;
 }
 
+/* Whether models.yaml declares NAME under section (it may have failed). */
+static bool declared(const struct sl_ai *ai, const char *section, const char *name)
+{
+	return name && json_object_get(json_object_get(ai->doc, section), name) != NULL;
+}
+
 static struct ai_provider *provider_find(const struct sl_ai *ai, const char *name)
 {
 	for (size_t i = 0; name && i < ai->nproviders; i++)
@@ -209,7 +215,7 @@ static void model_new(struct sl_ai *ai, const char *id, const json_t *cfg, struc
 	sl_conf_check_keys(ctx, cfg, pointer, sl_ai_model_keys);
 	const char *pname = json_string_value(json_object_get(cfg, "provider"));
 	struct ai_provider *prov = provider_find(ai, pname);
-	if (pname && !prov) {
+	if (pname && !prov && !declared(ai, "providers", pname)) {
 		char pp[SL_CONF_PTR_MAX];
 		sl_conf_ptr(pp, pointer, "provider");
 		sl_conf_error(ctx, pp, "no provider named '%s' in providers:", pname);
@@ -339,6 +345,8 @@ static void route_new(struct sl_ai *ai, const char *name, const json_t *cfg, str
 		snprintf(ip, sizeof ip, "%s/%zu", mp, i);
 		struct ai_model *m = model_find(ai, json_string_value(v));
 		if (!m) {
+			if (declared(ai, "models", json_string_value(v)))
+				continue; /* its own error was reported */
 			if (json_is_string(v))
 				sl_conf_error(ctx, ip, "no model named '%s' in models:", json_string_value(v));
 			else
@@ -428,6 +436,7 @@ struct sl_ai *sl_ai_new(const json_t *doc, struct sl_conf_ctx *ctx, const char *
 	ai->project_dir = sl_strdup(project_dir ? project_dir : ".");
 	ai->cache = ai_cache_new(10000);
 	int before = ctx->nerrors;
+	ai->doc = doc;
 	if (doc && !json_is_null(doc)) {
 		if (!json_is_object(doc)) {
 			sl_conf_error(ctx, "", "models.yaml is a mapping {providers, models, routes, budgets}");
@@ -451,6 +460,7 @@ struct sl_ai *sl_ai_new(const json_t *doc, struct sl_conf_ctx *ctx, const char *
 			}
 		}
 	}
+	ai->doc = NULL;
 	ai->route_names = sl_xcalloc(ai->nroutes + 1, sizeof *ai->route_names);
 	for (size_t i = 0; i < ai->nroutes; i++)
 		ai->route_names[i] = ai->routes[i]->name;

@@ -129,7 +129,7 @@ static int openai_call(struct ai_provider *p, const struct ai_call_in *in, struc
 	if (corr)
 		headers[nh++] = corr;
 	json_t *req = request_body(in);
-	char *body = json_dumps(req, JSON_COMPACT);
+	char *body = json_dumps(req, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(req);
 	struct ai_http_reply r;
 	int rc = ai_http_post(url, headers, body, in->timeout_ms, o->allow_link_local, o->api_key, &r, err);

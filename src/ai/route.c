@@ -245,8 +245,8 @@ static char *cache_key(const struct task_run *t, const struct ai_model *m, const
 {
 	struct sl_buf b;
 	sl_buf_init(&b, SL_BUF_MAX_HTTP_BODY);
-	char *msgs = json_dumps(masked_messages, JSON_COMPACT | JSON_SORT_KEYS);
-	char *schema = t->schema ? json_dumps(t->schema, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *msgs = json_dumps(masked_messages, JSON_COMPACT | JSON_SORT_KEYS | SL_JSON_REAL);
+	char *schema = t->schema ? json_dumps(t->schema, JSON_COMPACT | JSON_SORT_KEYS | SL_JSON_REAL) : NULL;
 	sl_buf_printf(&b, "%s\x1f%s\x1f%s\x1f%s\x1f%s", m->id, t->rq->prompt_hash ? t->rq->prompt_hash : "",
 		      sl_ai_task_name(t->rq->task), schema ? schema : "", msgs ? msgs : "");
 	char *key = sl_xmalloc(65);
@@ -262,7 +262,7 @@ static char *cache_key(const struct task_run *t, const struct ai_model *m, const
 static char *record_input(const json_t *masked_messages, enum sl_ai_task task)
 {
 	if (task == SL_AI_CHAT)
-		return json_dumps(masked_messages, JSON_COMPACT);
+		return json_dumps(masked_messages, JSON_COMPACT | SL_JSON_REAL);
 	const json_t *last = json_array_get(masked_messages, json_array_size(masked_messages) - 1);
 	return sl_strdup(json_string_value(json_object_get(last, "content")));
 }
@@ -316,7 +316,7 @@ static int ask_model(struct task_run *t, size_t index)
 		double conf = json_is_number(json_object_get(hit, "confidence"))
 				      ? json_number_value(json_object_get(hit, "confidence"))
 				      : -1;
-		char *text = json_dumps(hit, JSON_COMPACT);
+		char *text = json_dumps(hit, JSON_COMPACT | SL_JSON_REAL);
 		a.output = text;
 		a.confidence = conf;
 		a.cache_hit = true;
@@ -431,7 +431,7 @@ static int ask_model(struct task_run *t, size_t index)
 		a.err = NULL;
 		record(t->res->calls, &a);
 		if (key) { /* the cache keeps the accepted answer masked: no PII at rest */
-			char *otext = json_dumps(output, JSON_COMPACT);
+			char *otext = json_dumps(output, JSON_COMPACT | SL_JSON_REAL);
 			char *mtext = ai_mask_text(mask, otext);
 			json_t *mj = json_loads(mtext, 0, NULL);
 			if (mj)

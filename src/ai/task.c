@@ -79,7 +79,7 @@ json_t *ai_task_messages(const struct sl_ai_request *rq, const char *prompt)
 			sl_buf_adds(&b, ".");
 		}
 		if (rq->task == SL_AI_EXTRACT && rq->contract) {
-			char *schema = json_dumps(sl_schema_json(rq->contract), JSON_COMPACT | JSON_SORT_KEYS);
+			char *schema = json_dumps(sl_schema_json(rq->contract), JSON_COMPACT | JSON_SORT_KEYS | SL_JSON_REAL);
 			sl_buf_printf(&b, "\nSchema: %s", schema ? schema : "{}");
 			free(schema);
 		}
@@ -215,7 +215,7 @@ char *sl_ai_render(const char *tpl, const json_t *vars, struct sl_err *err)
 		if (json_is_string(v)) {
 			sl_buf_add(&out, json_string_value(v), json_string_length(v));
 		} else {
-			char *j = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			char *j = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 			sl_buf_adds(&out, j ? j : "null");
 			free(j);
 		}

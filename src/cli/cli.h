@@ -32,6 +32,13 @@ int cmd_dlq(int argc, char **argv);
 void help_dlq(FILE *out);
 int cmd_sim(int argc, char **argv);
 void help_sim(FILE *out);
+/* cmd_model_routes.c: the route subcommands of `sluice model` */
+int model_list_main(int argc, char **argv);
+void help_model_list(FILE *out);
+int model_test_main(int argc, char **argv);
+void help_model_test(FILE *out);
+int model_eval_main(int argc, char **argv);
+void help_model_eval(FILE *out);
 int cmd_version(int argc, char **argv);
 void help_version(FILE *out);
 

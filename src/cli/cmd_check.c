@@ -30,7 +30,7 @@ static void print_json(const struct sl_diags *d)
 		json_array_append_new(errs, json_pack("{s:s, s:i, s:i, s:s}", "file", d->v[i].file, "line",
 						      d->v[i].line, "col", d->v[i].col, "message", d->v[i].msg));
 	json_t *doc = json_pack("{s:b, s:o}", "ok", d->n == 0, "errors", errs);
-	json_dumpf(doc, stdout, JSON_INDENT(2));
+	json_dumpf(doc, stdout, JSON_INDENT(2) | SL_JSON_REAL);
 	fputc('\n', stdout);
 	json_decref(doc);
 }

@@ -141,7 +141,7 @@ static void print_run(const json_t *run)
 		       str_or(err, "message", ""));
 	const json_t *out = json_object_get(run, "output");
 	if (out && !json_is_null(out)) {
-		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY | SL_JSON_REAL);
 		printf("output:\n%s\n", s ? s : "null");
 		free(s);
 	}
@@ -239,7 +239,7 @@ static int report(struct sl_engine *e, struct sl_store *s, const struct run_opts
 		json_object_set_new(counts, status, json_integer(json_integer_value(json_object_get(counts, status)) + 1));
 		if (!o->batch_path && !o->quiet) {
 			if (o->json) {
-				json_dumpf(run, stdout, JSON_INDENT(2));
+				json_dumpf(run, stdout, JSON_INDENT(2) | SL_JSON_REAL);
 				fputc('\n', stdout);
 			} else {
 				print_run(run);
@@ -250,7 +250,7 @@ static int report(struct sl_engine *e, struct sl_store *s, const struct run_opts
 	if (o->batch_path && !o->quiet) {
 		json_t *sum = json_pack("{s:I, s:O}", "runs", (json_int_t)json_array_size(ids), "status", counts);
 		if (o->json) {
-			json_dumpf(sum, stdout, JSON_INDENT(2));
+			json_dumpf(sum, stdout, JSON_INDENT(2) | SL_JSON_REAL);
 			fputc('\n', stdout);
 		} else {
 			printf("%zu runs:", json_array_size(ids));

@@ -161,7 +161,7 @@ static int print_problem(const char *verb, long status, const json_t *doc)
 
 static void print_json(const json_t *doc)
 {
-	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | SL_JSON_REAL);
 	fputc('\n', stdout);
 }
 
@@ -305,7 +305,7 @@ static void print_run(const json_t *run)
 		       jstr(err, "message", ""));
 	const json_t *out = json_object_get(run, "output");
 	if (out && !json_is_null(out)) {
-		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY | SL_JSON_REAL);
 		printf("output:\n%s\n", s ? s : "null");
 		free(s);
 	}
@@ -428,7 +428,7 @@ static int replay_body(const struct client_opts *o, char **out)
 	}
 	if (o->version)
 		json_object_set_new(b, "version", json_string(o->version));
-	*out = json_dumps(b, JSON_COMPACT);
+	*out = json_dumps(b, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(b);
 	return 0;
 }

@@ -124,7 +124,7 @@ int cmd_validate(int argc, char **argv)
 			json_array_append_new(errs, json_pack("{s:s, s:s, s:s}", "pointer", ve.v[i].pointer, "keyword",
 							      ve.v[i].keyword, "message", ve.v[i].msg));
 		json_t *out = json_pack("{s:b, s:o}", "valid", ok, "errors", errs);
-		json_dumpf(out, stdout, JSON_INDENT(2));
+		json_dumpf(out, stdout, JSON_INDENT(2) | SL_JSON_REAL);
 		fputc('\n', stdout);
 		json_decref(out);
 	} else if (ok) {

@@ -178,6 +178,9 @@ struct sl_project {
 	struct sl_prompt *prompts;
 	size_t nprompts;
 	struct sl_ai *ai; /* models.yaml: providers, models, routes (never NULL once loaded) */
+	/* while loading, when models.yaml has errors: its routes section, so a
+	 * workflow naming a declared (but broken) route gets no second error */
+	json_t *broken_routes;
 };
 
 struct sl_load_opts {

@@ -411,6 +411,7 @@ static void load_models(struct loader *L)
 	if (!p->ai) { /* errors were reported; workflows still check against an empty one */
 		struct sl_conf_ctx quiet = ctx;
 		p->ai = sl_ai_new(NULL, &quiet, p->dir);
+		p->broken_routes = json_incref(json_object_get(doc, "routes"));
 	}
 	json_decref(doc);
 	sl_locmap_free(locs);
@@ -644,6 +645,7 @@ void sl_project_free(struct sl_project *p)
 	free(p->connectors);
 	sl_contracts_free(p->contracts);
 	sl_ai_free(p->ai);
+	json_decref(p->broken_routes);
 	for (size_t i = 0; i < p->nprompts; i++) {
 		free(p->prompts[i].name);
 		free(p->prompts[i].text);

@@ -658,13 +658,15 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 	if (route) {
 		a->route = sl_strdup(route);
 		const struct sl_ai *ai = b->env->p ? b->env->p->ai : NULL;
-		if (b->env->p && !sl_ai_has_route(ai, route)) {
+		/* a declared route that failed: models.yaml's errors say why */
+		bool broken = b->env->p && json_object_get(b->env->p->broken_routes, route);
+		if (!broken && b->env->p && !sl_ai_has_route(ai, route)) {
 			const char *best = sl_did_you_mean(route, sl_ai_routes(ai));
 			if (best)
 				conf_err(b->cf, p, "no route '%s' in models.yaml (did you mean '%s'?)", route, best);
 			else
 				conf_err(b->cf, p, "no route '%s' in models.yaml", route);
-		} else if (b->env->p && t >= 0 && !sl_ai_route_can(ai, route, a->task)) {
+		} else if (!broken && b->env->p && t >= 0 && !sl_ai_route_can(ai, route, a->task)) {
 			conf_err(b->cf, p, "route '%s' has no model that can %s (local models classify and extract)",
 				 route, task);
 		}

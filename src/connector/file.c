@@ -347,7 +347,7 @@ static void csv_value(struct sl_buf *b, const json_t *v)
 	case JSON_NULL:
 		return;
 	default: {
-		char *s = json_dumps(v, JSON_COMPACT);
+		char *s = json_dumps(v, JSON_COMPACT | SL_JSON_REAL);
 		if (s)
 			csv_field(b, s, strlen(s));
 		free(s);
@@ -658,7 +658,7 @@ static void jsonl_row(const struct file_conn *fc, const json_t *row, const char 
 			json_object_set_nocheck(o, k, v);
 	}
 	/* Compact JSON escapes every newline inside strings: one row, one line. */
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s = json_dumps(o, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(o);
 	if (!s) {
 		b->err = SL_ENOMEM;

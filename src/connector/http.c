@@ -828,7 +828,7 @@ static int build_body(struct http_xfer *x, const json_t *input, struct sl_err *e
 	}
 	/* A null body means "no body": an API never wants the literal null. */
 	if (value && !json_is_null(value)) {
-		x->body = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+		x->body = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 		x->body_len = x->body ? strlen(x->body) : 0;
 	}
 	bool failed = value && !json_is_null(value) && !x->body;

@@ -139,7 +139,7 @@ static void path_pop(struct vctx *c, size_t mark)
 /* A short rendering of a JSON value for messages. */
 static void fmt_json(const json_t *v, char *out, size_t n)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 	if (!s) {
 		snprintf(out, n, "?");
 		return;

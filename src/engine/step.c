@@ -404,7 +404,7 @@ static char *ai_prompt(const struct slot *s, const struct sl_step *st, const jso
 {
 	const struct sl_ai_step *a = &st->ai;
 	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
-					   : json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY);
+					   : json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 	if (!a->prompt)
 		return text;
 	json_t *vars = NULL;

@@ -27,11 +27,14 @@ static const struct sl_server_route routes[] = {
 	{"POST", "/v1/dlq/replay"},
 	{"POST", "/v1/dlq/{id}/replay"},
 	{"POST", "/hooks/{path}"},
+	{"POST", "/v1/chat/completions"},
+	{"GET", "/v1/models"},
 };
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_workflows, srv_start_run,  srv_runs_list,
-	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook,
+	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook, srv_chat_completions,
+	srv_models,
 };
 
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");
@@ -75,7 +78,7 @@ void srv_reply_json(struct srv_req *r, int status, json_t *doc)
 {
 	r->status = status;
 	free(r->resp_body);
-	r->resp_body = json_dumps(doc, JSON_COMPACT);
+	r->resp_body = json_dumps(doc, JSON_COMPACT | SL_JSON_REAL);
 	r->resp_type = "application/json";
 	json_decref(doc);
 }
@@ -113,13 +116,18 @@ static const char *problem_slug(int status)
 
 void srv_problem_errs(struct srv_req *r, int status, const char *detail, json_t *errors)
 {
+	srv_problem_with(r, status, detail, "errors", errors);
+}
+
+void srv_problem_with(struct srv_req *r, int status, const char *detail, const char *member, json_t *value)
+{
 	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "", "title", problem_title(status), "status",
 			      status, "detail", detail ? detail : "", "instance", r->url ? r->url : "");
 	char *type = sl_asprintf("https://sluice.dev/problems/%s", problem_slug(status));
 	json_object_set_new(p, "type", json_string(type));
 	free(type);
-	if (errors)
-		json_object_set_new(p, "errors", errors);
+	if (value)
+		json_object_set_new(p, member, value);
 	srv_reply_json(r, status, p);
 	r->resp_type = "application/problem+json";
 }
@@ -171,8 +179,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct srv_req *r)
 		return MHD_NO;
 	r->resp_body = NULL; /* the response frees it */
 	MHD_add_response_header(resp, "Content-Type", r->resp_type ? r->resp_type : "application/json");
-	if (r->retry_after)
-		MHD_add_response_header(resp, "Retry-After", "1");
+	if (r->retry_after) {
+		char ra[16];
+		snprintf(ra, sizeof ra, "%d", r->retry_after_s > 0 ? r->retry_after_s : 1);
+		MHD_add_response_header(resp, "Retry-After", ra);
+	}
 	if (r->location[0])
 		MHD_add_response_header(resp, "Location", r->location);
 	if (r->status == 405 && r->allow[0])

@@ -42,6 +42,7 @@ struct srv_req {
 	char *url;  /* owned */
 	struct sl_buf body;
 	bool counted, too_big, answered, retry_after;
+	int retry_after_s; /* with retry_after: the seconds to say (0: 1) */
 	char params[2][SRV_PARAM_MAX];
 	/* the answer */
 	int status;
@@ -64,6 +65,8 @@ void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl
 			 const char *scope, const char *key, const char *trigger);
 void srv_problem(struct srv_req *r, int status, const char *detail);
 void srv_problem_errs(struct srv_req *r, int status, const char *detail, json_t *errors); /* takes errors */
+/* A problem with one extension member (RFC 9457 §3.2); takes value. */
+void srv_problem_with(struct srv_req *r, int status, const char *detail, const char *member, json_t *value);
 void srv_problem_code(struct srv_req *r, int code, const struct sl_err *err);
 const char *srv_header(struct srv_req *r, const char *name);
 const char *srv_query(struct srv_req *r, const char *name);
@@ -84,6 +87,10 @@ void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r);
 /* Parses the body as JSON (empty: {}), validates it against schema (may be
  * NULL) and answers 400 with pointers on failure. Returns owned or NULL. */
 json_t *srv_body_input(struct srv_req *r, const struct sl_schema *schema);
+
+/* chat.c: the OpenAI-compatible gateway over models.yaml's routes */
+void srv_chat_completions(struct sl_server *s, struct srv_req *r);
+void srv_models(struct sl_server *s, struct srv_req *r);
 
 /* webhook.c */
 int srv_hooks_init(struct sl_server *s, struct sl_err *err);

@@ -136,7 +136,7 @@ static enum MHD_Result sim_send(struct MHD_Connection *con, unsigned status, con
 
 static enum MHD_Result sim_send_resp(struct MHD_Connection *con, struct sim_resp *rp, int retry_after)
 {
-	char *s = rp->body ? json_dumps(rp->body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *s = rp->body ? json_dumps(rp->body, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL) : NULL;
 	enum MHD_Result rc = sim_send(con, rp->status, s ? s : "", rp->problem ? "application/problem+json" : "application/json",
 				      rp->link, rp->allow, retry_after);
 	free(s);
@@ -400,7 +400,7 @@ static enum MHD_Result sim_run_model(struct sl_sim *s, struct sim_req *rq, const
 		sim_rename(rp.body, sim_drift_from(s), sim_drift_to(s));
 	}
 	sim_count_effect(s, &rp);
-	char *text = json_dumps(rp.body, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *text = json_dumps(rp.body, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 	if (key && text)
 		sim_remember(s, key, &rp, text);
 	pthread_mutex_unlock(&s->mu);

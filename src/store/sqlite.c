@@ -62,6 +62,22 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
  * checks the two agree). */
 #define SQL_TERMINAL "('completed', 'dead', 'cancelled', 'compensated')"
 
+/* The columns of an ai_calls row, and the values a call record (JSON, ?3)
+ * gives them; AI_CALL_PUT and AI_CALL_LOG differ in where the run's fields
+ * come from. */
+#define AI_CALL_INSERT                                                                                  \
+	"INSERT INTO ai_calls(run_id, workflow, step_id, tenant, route, model, provider, prompt_hash, "  \
+	"input, output, confidence, tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, outcome, "   \
+	"error_class, error, created_at)"
+#define AI_CALL_FIELDS                                                                                  \
+	"json_extract(?3, '$.route'), json_extract(?3, '$.model'), json_extract(?3, '$.provider'), "     \
+	"json_extract(?3, '$.prompt_hash'), json_extract(?3, '$.input'), json_extract(?3, '$.output'), " \
+	"json_extract(?3, '$.confidence'), IFNULL(json_extract(?3, '$.tokens_in'), 0), "                 \
+	"IFNULL(json_extract(?3, '$.tokens_out'), 0), IFNULL(json_extract(?3, '$.cost_usd'), 0), "       \
+	"IFNULL(json_extract(?3, '$.latency_ms'), 0), IFNULL(json_extract(?3, '$.cache_hit'), 0), "      \
+	"IFNULL(json_extract(?3, '$.outcome'), 'ok'), json_extract(?3, '$.error_class'), "               \
+	"json_extract(?3, '$.error')"
+
 #define SQ_STMTS(X)                                                                                         \
 	X(BEGIN_WRITE, "BEGIN IMMEDIATE")                                                                   \
 	X(BEGIN_READ, "BEGIN")                                                                              \
@@ -143,17 +159,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(DLQ_MARK, "UPDATE dlq SET replayed_at = ?2 WHERE id = ?1")                                        \
 	X(DLQ_PURGE, "DELETE FROM dlq WHERE created_at < ?1")                                              \
 	/* ?3 is one call record (JSON); the run gives workflow and tenant */                        \
-	X(AI_CALL_PUT, "INSERT INTO ai_calls(run_id, workflow, step_id, tenant, route, model, provider, "     \
-		       "prompt_hash, input, output, confidence, tokens_in, tokens_out, cost_usd, latency_ms, " \
-		       "cache_hit, outcome, error_class, error, created_at) SELECT id, workflow, ?2, tenant, " \
-		       "json_extract(?3, '$.route'), json_extract(?3, '$.model'), "                        \
-		       "json_extract(?3, '$.provider'), json_extract(?3, '$.prompt_hash'), "               \
-		       "json_extract(?3, '$.input'), json_extract(?3, '$.output'), "                       \
-		       "json_extract(?3, '$.confidence'), IFNULL(json_extract(?3, '$.tokens_in'), 0), "      \
-		       "IFNULL(json_extract(?3, '$.tokens_out'), 0), IFNULL(json_extract(?3, '$.cost_usd'), 0), " \
-		       "IFNULL(json_extract(?3, '$.latency_ms'), 0), IFNULL(json_extract(?3, '$.cache_hit'), 0), " \
-		       "IFNULL(json_extract(?3, '$.outcome'), 'ok'), json_extract(?3, '$.error_class'), "    \
-		       "json_extract(?3, '$.error'), ?4 FROM runs WHERE id = ?1")                            \
+	X(AI_CALL_PUT, AI_CALL_INSERT " SELECT id, workflow, ?2, tenant, " AI_CALL_FIELDS ", ?4 FROM runs WHERE id = ?1") \
+	/* a call outside any run (the chat gateway): ?2 tenant, ?3 the record */                   \
+	X(AI_CALL_LOG, AI_CALL_INSERT " VALUES ('', '', '', ?2, " AI_CALL_FIELDS ", ?4)")           \
 	X(AI_CALLS_LOAD, "SELECT json_object('step', step_id, 'route', route, 'model', model, 'provider', "  \
 			 "provider, 'prompt_hash', prompt_hash, 'input', input, 'output', output, "          \
 			 "'confidence', confidence, 'tokens_in', tokens_in, 'tokens_out', tokens_out, "       \
@@ -274,7 +282,7 @@ static int b_json(sqlite3_stmt *st, int i, const json_t *j)
 {
 	if (!j)
 		return sqlite3_bind_null(st, i);
-	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 	if (!s)
 		return SQLITE_NOMEM;
 	int rc = sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
@@ -2047,6 +2055,31 @@ static int sq_dlq_purge(struct sl_store *base, int64_t before_ms, int64_t *purge
 	return purge(sq(base), SQ_DLQ_PURGE, before_ms, purged, err);
 }
 
+/* Model calls made outside a run (the chat gateway), in one transaction. */
+static int sq_ai_record(struct sl_store *base, const char *tenant, const json_t *calls, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	int64_t now = sl_now_ms();
+	size_t i;
+	const json_t *rec;
+	json_array_foreach(calls, i, rec)
+	{
+		sqlite3_stmt *st = st_get(&s->w, SQ_AI_CALL_LOG, err);
+		if (!st) {
+			rc = SL_ESTORE;
+			break;
+		}
+		int b = b_text(st, 2, tenant) | b_json(st, 3, rec) | b_i64(st, 4, now);
+		rc = b ? (st_done(st), bind_err(b, err, "ai call")) : x_run(&s->w, st, NULL, err, "ai call");
+		if (rc)
+			break;
+	}
+	return wr_end(s, rc, err);
+}
+
 /* ---- the ops table ---------------------------------------------------------------------------- */
 
 const struct sl_store_ops sl_store_sqlite_ops = {
@@ -2071,6 +2104,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.dlq_list = sq_dlq_list,
 	.dlq_count = sq_dlq_count,
 	.ai_spent = sq_ai_spent,
+	.ai_record = sq_ai_record,
 	.dlq_replay = sq_dlq_replay,
 	.dlq_purge = sq_dlq_purge,
 	.idem_get = sq_idem_get,

@@ -519,6 +519,13 @@ int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *e
 	return s->ops->run_cancel(s, run_id, err);
 }
 
+int sl_store_ai_record(struct sl_store *s, const char *tenant, const json_t *calls, struct sl_err *err)
+{
+	NEED(s && json_is_array(calls), "store and an array of call records are required");
+	SLOT(s, ai_record);
+	return s->ops->ai_record(s, tenant ? tenant : "", calls, err);
+}
+
 int sl_store_ai_spent(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
 		      struct sl_err *err)
 {

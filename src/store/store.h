@@ -281,6 +281,11 @@ int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, s
 int sl_store_ai_spent(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
 		      struct sl_err *err);
 
+/* Records model calls made outside any run (the chat gateway): calls is an
+ * array of call records (see sl_ai_result.calls); they count toward their
+ * route's budget like a step's. tenant may be "" (none). */
+int sl_store_ai_record(struct sl_store *s, const char *tenant, const json_t *calls, struct sl_err *err);
+
 /* ---- idempotency records (outside run creation: webhook delivery ids, ...) ---- */
 /* Looks up (scope, key): 0 and run_id filled when found and not expired,
  * SL_ENOTFOUND otherwise. */

@@ -223,6 +223,10 @@ __attribute__((noreturn)) void sl_assert_fail(const char *cond, const char *file
 					      const char *func);
 
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* Flags every json_dump* adds: reals with 15 significant digits, as SQLite
+ * prints them, so a decimal keeps the digits it was written with (0.9, not
+ * 0.90000000000000002). Expands where <jansson.h> is included. */
+#define SL_JSON_REAL JSON_REAL_PRECISION(15)
 #define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
 
