@@ -1,6 +1,7 @@
 /*
- * cmd_sim.c: `sluice sim helpdesk|crm|erp` runs one built-in vendor
- * simulator in the foreground until SIGINT or SIGTERM.
+ * cmd_sim.c: `sluice sim helpdesk|crm|erp|model` runs one built-in vendor
+ * simulator (or the LLM API simulator) in the foreground until SIGINT or
+ * SIGTERM.
  *
  * For src/cli/cli.h (the lead adds these there and to the verbs table):
  *   int cmd_sim(int argc, char **argv);
@@ -22,13 +23,18 @@ void help_sim(FILE *out);
 void help_sim(FILE *out)
 {
 	fprintf(out,
-		"Usage: sluice sim [options] helpdesk|crm|erp\n\n"
+		"Usage: sluice sim [options] helpdesk|crm|erp|model\n\n"
 		"Runs a built-in vendor simulator: a helpdesk (tickets, cursor pages), a\n"
 		"CRM (accounts, contacts, notes, page numbers) or an ERP (suppliers,\n"
 		"invoices, payments, Link header pages), with its state in memory, until\n"
 		"SIGINT or SIGTERM. It prints `sim KIND listening on http://HOST:PORT`.\n"
 		"Admin endpoints (no key): GET/POST /_sim/faults, GET /_sim/effects,\n"
 		"POST /_sim/reset. Routes: docs/reference/simulators.md.\n\n"
+		"`model` is an LLM API instead: OpenAI POST /v1/chat/completions and\n"
+		"GET /v1/models, Anthropic POST /v1/messages, plain or streamed, with\n"
+		"deterministic answers from --rules (else synthesised from the JSON\n"
+		"Schema asked for). It adds GET/DELETE /_sim/calls (what it was sent)\n"
+		"and GET/POST /_sim/rules (replace the rules at run time).\n\n"
 		"Options:\n"
 		"  --port N                 port to listen on (default 0: a free port)\n"
 		"  --host ADDR              IPv4 address to bind (default 127.0.0.1)\n"
@@ -43,6 +49,8 @@ void help_sim(FILE *out)
 		"  --malformed-rate P       answer invalid JSON with probability P\n"
 		"  --drift                  rename a field in responses (schema drift)\n"
 		"  --seed N                 seed of the fault dice (default 1)\n"
+		"  --rules FILE             model: answer rules, JSON or YAML (.yaml/.yml)\n"
+		"  --models A,B             model: the model names it knows; others get 404\n"
 		"  --log-level LEVEL        debug, info, warn (default), error\n"
 		"  -h, --help               this text\n\n"
 		"Exit: 0 after SIGINT/SIGTERM, 2 on a usage error or when the port is taken.\n");
@@ -68,7 +76,8 @@ static int parse_args(int argc, char **argv, struct sl_sim_opts *o, const char *
 		{"error-rate", required_argument, NULL, 'e'},     {"timeout-rate", required_argument, NULL, 't'},
 		{"reset-rate", required_argument, NULL, 'R'},     {"malformed-rate", required_argument, NULL, 'm'},
 		{"drift", no_argument, NULL, 'd'},		      {"seed", required_argument, NULL, 's'},
-		{"log-level", required_argument, NULL, 'l'},      {NULL, 0, NULL, 0},
+		{"log-level", required_argument, NULL, 'l'},      {"rules", required_argument, NULL, 'u'},
+		{"models", required_argument, NULL, 'M'},	      {NULL, 0, NULL, 0},
 	};
 	int c;
 	int64_t v;
@@ -125,14 +134,19 @@ static int parse_args(int argc, char **argv, struct sl_sim_opts *o, const char *
 			if (cli_opt_log_level("sim", optarg))
 				return EXIT_USAGE;
 			break;
+		case 'u': o->rules_file = optarg; break;
+		case 'M': o->models = optarg; break;
 		default: return cli_usage_error("sim", "unknown option");
 		}
 	}
 	if (argc - optind != 1)
-		return cli_usage_error("sim", "want one of helpdesk, crm, erp");
+		return cli_usage_error("sim", "want one of helpdesk, crm, erp, model");
 	o->kind = argv[optind];
-	if (strcmp(o->kind, "helpdesk") && strcmp(o->kind, "crm") && strcmp(o->kind, "erp"))
-		return cli_usage_error("sim", "unknown simulator '%s' (helpdesk, crm, erp)", o->kind);
+	bool model = strcmp(o->kind, "model") == 0;
+	if (strcmp(o->kind, "helpdesk") && strcmp(o->kind, "crm") && strcmp(o->kind, "erp") && !model)
+		return cli_usage_error("sim", "unknown simulator '%s' (helpdesk, crm, erp, model)", o->kind);
+	if (!model && (o->rules_file || o->models))
+		return cli_usage_error("sim", "--rules and --models are for `sluice sim model`");
 	return 0;
 }
 

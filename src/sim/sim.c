@@ -1,7 +1,9 @@
 /*
  * sim.c: the HTTP core of a simulator: request intake (bounded bodies),
  * admin endpoints, auth, the token bucket, fault injection, Idempotency-Key
- * replays and effect counting. The vendor models live in vendors.c.
+ * replays and effect counting. The vendor models live in vendors.c, the
+ * LLM API model in model.c; a const table of callbacks per kind (sim_ops)
+ * is all the core knows of them.
  *
  * Order of a vendor request: 413, 401, 429, then faults (latency, hang,
  * reset, 5xx, malformed) so that a fault never leaves an effect behind,
@@ -21,6 +23,27 @@
 #define SIM_HANG_MS 30000     /* a "timeout" fault holds the request this long at most */
 #define SIM_WAIT_SLICE_MS 25  /* how often a waiting request looks for stop/close */
 #define SIM_THREADS 8
+#define SIM_REAL JSON_REAL_PRECISION(15) /* 0.4 goes out as 0.4, not 0.40000000000000002 */
+
+static const struct sim_ops sim_vendor_ops = {
+	.init_fn = sim_vendor_init,
+	.free_fn = sim_vendor_free,
+	.handle_fn = sim_vendor_handle,
+	.malformed = "{\"data\": [{\"id\": \"x\", ",
+	.idempotency = true,
+	.drift = true,
+};
+
+/* The registry of kinds, looked up by name at start. */
+static const struct {
+	const char *name;
+	const struct sim_ops *ops;
+} sim_kinds[SIM_KINDS] = {
+	[SIM_HELPDESK] = {"helpdesk", &sim_vendor_ops},
+	[SIM_CRM] = {"crm", &sim_vendor_ops},
+	[SIM_ERP] = {"erp", &sim_vendor_ops},
+	[SIM_MODEL] = {"model", &sim_model_ops},
+};
 
 /* Per connection: the body read so far. */
 struct sim_conn {
@@ -134,22 +157,98 @@ static enum MHD_Result sim_send(struct MHD_Connection *con, unsigned status, con
 	return rc;
 }
 
-static enum MHD_Result sim_send_resp(struct MHD_Connection *con, struct sim_resp *rp, int retry_after)
+/* A text/event-stream body goes out chunked, one event ("...\n\n") per
+ * chunk, as the real APIs send it, so clients read it as a stream. */
+struct sim_stream {
+	char *text; /* owned */
+	size_t len;
+};
+
+static ssize_t sim_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	char *s = rp->body ? json_dumps(rp->body, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL) : NULL;
-	enum MHD_Result rc = sim_send(con, rp->status, s ? s : "", rp->problem ? "application/problem+json" : "application/json",
-				      rp->link, rp->allow, retry_after);
+	struct sim_stream *st = cls;
+	if (pos >= st->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	const char *from = st->text + pos, *end = strstr(from, "\n\n");
+	size_t n = end ? (size_t)(end - from) + 2 : st->len - (size_t)pos;
+	n = SL_MIN(n, max);
+	memcpy(buf, from, n);
+	return (ssize_t)n;
+}
+
+static void sim_stream_free(void *cls)
+{
+	struct sim_stream *st = cls;
+	free(st->text);
+	free(st);
+}
+
+/* Sends an event stream (takes text). */
+static enum MHD_Result sim_send_stream(struct MHD_Connection *con, unsigned status, char *text, const char *ctype)
+{
+	struct sim_stream *st = sl_xcalloc(1, sizeof *st);
+	*st = (struct sim_stream){text, strlen(text)};
+	struct MHD_Response *r =
+		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sim_stream_read, st, sim_stream_free);
+	if (!r) {
+		sim_stream_free(st);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", ctype);
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	enum MHD_Result rc = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static const char *sim_ctype(const struct sim_resp *rp)
+{
+	return rp->ctype ? rp->ctype : rp->problem ? "application/problem+json" : "application/json";
+}
+
+static enum MHD_Result sim_send_resp(struct MHD_Connection *con, struct sim_resp *rp)
+{
+	char *s = rp->body && !rp->text ? json_dumps(rp->body, JSON_COMPACT | JSON_ENCODE_ANY | SIM_REAL) : NULL;
+	const char *text = rp->text ? rp->text : s ? s : "";
+	enum MHD_Result rc = sim_send(con, rp->status, text, sim_ctype(rp), rp->link, rp->allow, rp->retry_after);
 	free(s);
 	return rc;
 }
 
-static enum MHD_Result sim_send_problem(struct MHD_Connection *con, unsigned status, int retry_after,
-					const char *detail)
+static void sim_resp_free(struct sim_resp *rp)
+{
+	json_decref(rp->body);
+	free(rp->text);
+}
+
+/* An error in the kind's wire shape: problem+json for the vendors, an
+ * OpenAI or Anthropic error body for the model. */
+static void sim_error(const struct sl_sim *s, const char *url, unsigned status, const char *detail, struct sim_resp *rp)
+{
+	if (s->ops->error_fn)
+		s->ops->error_fn(url, status, detail, rp);
+	else
+		sim_problem(rp, status, NULL, "%s", detail);
+}
+
+static enum MHD_Result sim_send_error(const struct sl_sim *s, struct MHD_Connection *con, const char *url,
+				      unsigned status, int retry_after, const char *detail)
+{
+	struct sim_resp rp = {0};
+	sim_error(s, url, status, detail, &rp);
+	if (retry_after > 0)
+		rp.retry_after = retry_after;
+	enum MHD_Result rc = sim_send_resp(con, &rp);
+	sim_resp_free(&rp);
+	return rc;
+}
+
+static enum MHD_Result sim_send_problem(struct MHD_Connection *con, unsigned status, const char *detail)
 {
 	struct sim_resp rp = {0};
 	sim_problem(&rp, status, NULL, "%s", detail);
-	enum MHD_Result rc = sim_send_resp(con, &rp, retry_after);
-	json_decref(rp.body);
+	enum MHD_Result rc = sim_send_resp(con, &rp);
+	sim_resp_free(&rp);
 	return rc;
 }
 
@@ -221,7 +320,7 @@ static json_t *sim_effects_json(const struct sl_sim *s)
  * the start faults, a full bucket. */
 static int sim_state_reset(struct sl_sim *s)
 {
-	sim_vendor_free(s);
+	s->ops->free_fn(s);
 	json_decref(s->keys);
 	json_decref(s->by_route);
 	s->keys = json_object();
@@ -233,7 +332,7 @@ static int sim_state_reset(struct sl_sim *s)
 	s->tokens_at_ms = sl_mono_ms();
 	if (!s->keys || !s->by_route)
 		return -1;
-	return sim_vendor_init(s);
+	return s->ops->init_fn(s);
 }
 
 static void sim_admin(struct sl_sim *s, const char *method, const char *what, json_t *body, struct sim_resp *rp)
@@ -267,7 +366,7 @@ static void sim_admin(struct sl_sim *s, const char *method, const char *what, js
 			rp->status = 200;
 			rp->body = json_pack("{s:b}", "reset", 1);
 		}
-	} else {
+	} else if (!s->ops->admin_fn || !s->ops->admin_fn(s, method, what, body, rp)) {
 		sim_problem(rp, 404, NULL, "no admin endpoint /_sim/%s", what);
 	}
 }
@@ -379,7 +478,25 @@ static void sim_count_effect(struct sl_sim *s, const struct sim_resp *rp)
 	json_object_set_new(s->by_route, rp->route, json_integer(n ? json_integer_value(n) + 1 : 1));
 }
 
-/* The model's answer: body drifted when asked, remembered under its key. */
+/* A raw body (an event stream): no drift, no idempotency record. Called
+ * unlocked; frees rp. */
+static enum MHD_Result sim_send_raw(struct sl_sim *s, struct MHD_Connection *con, struct sim_resp *rp)
+{
+	enum MHD_Result rc;
+	if (rp->delay_ms > 0 && !sim_wait(s, con, rp->delay_ms)) {
+		rc = MHD_NO;
+	} else if (rp->ctype && strcmp(rp->ctype, "text/event-stream") == 0) {
+		rc = sim_send_stream(con, rp->status, rp->text, rp->ctype);
+		rp->text = NULL; /* the stream owns it now */
+	} else {
+		rc = sim_send_resp(con, rp);
+	}
+	sim_resp_free(rp);
+	return rc;
+}
+
+/* The model's answer: body drifted when asked, remembered under its key,
+ * sent after the delay the model asked for (waited for unlocked). */
 static enum MHD_Result sim_run_model(struct sl_sim *s, struct sim_req *rq, const char *key)
 {
 	struct sim_resp rp = {.status = 500};
@@ -389,10 +506,14 @@ static enum MHD_Result sim_run_model(struct sl_sim *s, struct sim_req *rq, const
 		pthread_mutex_unlock(&s->mu);
 		return rc;
 	}
-	sim_vendor_handle(s, rq, &rp);
-	if (!rp.body)
-		sim_problem(&rp, 500, NULL, "out of memory");
-	if (s->faults.drift && rp.status < 300) {
+	s->ops->handle_fn(s, rq, &rp);
+	if (!rp.body && !rp.text)
+		sim_error(s, rq->url, 500, "out of memory", &rp);
+	if (rp.text) {
+		pthread_mutex_unlock(&s->mu);
+		return sim_send_raw(s, rq->con, &rp);
+	}
+	if (s->ops->drift && s->faults.drift && rp.status < 300) {
 		/* A copy: the body may share records with the stored state. */
 		json_t *copy = json_deep_copy(rp.body);
 		json_decref(rp.body);
@@ -400,33 +521,49 @@ static enum MHD_Result sim_run_model(struct sl_sim *s, struct sim_req *rq, const
 		sim_rename(rp.body, sim_drift_from(s), sim_drift_to(s));
 	}
 	sim_count_effect(s, &rp);
-	char *text = json_dumps(rp.body, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
+	char *text = json_dumps(rp.body, JSON_COMPACT | JSON_ENCODE_ANY | SIM_REAL);
 	if (key && text)
 		sim_remember(s, key, &rp, text);
 	pthread_mutex_unlock(&s->mu);
-	rc = sim_send(rq->con, rp.status, text ? text : "", rp.problem ? "application/problem+json" : "application/json",
-		      rp.link, rp.allow, 0);
+	if (rp.delay_ms > 0 && !sim_wait(s, rq->con, rp.delay_ms))
+		rc = MHD_NO;
+	else
+		rc = sim_send(rq->con, rp.status, text ? text : "", sim_ctype(&rp), rp.link, rp.allow, rp.retry_after);
 	free(text);
-	json_decref(rp.body);
+	sim_resp_free(&rp);
 	return rc;
 }
 
-static enum MHD_Result sim_vendor_request(struct sl_sim *s, struct sim_conn *c, struct MHD_Connection *con,
-					  const char *url, const char *method)
+/* Tells the kind about a request the core refused; takes mu. */
+static void sim_note_reject(struct sl_sim *s, const char *url, const struct sim_conn *c, unsigned status)
 {
-	if (c->too_big)
-		return sim_send_problem(con, 413, 0, "the request body is larger than 1 MiB");
+	if (!s->ops->reject_fn)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->ops->reject_fn(s, url, &c->body, status);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The gates before the model: 401, 429 and the fault dice. Returns true
+ * when the request may go on; else *rc is the answer already queued. */
+static bool sim_gates(struct sl_sim *s, struct sim_conn *c, struct MHD_Connection *con, const char *url,
+		      enum MHD_Result *rc)
+{
 	pthread_mutex_lock(&s->mu);
 	if (!sim_authorized(s, con)) {
 		s->rej_401++;
 		pthread_mutex_unlock(&s->mu);
-		return sim_send_problem(con, 401, 0, "send Authorization: Bearer KEY or X-Api-Key: KEY");
+		sim_note_reject(s, url, c, 401);
+		*rc = sim_send_error(s, con, url, 401, 0, "send Authorization: Bearer KEY or X-Api-Key: KEY");
+		return false;
 	}
 	int wait_s = sim_take_token(s);
 	if (wait_s) {
 		s->rej_429++;
 		pthread_mutex_unlock(&s->mu);
-		return sim_send_problem(con, 429, wait_s, "rate limit exceeded");
+		sim_note_reject(s, url, c, 429);
+		*rc = sim_send_error(s, con, url, 429, wait_s, "rate limit exceeded");
+		return false;
 	}
 	enum sim_fault fault = sim_roll_fault(s);
 	int latency = s->faults.latency_ms;
@@ -434,31 +571,50 @@ static enum MHD_Result sim_vendor_request(struct sl_sim *s, struct sim_conn *c, 
 		s->rej_5xx++;
 	pthread_mutex_unlock(&s->mu);
 
+	if (fault != FAULT_NONE)
+		sim_note_reject(s, url, c, fault == FAULT_ERROR ? 503 : fault == FAULT_MALFORMED ? 200 : 0);
+	*rc = MHD_NO;
 	if (latency > 0 && !sim_wait(s, con, latency))
-		return MHD_NO;
+		return false;
 	switch (fault) {
-	case FAULT_HANG: sim_wait(s, con, SIM_HANG_MS); return MHD_NO;
-	case FAULT_RESET: return MHD_NO; /* MHD closes the connection unanswered */
-	case FAULT_ERROR: return sim_send_problem(con, 503, 0, "injected failure");
-	case FAULT_MALFORMED: return sim_send(con, 200, "{\"data\": [{\"id\": \"x\", ", "application/json", NULL, NULL, 0);
+	case FAULT_HANG: sim_wait(s, con, SIM_HANG_MS); return false;
+	case FAULT_RESET: return false; /* MHD closes the connection unanswered */
+	case FAULT_ERROR: *rc = sim_send_error(s, con, url, 503, 0, "injected failure"); return false;
+	case FAULT_MALFORMED: *rc = sim_send(con, 200, s->ops->malformed, "application/json", NULL, NULL, 0); return false;
 	case FAULT_NONE: break;
 	}
+	return true;
+}
 
-	struct sim_req rq = {.con = con, .method = method};
+static enum MHD_Result sim_vendor_request(struct sl_sim *s, struct sim_conn *c, struct MHD_Connection *con,
+					  const char *url, const char *method)
+{
+	if (c->too_big) {
+		sim_note_reject(s, url, c, 413);
+		return sim_send_error(s, con, url, 413, 0, "the request body is larger than 1 MiB");
+	}
+	enum MHD_Result rc;
+	if (!sim_gates(s, c, con, url, &rc))
+		return rc;
+
+	struct sim_req rq = {.con = con, .method = method, .url = url};
 	char path[1024];
 	if (strlen(url) >= sizeof path || !sim_split(url, path, sizeof path, &rq))
-		return sim_send_problem(con, 404, 0, "no such route");
+		return sim_send_error(s, con, url, 404, 0, "no such route");
 	if (c->body.len) {
 		json_error_t je;
 		rq.body = json_loadb(c->body.p, c->body.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
 		if (!rq.body) {
 			char detail[256];
 			snprintf(detail, sizeof detail, "the body is not JSON: %s at %d:%d", je.text, je.line, je.column);
-			return sim_send_problem(con, 400, 0, detail);
+			sim_note_reject(s, url, c, 400);
+			return sim_send_error(s, con, url, 400, 0, detail);
 		}
 	}
-	const char *key = sim_is_write(method) ? MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Idempotency-Key") : NULL;
-	enum MHD_Result rc = sim_run_model(s, &rq, key && *key ? key : NULL);
+	const char *key = s->ops->idempotency && sim_is_write(method)
+				  ? MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Idempotency-Key")
+				  : NULL;
+	rc = sim_run_model(s, &rq, key && *key ? key : NULL);
 	json_decref(rq.body);
 	return rc;
 }
@@ -469,11 +625,11 @@ static enum MHD_Result sim_admin_request(struct sl_sim *s, struct sim_conn *c, s
 	struct sim_resp rp = {.status = 500};
 	json_t *body = NULL;
 	if (c->too_big)
-		return sim_send_problem(con, 413, 0, "the request body is larger than 1 MiB");
+		return sim_send_problem(con, 413, "the request body is larger than 1 MiB");
 	if (c->body.len) {
 		body = json_loadb(c->body.p, c->body.len, JSON_DECODE_ANY, NULL);
 		if (!body)
-			return sim_send_problem(con, 400, 0, "the body is not JSON");
+			return sim_send_problem(con, 400, "the body is not JSON");
 	}
 	pthread_mutex_lock(&s->mu);
 	sim_admin(s, method, what, body, &rp);
@@ -481,8 +637,8 @@ static enum MHD_Result sim_admin_request(struct sl_sim *s, struct sim_conn *c, s
 	json_decref(body);
 	if (!rp.body)
 		sim_problem(&rp, 500, NULL, "out of memory");
-	enum MHD_Result rc = sim_send_resp(con, &rp, 0);
-	json_decref(rp.body);
+	enum MHD_Result rc = sim_send_resp(con, &rp);
+	sim_resp_free(&rp);
 	return rc;
 }
 
@@ -530,7 +686,7 @@ static void sim_on_done(void *cls, struct MHD_Connection *con, void **con_cls, e
 static int sim_check_opts(const struct sl_sim_opts *o, struct sl_err *err)
 {
 	if (!o->kind)
-		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "sim: kind is required (helpdesk, crm or erp)");
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "sim: kind is required (helpdesk, crm, erp or model)");
 	if (o->port < 0 || o->port > 65535)
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "sim: port %d is out of range", o->port);
 	if (o->rate_per_s < 0 || o->burst < 0 || o->latency_ms < 0 || o->latency_ms > 600000)
@@ -561,7 +717,11 @@ static int sim_listen(struct sl_sim *s, struct sl_err *err)
 
 static void sim_free(struct sl_sim *s)
 {
-	sim_vendor_free(s);
+	if (s->ops) {
+		s->ops->free_fn(s);
+		if (s->ops->teardown_fn)
+			s->ops->teardown_fn(s);
+	}
 	json_decref(s->keys);
 	json_decref(s->by_route);
 	free(s->api_key);
@@ -577,17 +737,22 @@ int sl_sim_start(const struct sl_sim_opts *o, struct sl_sim **out, struct sl_err
 		return rc;
 	struct sl_sim *s = sl_xcalloc(1, sizeof *s);
 	pthread_mutex_init(&s->mu, NULL);
-	if (strcmp(o->kind, "helpdesk") == 0)
-		s->kind = SIM_HELPDESK;
-	else if (strcmp(o->kind, "crm") == 0)
-		s->kind = SIM_CRM;
-	else if (strcmp(o->kind, "erp") == 0)
-		s->kind = SIM_ERP;
-	else {
-		sim_free(s);
-		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "sim: unknown kind '%s' (helpdesk, crm or erp)", o->kind);
+	for (size_t k = 0; k < SIM_KINDS && !s->ops; k++) {
+		if (strcmp(o->kind, sim_kinds[k].name) == 0) {
+			s->kind = (enum sim_kind)k;
+			s->kind_name = sim_kinds[k].name;
+			s->ops = sim_kinds[k].ops;
+		}
 	}
-	s->kind_name = s->kind == SIM_HELPDESK ? "helpdesk" : s->kind == SIM_CRM ? "crm" : "erp";
+	if (!s->ops) {
+		sim_free(s);
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "sim: unknown kind '%s' (helpdesk, crm, erp or model)",
+				  o->kind);
+	}
+	if (s->ops->setup_fn && (rc = s->ops->setup_fn(s, o, err)) != 0) {
+		sim_free(s);
+		return rc;
+	}
 	snprintf(s->host, sizeof s->host, "%s", o->host ? o->host : "127.0.0.1");
 	s->port = o->port;
 	s->api_key = o->api_key && *o->api_key ? sl_strdup(o->api_key) : NULL;

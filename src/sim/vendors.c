@@ -313,11 +313,13 @@ static void seed_all(struct sl_sim *s)
 		seed(s, 1, "{\"supplier_id\":\"sup_1\",\"number\":\"INV-1002\",\"amount\":80,\"due_date\":\"2026-12-15\"}");
 		seed(s, 1, "{\"supplier_id\":\"sup_2\",\"number\":\"U-77\",\"amount\":310,\"currency\":\"USD\"}");
 		break;
+	case SIM_MODEL: break; /* not a vendor: model.c */
 	}
 }
 
 int sim_vendor_init(struct sl_sim *s)
 {
+	SL_ASSERT((size_t)s->kind < SL_ARRAY_LEN(vendors));
 	const struct vendor *v = &vendors[s->kind];
 	s->ncolls = v->ncolls;
 	s->next_comment = 0;
