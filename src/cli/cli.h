@@ -32,6 +32,8 @@ int cmd_dlq(int argc, char **argv);
 void help_dlq(FILE *out);
 int cmd_sim(int argc, char **argv);
 void help_sim(FILE *out);
+int cmd_model(int argc, char **argv);
+void help_model(FILE *out);
 int cmd_version(int argc, char **argv);
 void help_version(FILE *out);
 

@@ -22,6 +22,7 @@ static const struct cli_verb verbs[] = {
 	{"runs", "list, show and cancel runs on a server", cmd_runs, help_runs},
 	{"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq},
 	{"sim", "run a vendor simulator (helpdesk, crm, erp) with fault injection", cmd_sim, help_sim},
+	{"model", "train, try and measure the built-in local models (no network)", cmd_model, help_model},
 	{"version", "print the version and the libraries Sluice was built with", cmd_version, help_version},
 };
 
