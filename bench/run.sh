@@ -10,3 +10,7 @@ echo "== engine: durable steps per second"
 echo
 echo "== server: durable webhook accepts (sluice serve, SQLite, signed GitHub-style webhooks)"
 "$(dirname "$0")/webhooks.sh"
+
+echo
+echo "== local models: the support-triage classifier and the pattern extractors (one thread)"
+"$SLUICE_BUILD/bench/bench_local" "${BENCH_LOCAL_SECONDS:-2}"

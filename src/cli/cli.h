@@ -32,6 +32,8 @@ int cmd_dlq(int argc, char **argv);
 void help_dlq(FILE *out);
 int cmd_sim(int argc, char **argv);
 void help_sim(FILE *out);
+int cmd_model(int argc, char **argv);
+void help_model(FILE *out);
 /* cmd_model_routes.c: the route subcommands of `sluice model` */
 int model_list_main(int argc, char **argv);
 void help_model_list(FILE *out);

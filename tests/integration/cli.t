@@ -2,7 +2,7 @@
 # The command line itself: --help on every verb, and bad option values get a
 # clear usage error (exit 2) naming the option.
 . "$SLUICE_TOP/tests/lib/tap.sh"
-for verb in check validate run serve runs dlq sim version; do
+for verb in check validate run serve runs dlq sim model version; do
 	out=$("$SLUICE" "$verb" --help 2>&1); rc=$?
 	t_is "$rc" 0 "sluice $verb --help exits 0"
 	t_like "$out" "^Usage: sluice $verb" "sluice $verb --help starts with its usage"
