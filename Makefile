@@ -47,7 +47,16 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libsluice.a
 SLUICE   := $(if $(filter build,$(BUILD)),sluice,$(BUILD)/sluice)
 
-all: $(SLUICE) $(UNIT_BIN) $(SUP_BIN)
+# The demo's local classifier is trained from the labelled set in the repo
+# at build time (about 2 s, deterministic) instead of keeping 4 MB of
+# weights in git.
+EXAMPLE_MODEL := examples/support-triage/models/triage.json
+
+all: $(SLUICE) $(UNIT_BIN) $(SUP_BIN) $(EXAMPLE_MODEL)
+
+$(EXAMPLE_MODEL): examples/support-triage/models/triage.train.jsonl | $(SLUICE)
+	@echo "  TRAIN   $@"
+	$(Q)./$(SLUICE) model train examples/support-triage triage >/dev/null
 
 $(SLUICE): $(CLI_OBJ) $(LIB)
 	@echo "  LINK    $@"
@@ -116,6 +125,6 @@ run: deps
 	$(Q)tools/demo.sh
 
 clean:
-	rm -rf build build-asan build-fuzz sluice
+	rm -rf build build-asan build-fuzz sluice $(EXAMPLE_MODEL) $(EXAMPLE_MODEL:.json=.liblinear)
 
 .PHONY: all test unit asan fuzz bench deps run clean

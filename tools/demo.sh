@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make run`: the demo. Serves examples/support-triage on its embedded SQLite
-# store with a helpdesk simulator on 127.0.0.1:9101, prints the console URL
+# store with a helpdesk simulator on 127.0.0.1:9101 and a model API
+# simulator (OpenAI's wire format) on 127.0.0.1:9201, prints the console URL
 # and a curl command that posts a signed email webhook. Ctrl-C stops it.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,17 +10,21 @@ rel=examples/support-triage
 listen=${SLUICE_LISTEN:-127.0.0.1:8080}
 export HELPDESK_TOKEN=${HELPDESK_TOKEN:-demo-token}
 export EMAIL_HOOK_SECRET=${EMAIL_HOOK_SECRET:-demo-hook-secret}
+export OPENAI_API_KEY=${OPENAI_API_KEY:-demo-openai-key}
 
 "$top/sluice" check "$ex"
+"$top/sluice" sim model --port 9201 --api-key env:OPENAI_API_KEY --rules "$ex/fixtures/model-rules.json" \
+	--log-level warn >/dev/null &
+model_sim=$!
 "$top/sluice" serve --listen "$listen" --sim helpdesk:9101 --sim-key env:HELPDESK_TOKEN \
 	--log-level warn "$ex" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+trap 'kill $server $model_sim 2>/dev/null; wait $server $model_sim 2>/dev/null' EXIT INT TERM
 i=0
 until curl -sf "http://$listen/healthz" >/dev/null 2>&1; do
 	i=$((i + 1))
 	if [ $i -gt 100 ] || ! kill -0 $server 2>/dev/null; then
-		echo "make run: the server did not start (is $listen or 9101 in use? SLUICE_LISTEN=host:port picks another)" >&2
+		echo "make run: the server did not start (is $listen, 9101 or 9201 in use? SLUICE_LISTEN=host:port picks another)" >&2
 		exit 1
 	fi
 	sleep 0.1
@@ -29,6 +34,7 @@ cat <<MSG
   Console:   http://$listen/
   API:       http://$listen/v1/openapi.json
   Helpdesk:  http://127.0.0.1:9101 (simulator; key: $HELPDESK_TOKEN)
+  Models:    http://127.0.0.1:9201/v1 (OpenAI-format simulator; GET /_sim/calls shows what it was sent)
 
 Send a signed email webhook (from the repository folder, in another terminal):
 
@@ -40,7 +46,13 @@ Send a signed email webhook (from the repository folder, in another terminal):
 Then see it:
 
   ./sluice runs list --server http://$listen
+  ./sluice runs show RUN_ID --server http://$listen     # the classify step's model calls and cost
   curl -s -H 'X-Api-Key: $HELPDESK_TOKEN' http://127.0.0.1:9101/tickets | jq .
+
+Ask the governed chat gateway (any OpenAI client works; the model is a route):
+
+  curl -s http://$listen/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"model": "chat", "messages": [{"role": "user", "content": "Draft a reply to ada@example.com"}]}' | jq .
 
 Ctrl-C stops the server.
 MSG

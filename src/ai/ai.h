@@ -51,6 +51,7 @@ struct sl_ai_request {
 	/* who asks, for budgets, records and logs (may be NULL) */
 	const char *workflow, *run_id, *step_id, *correlation_id, *tenant;
 	const char *prompt;          /* the rendered user prompt (not yet masked) */
+	const char *input_text;      /* the input before templating, for local models; NULL: prompt */
 	const char *prompt_hash;     /* the template's SHA-256 (hex), "" when none */
 	const char *const *labels;   /* classify / route: the allowed answers */
 	size_t nlabels;

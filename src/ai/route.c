@@ -306,7 +306,8 @@ static int ask_model(struct task_run *t, size_t index)
 	json_t *masked = ai_mask_messages(mask, messages);
 	json_t *sent = p->external ? json_incref(masked) : json_incref(messages);
 	char *input = record_input(masked, rq->task);
-	char *masked_prompt = rq->prompt ? ai_mask_text(mask, rq->prompt) : NULL;
+	const char *plain_text = rq->input_text ? rq->input_text : rq->prompt;
+	char *masked_text = plain_text ? ai_mask_text(mask, plain_text) : NULL;
 	struct attempt a = {.route = t->route, .model = m, .prompt_hash = rq->prompt_hash, .input = input,
 			    .confidence = -1};
 	int settled = 0;
@@ -337,8 +338,8 @@ static int ask_model(struct task_run *t, size_t index)
 			settled = SL_ESTEP;
 			goto done;
 		}
-		int64_t now = sl_now_ms();
-		if (!breaker_allows(p, now)) {
+		/* the breaker keeps monotonic time: a clock step must not open or close it */
+		if (!breaker_allows(p, sl_mono_ms())) {
 			sl_err_set(&e, SL_ESTEP, SL_CLASS_TRANSIENT, "provider %s: circuit breaker open", p->name);
 			a.outcome = "skipped";
 			a.err = &e;
@@ -356,7 +357,7 @@ static int ask_model(struct task_run *t, size_t index)
 			.max_tokens = rq->max_tokens > 0 ? rq->max_tokens : AI_DEFAULT_MAX_TOKENS,
 			.timeout_ms = t->route->timeout_ms,
 			.correlation_id = rq->correlation_id,
-			.text = p->external ? masked_prompt : rq->prompt,
+			.text = p->external ? masked_text : plain_text,
 			.labels = rq->labels,
 			.nlabels = rq->nlabels,
 			.extract_schema = rq->contract ? sl_schema_json(rq->contract) : NULL,
@@ -448,7 +449,7 @@ static int ask_model(struct task_run *t, size_t index)
 done:
 	free(key);
 	free(input);
-	free(masked_prompt);
+	free(masked_text);
 	json_decref(sent);
 	json_decref(masked);
 	json_decref(messages);

@@ -361,6 +361,12 @@ static int sub_eval_local(int argc, char **argv)
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 static const struct model_sub model_subs[] = {
+	{"list", "[--json] DIR", "the routes of models.yaml and the tasks each can do", model_list_main,
+	 help_model_list},
+	{"test", "[options] DIR ROUTE TEXT|-", "one task through a route: the answer and what each call cost",
+	 model_test_main, help_model_test},
+	{"eval", "[options] DIR ROUTE FILE", "score a route on labelled JSONL: accuracy, macro-F1, cost, p95",
+	 model_eval_main, help_model_eval},
 	{"train", "[options] DIR NAME", "train a local classifier from labelled JSONL", sub_train, help_train},
 	{"predict", "DIR NAME TEXT|-", "classify a text; print label and confidence as JSON", sub_predict,
 	 help_predict},
@@ -381,8 +387,9 @@ static const struct model_sub *model_sub_find(const char *name)
 void help_model(FILE *out)
 {
 	fprintf(out, "Usage: sluice model SUBCOMMAND [options] [args]\n\n"
-		     "Built-in local models: a linear text classifier trained from labelled\n"
-		     "JSONL into DIR/models/, and pattern extractors. No network.\n"
+		     "Routes of models.yaml (list, test, eval call the providers they name), and\n"
+		     "the built-in local models: a linear text classifier trained from labelled\n"
+		     "JSONL into DIR/models/, and pattern extractors (no network).\n"
 		     "`sluice model help SUBCOMMAND` describes one subcommand.\n\nSubcommands:\n");
 	for (size_t i = 0; i < SL_ARRAY_LEN(model_subs); i++)
 		fprintf(out, "  %s %s\n      %s\n", model_subs[i].name, model_subs[i].args, model_subs[i].summary);

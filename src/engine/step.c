@@ -447,9 +447,14 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 	if (sl_expr_eval(a->input, s->run.context, &input, err))
 		return err->code;
 	char *prompt = ai_prompt(s, st, input, err);
+	/* local models read the input itself, not the prompt around it */
+	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
+					   : json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 	json_decref(input);
-	if (!prompt)
+	if (!prompt) {
+		free(text);
 		return err->code ? err->code : SL_EINVAL;
+	}
 	json_t *pii = sl_schema_pii_values(s->wf->trigger.contract, s->run.input);
 	struct sl_ai_request rq = {
 		.task = a->task,
@@ -460,6 +465,7 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 		.correlation_id = s->run.correlation_id,
 		.tenant = s->run.tenant,
 		.prompt = prompt,
+		.input_text = text,
 		.prompt_hash = a->prompt ? a->prompt->digest : "",
 		.labels = (const char *const *)a->labels,
 		.nlabels = a->nlabels,
@@ -472,6 +478,7 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 	int rc = sl_ai_run(sl_engine_project(e)->ai, &rq, &res, err);
 	json_decref(pii);
 	free(prompt);
+	free(text);
 	if (json_array_size(res.calls)) {
 		o->ai_calls = json_incref(res.calls);
 		o->c.ai_calls = o->ai_calls;

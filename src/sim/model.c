@@ -36,7 +36,6 @@
 #define MODEL_PIECE_BYTES 16               /* text per stream chunk */
 #define MODEL_NAME_MAX 128
 #define MODEL_FINGERPRINT "fp_sluice_sim"
-#define MODEL_REAL JSON_REAL_PRECISION(15) /* 0.4, not 0.40000000000000002 */
 
 enum api { API_OPENAI, API_ANTHROPIC };
 
@@ -878,7 +877,7 @@ static void answer_tool(struct answer *an, const char *name, json_t *input)
 	an->is_tool = true;
 	snprintf(an->tool_name, sizeof an->tool_name, "%s", name ? name : "tool");
 	an->input = input;
-	an->text = json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY | MODEL_REAL);
+	an->text = json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 }
 
 /* A JSON answer: the forced tool's input, else the message text. */
@@ -888,7 +887,7 @@ static void answer_json(struct answer *an, const struct chat *ch, json_t *doc)
 		answer_tool(an, ch->tool, doc);
 		return;
 	}
-	an->text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY | MODEL_REAL);
+	an->text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 	json_decref(doc);
 }
 
@@ -995,7 +994,7 @@ static json_t *openai_completion(struct sim_model *m, const struct chat *ch, con
 /* Appends one SSE event (takes data); name NULL = a bare "data:" line. */
 static void sse_event(struct sl_buf *b, const char *name, json_t *data)
 {
-	char *text = json_dumps(data, JSON_COMPACT | MODEL_REAL);
+	char *text = json_dumps(data, JSON_COMPACT | SL_JSON_REAL);
 	if (name)
 		sl_buf_printf(b, "event: %s\n", name);
 	sl_buf_printf(b, "data: %s\n\n", text ? text : "{}");

@@ -23,7 +23,6 @@
 #define SIM_HANG_MS 30000     /* a "timeout" fault holds the request this long at most */
 #define SIM_WAIT_SLICE_MS 25  /* how often a waiting request looks for stop/close */
 #define SIM_THREADS 8
-#define SIM_REAL JSON_REAL_PRECISION(15) /* 0.4 goes out as 0.4, not 0.40000000000000002 */
 
 static const struct sim_ops sim_vendor_ops = {
 	.init_fn = sim_vendor_init,
@@ -208,7 +207,7 @@ static const char *sim_ctype(const struct sim_resp *rp)
 
 static enum MHD_Result sim_send_resp(struct MHD_Connection *con, struct sim_resp *rp)
 {
-	char *s = rp->body && !rp->text ? json_dumps(rp->body, JSON_COMPACT | JSON_ENCODE_ANY | SIM_REAL) : NULL;
+	char *s = rp->body && !rp->text ? json_dumps(rp->body, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL) : NULL;
 	const char *text = rp->text ? rp->text : s ? s : "";
 	enum MHD_Result rc = sim_send(con, rp->status, text, sim_ctype(rp), rp->link, rp->allow, rp->retry_after);
 	free(s);
@@ -521,7 +520,7 @@ static enum MHD_Result sim_run_model(struct sl_sim *s, struct sim_req *rq, const
 		sim_rename(rp.body, sim_drift_from(s), sim_drift_to(s));
 	}
 	sim_count_effect(s, &rp);
-	char *text = json_dumps(rp.body, JSON_COMPACT | JSON_ENCODE_ANY | SIM_REAL);
+	char *text = json_dumps(rp.body, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
 	if (key && text)
 		sim_remember(s, key, &rp, text);
 	pthread_mutex_unlock(&s->mu);

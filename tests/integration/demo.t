@@ -18,7 +18,7 @@ for _ in $(seq 100); do grep -q 'Ctrl-C stops' "$T_TMP/demo.out" && break; sleep
 out=$(cat "$T_TMP/demo.out")
 t_like "$out" "Console: +http://127.0.0.1:$port/" "the demo prints the console URL"
 t_is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" 200 "the console page answers"
-sed -n '/^  curl -s http/,/--data-binary/p' "$T_TMP/demo.out" > "$T_TMP/send.sh"
+sed -n '/^  curl -s http/,/--data-binary/{p;/--data-binary/q}' "$T_TMP/demo.out" > "$T_TMP/send.sh"
 t_like "$(cat "$T_TMP/send.sh")" 'X-Hub-Signature-256' "the printed curl signs the webhook"
 resp=$(cd "$T_TMP" && sh send.sh)
 t_like "$resp" '"run_id"' "the printed curl is accepted (202 with a run id)"
@@ -31,6 +31,14 @@ done
 t_is "$st" completed "the webhook's run completes"
 t_like "$("$SLUICE" runs list --server "http://127.0.0.1:$port" 2>&1)" "$run" "…and shows in sluice runs list"
 t_like "$(curl -s -H 'X-Api-Key: demo-token' http://127.0.0.1:9101/tickets)" 'URGENT: outage on checkout' "…and its ticket is in the helpdesk simulator"
+doc=$("$SLUICE" runs show "$run" --json --server "http://127.0.0.1:$port")
+t_is "$(printf '%s' "$doc" | jq -r .output.category)" bug "…classified as a bug"
+t_is "$(printf '%s' "$doc" | jq -r '[.ai_calls[].model] | join(",")')" "triage-local,gpt-mini" \
+	"…by the local classifier, escalated to the model simulator when unsure"
+sed -n '/v1\/chat\/completions/,/jq/p' "$T_TMP/demo.out" | sed 's/ | jq \.$//' > "$T_TMP/chat.sh"
+t_like "$(cd "$T_TMP" && sh chat.sh)" '"object":"chat.completion"' "the printed chat gateway curl answers"
+t_like "$(curl -s http://127.0.0.1:9201/_sim/calls)" "PII_1" "…masking the address before the model simulator"
+t_unlike "$(curl -s http://127.0.0.1:9201/_sim/calls)" "ada@example\\.com" "…which never sees it"
 kill -INT $demo 2>/dev/null
 wait $demo 2>/dev/null
 t_is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" 2>/dev/null)" 000 "Ctrl-C stops the demo"

@@ -8,6 +8,10 @@ BUILD=${SLUICE_BUILD:?}
 TOP=${SLUICE_TOP:?}
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
 T_PIDS=""
+# The example's models.yaml reads its model API key from here; tests that
+# use the example and no model simulator get the local classifier's answer
+# (the escalation finds no model and the route keeps the best it has).
+export OPENAI_API_KEY=${OPENAI_API_KEY:-sk-test-example}
 
 t_cleanup() {
 	exec 2>/dev/null # the shell reports the helpers it kills; that is not news
@@ -60,6 +64,36 @@ project_copy() {
 		sed -i "s#^base_url: .*#base_url: $TARGET_URL#" "$dst"/connectors/*.yaml
 	fi
 	echo "$dst"
+}
+
+# start_model_sim ARGS...: starts `sluice sim model` on a free port; sets
+# SIM_URL and SIM_PID.
+start_model_sim() {
+	out="$T_TMP/sim.model.$RANDOM"
+	"$SLUICE" sim model --port 0 "$@" >"$out" 2>"$out.err" &
+	SIM_PID=$!
+	T_PIDS="$T_PIDS $SIM_PID"
+	for _ in $(seq 100); do grep -q 'listening on' "$out" 2>/dev/null && break; sleep 0.05; done
+	SIM_URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$out" | head -1)
+	[ -n "$SIM_URL" ] || { echo "sim model did not start: $(cat "$out.err")" >&2; return 1; }
+}
+
+# start_serve_dir DIR [ARGS...]: serves DIR on a free port; sets SERVE_PID
+# and URL.
+start_serve_dir() {
+	d=$1; shift
+	"$SLUICE" serve --listen 127.0.0.1:0 "$@" "$d" >"$T_TMP/serve.out" 2>"$T_TMP/serve.err" &
+	SERVE_PID=$!
+	T_PIDS="$T_PIDS $SERVE_PID"
+	i=0
+	while ! grep -q 'serving' "$T_TMP/serve.out" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 200 ] || ! kill -0 $SERVE_PID 2>/dev/null; then
+			echo "serve did not start: $(cat "$T_TMP/serve.err")" >&2; return 1
+		fi
+		sleep 0.05
+	done
+	URL=$(sed -n 's/.* on \(http:[^ ]*\).*/\1/p' "$T_TMP/serve.out" | head -1)
 }
 
 target_stats() { curl -sf "$TARGET_URL/__stats"; }
