@@ -137,7 +137,7 @@ static const char *error_message(const json_t *body)
 	return json_string_value(json_object_get(json_object_get(body, "error"), "message"));
 }
 
-static int parse_answer(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err)
+int ai_anthropic_parse(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err)
 {
 	const json_t *content = json_object_get(body, "content");
 	if (!json_is_array(content))
@@ -149,8 +149,9 @@ static int parse_answer(const json_t *body, const struct ai_call_in *in, struct 
 	json_array_foreach(content, i, block)
 	{
 		const char *type = json_string_value(json_object_get(block, "type"));
-		if (type && strcmp(type, "text") == 0)
-			sl_buf_adds(&text, json_string_value(json_object_get(block, "text")));
+		const char *t = json_string_value(json_object_get(block, "text"));
+		if (type && strcmp(type, "text") == 0 && t) /* a block without text adds nothing */
+			sl_buf_adds(&text, t);
 		else if (type && strcmp(type, "tool_use") == 0 && in->schema && !out->json)
 			out->json = json_incref(json_object_get(block, "input"));
 	}
@@ -197,7 +198,7 @@ static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, st
 	} else if (!rc && !json_is_object(r.body)) {
 		rc = sl_err_set(err, SL_ESTEP, SL_CLASS_TRANSIENT, "anthropic: the answer is not JSON");
 	} else if (!rc) {
-		rc = parse_answer(r.body, in, out, err);
+		rc = ai_anthropic_parse(r.body, in, out, err);
 	}
 	ai_http_reply_free(&r);
 	free(body);

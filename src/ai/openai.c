@@ -93,7 +93,7 @@ static const char *error_message(const json_t *body)
 }
 
 /* Reads a chat.completion answer into out. */
-static int parse_answer(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err)
+int ai_openai_parse(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err)
 {
 	const json_t *choice = json_array_get(json_object_get(body, "choices"), 0);
 	const json_t *msg = json_object_get(choice, "message");
@@ -138,7 +138,7 @@ static int openai_call(struct ai_provider *p, const struct ai_call_in *in, struc
 	else if (!rc && !json_is_object(r.body))
 		rc = sl_err_set(err, SL_ESTEP, SL_CLASS_TRANSIENT, "openai: the answer is not JSON");
 	else if (!rc)
-		rc = parse_answer(r.body, in, out, err);
+		rc = ai_openai_parse(r.body, in, out, err);
 	ai_http_reply_free(&r);
 	free(body);
 	free(corr);

@@ -80,6 +80,13 @@ extern const struct ai_provider_type ai_openai_type;
 extern const struct ai_provider_type ai_anthropic_type;
 extern const struct ai_provider_type ai_local_type;
 
+/* Read a provider's 2xx answer body (outside input) into out: the text, the
+ * parsed JSON when in->schema asks for it, tokens, finish reason. Errors: an
+ * answer without the expected shape (transient), a refusal (permanent).
+ * Exposed for fuzz/fuzz_ai_reply.c. */
+int ai_openai_parse(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err);
+int ai_anthropic_parse(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err);
+
 /* ---- shared by the HTTP providers (http.c) ---------------------------------------- */
 struct ai_http_reply {
 	long status;

@@ -19,12 +19,12 @@
 #define EVAL_ITEMS_MAX 100000
 #define EVAL_LINE_MAX (256 * 1024)
 
-/* Loads DIR with secrets resolved (the calls are real), printing problems. */
-static struct sl_project *load_project(const char *dir)
+/* Loads DIR, printing problems; with secrets resolved when calls are made. */
+static struct sl_project *load_project(const char *dir, bool secrets)
 {
 	struct sl_project *p = NULL;
 	struct sl_diags diags = {0};
-	struct sl_load_opts lo = {.resolve_secrets = true};
+	struct sl_load_opts lo = {.resolve_secrets = secrets};
 	if (sl_project_load(dir, &lo, &p, &diags)) {
 		sl_diags_sort(&diags);
 		sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
@@ -45,10 +45,19 @@ void help_model_list(FILE *out)
 
 int model_list_main(int argc, char **argv)
 {
-	bool as_json = argc == 3 && strcmp(argv[1], "--json") == 0;
-	if (argc != 2 && !as_json)
-		return cli_usage_error("model list", "wants DIR (and optionally --json first)");
-	struct sl_project *p = load_project(argv[argc - 1]);
+	bool as_json = false;
+	const char *dir = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			as_json = true;
+		else if (argv[i][0] == '-' || dir)
+			return cli_usage_error("model list", "wants DIR and optionally --json");
+		else
+			dir = argv[i];
+	}
+	if (!dir)
+		return cli_usage_error("model list", "wants DIR and optionally --json");
+	struct sl_project *p = load_project(dir, false);
 	if (!p)
 		return EXIT_USAGE;
 	const char *const *routes = sl_ai_routes(p->ai);
@@ -155,7 +164,7 @@ int model_test_main(int argc, char **argv)
 	double min_conf = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		switch (c) {
 		case 't': task_name = optarg; break;
 		case 'l': labels_arg = optarg; break;
@@ -175,7 +184,7 @@ int model_test_main(int argc, char **argv)
 		free(lab_copy);
 		return cli_usage_error("model test", "%s wants --labels with at least two answers", task_name);
 	}
-	struct sl_project *p = load_project(argv[optind]);
+	struct sl_project *p = load_project(argv[optind], true);
 	if (!p) {
 		free(lab_copy);
 		return EXIT_USAGE;
@@ -447,7 +456,7 @@ int model_eval_main(int argc, char **argv)
 	bool as_json = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		switch (c) {
 		case 'l': labels_arg = optarg; break;
 		case 'j': as_json = true; break;
@@ -470,7 +479,7 @@ int model_eval_main(int argc, char **argv)
 		eval_set_free(&set);
 		return EXIT_USAGE;
 	}
-	struct sl_project *p = load_project(argv[optind]);
+	struct sl_project *p = load_project(argv[optind], true);
 	if (!p) {
 		eval_set_free(&set);
 		return EXIT_USAGE;

@@ -56,8 +56,50 @@ out=$(printf 'nothing to see here' | "$SLUICE" model extract -)
 t_is "$out" '{"emails":[],"phones":[],"amounts":[],"dates":[],"ibans":[],"invoice_numbers":[]}' "extract from stdin, nothing found"
 t_is "$("$SLUICE" model extract 'IBAN DE89 3704 0044 0532 0130 01' | jq '.ibans | length')" 0 "an IBAN with a bad check digit is not one"
 
+# ---- routes: list, test, eval ---------------------------------------------------------------
+# The trained model as the first of a cascade; the simulated OpenAI model
+# answers when it is unsure.
+start_model_sim
+printf 'store: sqlite:.sluice/sluice.db\n' >"$P/sluice.yaml"
+cat >"$P/models.yaml" <<EOF
+providers:
+  local: { type: local }
+  sim: { type: openai, base_url: "$SIM_URL/v1" }
+models:
+  triage-local: { provider: local, model: triage }
+  gpt: { provider: sim, model: gpt-4o-mini, price: { input: 0.15, output: 0.6 } }
+routes:
+  local-only: { models: [triage-local] }
+  cascade: { models: [triage-local, gpt], escalate_below: 0.6 }
+EOF
+out=$("$SLUICE" model list "$P"); rc=$?
+t_is "$rc" 0 "model list exits 0"
+t_like "$out" 'local-only +classify, extract, route' "…a local route classifies, extracts, routes"
+t_like "$out" 'cascade +classify, extract, summarize, draft, route, chat' "…a route with an API model does every task"
+out=$("$SLUICE" model test "$P" cascade --labels billing,bug,account,feature_request,shipping \
+	"Subject: charged twice\n\nMy card was billed twice for the March invoice." 2>"$T_TMP/test.err"); rc=$?
+t_is "$rc" 0 "model test exits 0"
+t_is "$(printf '%s' "$out" | jq -r '.label + " " + .model')" "billing triage-local" "…the local model answers a clear case"
+t_like "$(cat "$T_TMP/test.err")" 'call 1: model triage-local, ok, 0\+0 tokens' "…and says what each call cost"
+local_f1=$("$SLUICE" model eval-local --json "$P" triage "$P/models/triage.test.jsonl" | jq .macro_f1)
+route=$("$SLUICE" model eval --json "$P" local-only "$P/models/triage.test.jsonl"); rc=$?
+t_is "$rc" 0 "model eval exits 0"
+t_is "$(printf '%s' "$route" | jq .items)" 125 "…over every item"
+t_is "$(printf '%s' "$route" | jq "(.macro_f1 - $local_f1) | fabs < 0.000001")" true \
+	"…a local-only route scores what eval-local does ($local_f1)"
+cas=$("$SLUICE" model eval --json "$P" cascade "$P/models/triage.test.jsonl")
+t_is "$(printf '%s' "$cas" | jq '.cost_usd > 0 and .tokens_in > 0 and .failed == 0')" true \
+	"the cascade escalates the unsure ones to the API model, and says what they cost"
+t_is "$(printf '%s' "$cas" | jq '.latency_p95_ms >= .latency_p50_ms')" true "…with p50 and p95 latency"
+out=$("$SLUICE" model eval "$P" cascade "$P/models/triage.test.jsonl")
+t_like "$out" 'macro-F1 0\.[0-9]+' "model eval prints a table with macro-F1"
+t_like "$out" 'cost \$[0-9.]+ .* p95 [0-9.]+ ms' "…cost and p95 latency"
+bad_route=$("$SLUICE" model eval "$P" nope "$P/models/triage.test.jsonl" 2>&1); rc=$?
+t_is "$rc" 2 "model eval of an unknown route exits 2"
+t_like "$bad_route" "no route 'nope'" "…and names it"
+
 # ---- errors and exit codes ----------------------------------------------------------------------
-for sub in train predict extract eval-local; do
+for sub in list test eval train predict extract eval-local; do
 	out=$("$SLUICE" model "$sub" --help 2>&1); rc=$?
 	t_is "$rc" 0 "model $sub --help exits 0"
 	t_like "$out" "Usage: sluice model $sub" "…and describes it"

@@ -212,14 +212,15 @@ static void test_cache(void **state)
 {
 	(void)state;
 	struct ai_cache *c = ai_cache_new(2);
-	ai_cache_put(c, "k1", json_string("v1"), 1000);
+	json_t *vals[] = {json_string("v1"), json_string("A"), json_string("B"), json_string("C")};
+	ai_cache_put(c, "k1", vals[0], 1000); /* the cache takes its own reference */
 	json_t *v = ai_cache_get(c, "k1", 500);
 	assert_string_equal(json_string_value(v), "v1");
 	json_decref(v);
 	assert_null(ai_cache_get(c, "k1", 1000)); /* expired */
-	ai_cache_put(c, "a", json_string("A"), 5000);
-	ai_cache_put(c, "b", json_string("B"), 5000);
-	ai_cache_put(c, "c", json_string("C"), 5000); /* bounded: the oldest goes */
+	ai_cache_put(c, "a", vals[1], 5000);
+	ai_cache_put(c, "b", vals[2], 5000);
+	ai_cache_put(c, "c", vals[3], 5000); /* bounded: the oldest goes */
 	size_t held = 0;
 	const char *keys[] = {"a", "b", "c"};
 	for (size_t i = 0; i < 3; i++) {
@@ -229,6 +230,8 @@ static void test_cache(void **state)
 	}
 	assert_int_equal(held, 2);
 	ai_cache_free(c);
+	for (size_t i = 0; i < SL_ARRAY_LEN(vals); i++)
+		json_decref(vals[i]);
 }
 
 static int accept_text(const struct sl_ai_request *rq, const char *text, json_t **out, double *conf, char *why)
