@@ -47,13 +47,7 @@ int64_t ai_period_start(enum ai_period per, int64_t now_ms)
 {
 	if (per == AI_PERIOD_TOTAL)
 		return 0;
-	time_t t = (time_t)(now_ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	if (per == AI_PERIOD_MONTH)
-		tm.tm_mday = 1;
-	return (int64_t)timegm(&tm) * 1000;
+	return per == AI_PERIOD_MONTH ? sl_utc_month_start_ms(now_ms) : sl_utc_day_start_ms(now_ms);
 }
 
 /* Starts a new period when now has left the old one. Under ai->mu. */

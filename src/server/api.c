@@ -74,6 +74,18 @@ static json_t *trigger_json(const struct sl_trigger *t)
 	}
 }
 
+/* What a workflow's model calls cost: in all, and this UTC month (what a
+ * monthly budget counts); null parts when the store cannot say. */
+static json_t *workflow_spend(struct sl_server *s, const char *name)
+{
+	struct sl_store *st = sl_engine_store(s->e);
+	struct sl_err err;
+	double total = 0, month = 0;
+	bool ok = sl_store_ai_spent(st, "workflow", name, 0, &total, &err) == 0 &&
+		  sl_store_ai_spent(st, "workflow", name, sl_utc_month_start_ms(sl_now_ms()), &month, &err) == 0;
+	return ok ? json_pack("{s:f, s:f}", "total", total, "month", month) : json_null();
+}
+
 void srv_workflows(struct sl_server *s, struct srv_req *r)
 {
 	struct sl_project *p = sl_engine_project(s->e);
@@ -86,6 +98,7 @@ void srv_workflows(struct sl_server *s, struct srv_req *r)
 		json_object_set_new(o, "description", w->description ? json_string(w->description) : json_null());
 		if (w->trigger.contract && sl_schema_id(w->trigger.contract))
 			json_object_set_new(o, "contract", json_string(sl_schema_id(w->trigger.contract)));
+		json_object_set_new(o, "ai_cost_usd", workflow_spend(s, w->name));
 		json_array_append_new(arr, o);
 	}
 	srv_reply_json(r, 200, json_pack("{s:o}", "workflows", arr));

@@ -465,6 +465,26 @@ int sl_store_commit(struct sl_store *s, const struct sl_commit *commits, size_t 
 	return s->ops->commit(s, commits, n, results, err);
 }
 
+/* The run's model spend in one place ("ai": calls, tokens, cost), summed
+ * from its call records, the same for every store. */
+static void add_ai_totals(json_t *doc)
+{
+	const json_t *calls = json_object_get(doc, "ai_calls");
+	json_int_t tin = 0, tout = 0, hits = 0;
+	double usd = 0;
+	size_t i;
+	const json_t *c;
+	json_array_foreach(calls, i, c)
+	{
+		tin += json_integer_value(json_object_get(c, "tokens_in"));
+		tout += json_integer_value(json_object_get(c, "tokens_out"));
+		usd += json_number_value(json_object_get(c, "cost_usd"));
+		hits += json_is_true(json_object_get(c, "cache_hit"));
+	}
+	json_object_set_new(doc, "ai", json_pack("{s:I, s:I, s:I, s:I, s:f}", "calls", (json_int_t)json_array_size(calls),
+						  "cache_hits", hits, "tokens_in", tin, "tokens_out", tout, "cost_usd", usd));
+}
+
 int sl_store_run_get(struct sl_store *s, const char *run_id, json_t **out, struct sl_err *err)
 {
 	NEED(s && run_id && out, "store, run_id and out are required");
@@ -472,7 +492,10 @@ int sl_store_run_get(struct sl_store *s, const char *run_id, json_t **out, struc
 	if (!id_ok(run_id))
 		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no run %.64s", run_id);
 	SLOT(s, run_get);
-	return s->ops->run_get(s, run_id, out, err);
+	int rc = s->ops->run_get(s, run_id, out, err);
+	if (rc == 0)
+		add_ai_totals(*out);
+	return rc;
 }
 
 enum sl_run_status sl_store_run_status(struct sl_store *s, const char *run_id)

@@ -345,3 +345,24 @@ void sl_log_emit(enum sl_log_level lvl, const char *component, const char *msg, 
 	(void)w;
 	sl_buf_free(&b);
 }
+
+static int64_t utc_start(int64_t t_ms, bool month)
+{
+	time_t t = (time_t)(t_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	if (month)
+		tm.tm_mday = 1;
+	return (int64_t)timegm(&tm) * 1000;
+}
+
+int64_t sl_utc_day_start_ms(int64_t t_ms)
+{
+	return utc_start(t_ms, false);
+}
+
+int64_t sl_utc_month_start_ms(int64_t t_ms)
+{
+	return utc_start(t_ms, true);
+}

@@ -151,6 +151,9 @@ int sl_parse_i64(const char *s, int64_t *out);
 /* ---- time ----------------------------------------------------------------- */
 int64_t sl_now_ms(void);  /* wall clock, ms since the epoch (sl_clock_set can fake it) */
 int64_t sl_mono_ms(void); /* monotonic, ms */
+/* The start of the UTC day / month holding t (ms since the epoch). */
+int64_t sl_utc_day_start_ms(int64_t t_ms);
+int64_t sl_utc_month_start_ms(int64_t t_ms);
 int64_t sl_mono_us(void); /* monotonic, µs */
 /* Tests may fake the wall clock: ms > 0 fixes it, 0 returns to the real one. */
 void sl_clock_set(int64_t ms);

@@ -147,6 +147,11 @@ for _ in $(seq 100); do
 done
 t_is "$st" completed "a valid answer completes the run"
 t_is "$(curl -s "$URL/v1/runs/$run" | jq -r .output.label)" billing "…with the label the model chose"
+doc=$(curl -s "$URL/v1/runs/$run")
+t_is "$(printf '%s' "$doc" | jq '.ai.calls == (.ai_calls | length) and .ai.tokens_in == ([.ai_calls[].tokens_in] | add) and (.ai.cost_usd - ([.ai_calls[].cost_usd] | add) | fabs) < 1e-12 and .ai.cost_usd > 0')" \
+	true "the run sums its calls' tokens and cost"
+t_is "$(curl -s "$URL/v1/workflows" | jq '[.workflows[] | select(.name == "triage") | .ai_cost_usd.total > 0 and .ai_cost_usd.month == .ai_cost_usd.total] | .[0]')" \
+	true "GET /v1/workflows says what each workflow's model calls cost"
 
 # the official openai client
 js="$TOP/tests/js"

@@ -161,6 +161,15 @@ static void test_codes_and_classes(void **state)
 	sl_diags_free(&d);
 }
 
+static void test_utc_period_starts(void **state)
+{
+	(void)state;
+	int64_t t = 1795460707123; /* 2026-11-23T19:05:07.123Z */
+	assert_int_equal(sl_utc_day_start_ms(t), 1795392000000);   /* 2026-11-23T00:00Z */
+	assert_int_equal(sl_utc_month_start_ms(t), 1793491200000); /* 2026-11-01T00:00Z */
+	assert_int_equal(sl_utc_month_start_ms(1793491200000), 1793491200000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_did_you_mean),
 		cmocka_unit_test(test_secrets),
 		cmocka_unit_test(test_codes_and_classes),
+		cmocka_unit_test(test_utc_period_starts),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
