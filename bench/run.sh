@@ -14,3 +14,7 @@ echo "== server: durable webhook accepts (sluice serve, SQLite, signed GitHub-st
 echo
 echo "== local models: the support-triage classifier and the pattern extractors (one thread)"
 "$SLUICE_BUILD/bench/bench_local" "${BENCH_LOCAL_SECONDS:-2}"
+
+echo
+echo "== AI gateway: POST /v1/chat/completions direct to the model simulator vs through sluice serve"
+"$(dirname "$0")/ai.sh"
