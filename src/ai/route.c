@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "ai/ai_int.h"
+#include "obs/obs.h"
 
 #define RECORD_TEXT_MAX 8192 /* bytes of input/output kept in a call record */
 
@@ -201,6 +202,25 @@ struct attempt {
 	const struct sl_err *err;
 };
 
+/* The call in the process's metrics (obs.h). */
+static void count_call(const struct attempt *a)
+{
+	const char *route = a->route->name, *model = a->model->id;
+	const char *calls[] = {route, model, a->outcome};
+	sl_metric_add(SL_M_AI_CALLS, calls, 1);
+	if (a->cache_hit) {
+		const char *r[] = {route};
+		sl_metric_add(SL_M_AI_CACHE_HITS, r, 1);
+		return;
+	}
+	const char *in[] = {route, model, "input"}, *out[] = {route, model, "output"}, *rm[] = {route, model};
+	sl_metric_add(SL_M_AI_TOKENS, in, (double)a->tokens_in);
+	sl_metric_add(SL_M_AI_TOKENS, out, (double)a->tokens_out);
+	sl_metric_add(SL_M_AI_COST, rm, a->cost);
+	if (strcmp(a->outcome, "skipped") != 0)
+		sl_metric_observe(SL_M_AI_DURATION, rm, (double)a->latency_ms / 1000.0);
+}
+
 static void record(json_t *calls, const struct attempt *a)
 {
 	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:f, s:I, s:b, s:s}", "route",
@@ -215,6 +235,7 @@ static void record(json_t *calls, const struct attempt *a)
 	}
 	json_object_set_new(r, "at", json_integer(sl_now_ms()));
 	json_array_append_new(calls, r);
+	count_call(a);
 }
 
 /* ---- one task ------------------------------------------------------------------------------- */
@@ -468,6 +489,12 @@ static void finish(struct task_run *t)
 	}
 }
 
+static void count_outcome(const struct ai_route *route, const char *outcome)
+{
+	const char *l[] = {route->name, outcome};
+	sl_metric_add(SL_M_AI_OUTCOMES, l, 1);
+}
+
 int sl_ai_run(struct sl_ai *ai, const struct sl_ai_request *rq, struct sl_ai_result *res, struct sl_err *err)
 {
 	memset(res, 0, sizeof *res);
@@ -491,9 +518,11 @@ int sl_ai_run(struct sl_ai *ai, const struct sl_ai_request *rq, struct sl_ai_res
 	json_decref(t.schema);
 	if (t.best) {
 		finish(&t);
+		count_outcome(route, res->review ? "review" : "accepted");
 		return 0;
 	}
 	if (rc < 0 || (t.have_err && !t.invalid_why[0])) {
+		count_outcome(route, "failed");
 		if (err)
 			*err = t.last_err;
 		return rc < 0 ? rc : SL_ESTEP;
@@ -502,6 +531,7 @@ int sl_ai_run(struct sl_ai *ai, const struct sl_ai_request *rq, struct sl_ai_res
 		res->review = true;
 		snprintf(res->review_reason, sizeof res->review_reason, "no valid answer: %s", t.invalid_why);
 		res->output = json_pack("{s:s}", "error", res->review_reason);
+		count_outcome(route, "review");
 		return 0;
 	}
 	return sl_err_set(err, SL_ESTEP, SL_CLASS_PERMANENT, "route '%s' has no model that can %s", route->name,

@@ -3,6 +3,7 @@
  * What one step does is in step.c; both share engine_int.h.
  */
 #include "engine/engine_int.h"
+#include "obs/obs.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -354,8 +355,11 @@ int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run
 		rc = sl_store_run_create(e->store, &rn, run_id, &ex, err);
 		if (existed)
 			*existed = ex;
-		if (!rc && !ex)
+		if (!rc && !ex) {
+			const char *l[] = {w->name, rn.trigger};
+			sl_metric_add(SL_M_RUNS_STARTED, l, 1);
 			engine_wake(e);
+		}
 	}
 	json_decref(empty);
 	return rc;

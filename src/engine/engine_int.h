@@ -58,6 +58,7 @@ struct outcome {
 	char **spawn_keys;
 	size_t nspawn;
 	bool ends_run; /* the run reaches a terminal status (or parks for review) with this commit */
+	const char *kind; /* the step's kind ("call"), for metrics; NULL when no step ran */
 };
 
 void *engine_worker_main(void *arg);

@@ -544,6 +544,7 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	int64_t t0 = sl_mono_us();
 	struct sl_err err;
 	sl_err_clear(&err);
+	o->kind = sl_step_kind_name(st->kind);
 
 	if (st->kind == SL_STEP_WAIT && s->run.wake_at) { /* a timer that fired */
 		exec_wait(s, o, st, started);

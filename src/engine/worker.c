@@ -3,6 +3,7 @@
  * commit them together, repeat.
  */
 #include "engine/engine_int.h"
+#include "obs/obs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -159,6 +160,35 @@ static int commit_batch(struct sl_engine *e, struct outcome *outs, size_t n, int
 
 /* Folds one landed (or refused) outcome into its slot; returns whether the
  * worker keeps the run in hand. */
+/* Metrics of a commit that landed: only what is durable is counted. */
+static void count_landed(const struct slot *s, const struct outcome *o)
+{
+	const char *wf = s->run.workflow;
+	const struct sl_attempt_rec *a = o->c.attempt;
+	if (a && o->kind && a->outcome && strcmp(a->outcome, "skipped") != 0) {
+		const char *l[] = {wf, o->kind};
+		sl_metric_observe(SL_M_STEP_DURATION, l, (double)a->duration_ms / 1000.0);
+		if (strcmp(a->outcome, "error") == 0) {
+			const char *f[] = {wf, sl_class_name(a->error_class)};
+			sl_metric_add(SL_M_STEP_FAILURES, f, 1);
+		}
+	}
+	if (o->c.dlq) {
+		const char *d[] = {wf};
+		sl_metric_add(SL_M_DEAD_LETTERS, d, 1);
+	}
+	for (size_t i = 0; i < o->nspawn; i++) {
+		const char *sp[] = {o->spawn[i].workflow, "event"}; /* not the topic: labels stay few */
+		sl_metric_add(SL_M_RUNS_STARTED, sp, 1);
+	}
+	if (o->ends_run) {
+		char version[16];
+		snprintf(version, sizeof version, "%d", s->run.version);
+		const char *r[] = {wf, version, sl_run_status_name(o->c.status)};
+		sl_metric_add(SL_M_RUNS_FINISHED, r, 1);
+	}
+}
+
 static bool settle(struct sl_engine *e, struct slot *s, struct outcome *o, bool landed, int result,
 		   bool *any_done)
 {
@@ -177,6 +207,7 @@ static bool settle(struct sl_engine *e, struct slot *s, struct outcome *o, bool 
 	}
 	if (o->c.step)
 		atomic_fetch_add(&e->stat_steps, 1);
+	count_landed(s, o);
 	if (o->ends_run) {
 		atomic_fetch_add(&e->stat_runs_done, 1);
 		*any_done = true;

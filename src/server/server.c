@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "obs/obs.h"
 #include "server/server_int.h"
 
 /* ---- the route table: the router and the OpenAPI test read the same one ---- */
@@ -18,6 +19,7 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/healthz"},
 	{"GET", "/readyz"},
 	{"GET", "/v1/openapi.json"},
+	{"GET", "/metrics"},
 	{"GET", "/v1/workflows"},
 	{"POST", "/v1/workflows/{name}/runs"},
 	{"GET", "/v1/runs"},
@@ -32,7 +34,7 @@ static const struct sl_server_route routes[] = {
 };
 
 static const srv_handler_fn handlers[] = {
-	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_workflows, srv_start_run,  srv_runs_list,
+	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook, srv_chat_completions,
 	srv_models,
 };
@@ -242,6 +244,7 @@ static void dispatch(struct sl_server *s, struct srv_req *r)
 		if (!head && strcmp(routes[i].method, r->method) != 0)
 			continue;
 		memcpy(r->params, params, sizeof params);
+		r->route = routes[i].path;
 		handlers[i](s, r);
 		return;
 	}
@@ -305,6 +308,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return send_reply(c, r);
 }
 
+/* Route templates, not paths, label the series: their number is bounded. */
+static void count_request(const struct srv_req *r)
+{
+	char code[8];
+	snprintf(code, sizeof code, "%d", r->status);
+	const char *route = r->route ? r->route : "other";
+	const char *method = strcmp(r->method, "GET") == 0 || strcmp(r->method, "POST") == 0 ||
+					     strcmp(r->method, "HEAD") == 0
+				     ? r->method
+				     : "other";
+	const char *l[] = {method, route, code};
+	sl_metric_add(SL_M_HTTP_REQUESTS, l, 1);
+	const char *d[] = {route};
+	sl_metric_observe(SL_M_HTTP_DURATION, d, (double)(sl_mono_us() - r->t0) / 1e6);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode tc)
 {
 	(void)c;
@@ -316,6 +335,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	*con_cls = NULL;
 	if (r->counted)
 		atomic_fetch_sub(&s->inflight, 1);
+	count_request(r);
 	if (sl_log_enabled(SL_LOG_INFO)) {
 		char status[16], dur[32];
 		snprintf(status, sizeof status, "%d", r->status);
@@ -428,6 +448,7 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di ? di->port : 0;
+	sl_metrics_collector_add(srv_collect_metrics, s);
 	*out = s;
 	return 0;
 }
@@ -441,6 +462,7 @@ void sl_server_stop(struct sl_server *s)
 {
 	if (!s)
 		return;
+	sl_metrics_collector_remove(srv_collect_metrics, s);
 	MHD_stop_daemon(s->d);
 	srv_hooks_free(s);
 	free(s);

@@ -44,6 +44,7 @@ struct srv_req {
 	bool counted, too_big, answered, retry_after;
 	int retry_after_s; /* with retry_after: the seconds to say (0: 1) */
 	char params[2][SRV_PARAM_MAX];
+	const char *route; /* the matched route's template ("/v1/runs/{id}"), for metrics; NULL: none */
 	/* the answer */
 	int status;
 	char *resp_body; /* owned until queued */
@@ -76,6 +77,10 @@ void srv_console(struct sl_server *s, struct srv_req *r);
 void srv_healthz(struct sl_server *s, struct srv_req *r);
 void srv_readyz(struct sl_server *s, struct srv_req *r);
 void srv_openapi(struct sl_server *s, struct srv_req *r);
+void srv_metrics(struct sl_server *s, struct srv_req *r);
+/* Fills the scrape-time gauges (store counts, DLQ, leases, budgets,
+ * requests in flight); registered as a metrics collector while serving. */
+void srv_collect_metrics(void *server);
 void srv_workflows(struct sl_server *s, struct srv_req *r);
 void srv_start_run(struct sl_server *s, struct srv_req *r);
 void srv_runs_list(struct sl_server *s, struct srv_req *r);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "obs/obs.h"
 #include "server/server_int.h"
 
 #define HOOK_TOLERANCE_S 300
@@ -177,6 +178,13 @@ static enum sig_verdict check_signature(struct srv_req *r, const struct srv_hook
 	return SIG_MISSING;
 }
 
+static void reject(struct srv_req *r, const struct srv_hook *h, int status, const char *reason, const char *detail)
+{
+	const char *l[] = {h->workflow, reason};
+	sl_metric_add(SL_M_WEBHOOK_REJECTED, l, 1);
+	srv_problem(r, status, detail);
+}
+
 void srv_webhook(struct sl_server *s, struct srv_req *r)
 {
 	const struct srv_hook *h = NULL;
@@ -190,9 +198,9 @@ void srv_webhook(struct sl_server *s, struct srv_req *r)
 	if (h->secret) {
 		switch (check_signature(r, h)) {
 		case SIG_OK: break;
-		case SIG_MISSING: srv_problem(r, 401, "signature missing"); return;
-		case SIG_STALE: srv_problem(r, 401, "timestamp outside tolerance"); return;
-		default: srv_problem(r, 401, "signature invalid"); return;
+		case SIG_MISSING: reject(r, h, 401, "signature_missing", "signature missing"); return;
+		case SIG_STALE: reject(r, h, 401, "signature_stale", "timestamp outside tolerance"); return;
+		default: reject(r, h, 401, "signature_invalid", "signature invalid"); return;
 		}
 	}
 	const struct sl_workflow *w = sl_project_workflow(sl_engine_project(s->e), h->workflow);
@@ -201,8 +209,11 @@ void srv_webhook(struct sl_server *s, struct srv_req *r)
 		return;
 	}
 	json_t *in = srv_body_input(r, w->trigger.contract);
-	if (!in)
+	if (!in) {
+		const char *l[] = {h->workflow, "contract"};
+		sl_metric_add(SL_M_WEBHOOK_REJECTED, l, 1);
 		return;
+	}
 	const char *delivery = srv_header(r, "X-GitHub-Delivery");
 	if (!delivery)
 		delivery = srv_header(r, "X-Delivery-Id");
@@ -213,4 +224,8 @@ void srv_webhook(struct sl_server *s, struct srv_req *r)
 	char *key = sl_strdup(delivery); /* may point into in, which is given away */
 	srv_start_and_reply(s, r, w, in, h->scope, key, "webhook");
 	free(key);
+	if (r->status == 202 || r->status == 200) { /* durable: the run is committed */
+		const char *l[] = {h->workflow};
+		sl_metric_observe(SL_M_WEBHOOK_ACCEPT, l, (double)(sl_mono_us() - r->t0) / 1e6);
+	}
 }

@@ -1,0 +1,100 @@
+/*
+ * obs: observability shared by every layer (DESIGN.md §8). Today: the
+ * process's metrics, exposed by the server as `GET /metrics` in the
+ * Prometheus text format (version 0.0.4).
+ *
+ * Every metric family is declared once, in SL_METRICS below: its name
+ * (Prometheus conventions: base units in the name, counters end in
+ * _total), type, help and label names. Code records with the family's enum
+ * and the label values in order. A family keeps at most SL_METRIC_SERIES_MAX
+ * label sets; past it new ones are counted under the value "_other", so a
+ * bad label (a run id, say) cannot grow memory without bound.
+ *
+ * Values that are cheaper to read than to track (queue depth, DLQ size,
+ * budgets left) are gauges filled at scrape time by collectors.
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+#ifndef SL_OBS_H
+#define SL_OBS_H
+
+#include <stddef.h>
+
+#include "util/util.h"
+
+#define SL_METRIC_LABELS_MAX 4
+#define SL_METRIC_SERIES_MAX 2000
+
+/* X(ENUM, type, name, help, labels: comma-separated, "" for none) */
+#define SL_METRICS(X)                                                                                              \
+	X(HTTP_REQUESTS, COUNTER, "sluice_http_requests_total", "HTTP requests answered, by route and status",        \
+	  "method,route,code")                                                                                     \
+	X(HTTP_DURATION, HISTOGRAM, "sluice_http_request_duration_seconds",                                         \
+	  "Time from a request's headers to its answer, by route", "route")                                        \
+	X(WEBHOOK_ACCEPT, HISTOGRAM, "sluice_webhook_accept_duration_seconds",                                      \
+	  "Time from a webhook's arrival to its durable 202 (the run committed), by workflow", "workflow")        \
+	X(WEBHOOK_REJECTED, COUNTER, "sluice_webhooks_rejected_total",                                              \
+	  "Webhooks refused, by workflow and reason (signature, contract, ...)", "workflow,reason")                \
+	X(RUNS_STARTED, COUNTER, "sluice_runs_started_total", "Runs created, by workflow and trigger",               \
+	  "workflow,trigger")                                                                                      \
+	X(RUNS_FINISHED, COUNTER, "sluice_runs_finished_total",                                                     \
+	  "Runs that reached an end state (or review), by workflow, version and outcome",                          \
+	  "workflow,version,outcome")                                                                              \
+	X(STEP_DURATION, HISTOGRAM, "sluice_step_duration_seconds", "Time of one step attempt, by workflow and kind", \
+	  "workflow,kind")                                                                                         \
+	X(STEP_FAILURES, COUNTER, "sluice_step_failures_total",                                                     \
+	  "Step attempts that failed, by workflow and error class (each retry starts with one)",                   \
+	  "workflow,error_class")                                                                                  \
+	X(DEAD_LETTERS, COUNTER, "sluice_dead_letters_total", "Runs sent to the dead-letter queue, by workflow",     \
+	  "workflow")                                                                                              \
+	X(AI_CALLS, COUNTER, "sluice_ai_calls_total",                                                               \
+	  "Model calls and cache hits, by route, model and outcome (ok, low_confidence, invalid, error, skipped)",  \
+	  "route,model,outcome")                                                                                   \
+	X(AI_TOKENS, COUNTER, "sluice_ai_tokens_total", "Tokens sent and received, by route, model and direction",  \
+	  "route,model,direction")                                                                                 \
+	X(AI_COST, COUNTER, "sluice_ai_cost_usd_total", "What model calls cost, by route and model (price table)",   \
+	  "route,model")                                                                                           \
+	X(AI_CACHE_HITS, COUNTER, "sluice_ai_cache_hits_total", "Answers served from a route's cache", "route")     \
+	X(AI_DURATION, HISTOGRAM, "sluice_ai_call_duration_seconds", "Time of one model call, by route and model",   \
+	  "route,model")                                                                                           \
+	X(AI_OUTCOMES, COUNTER, "sluice_ai_task_outcomes_total",                                                    \
+	  "AI tasks by route and outcome: accepted, review (invalid twice or not confident), failed",             \
+	  "route,outcome")                                                                                         \
+	X(AI_BUDGET_LEFT, GAUGE, "sluice_ai_budget_remaining_usd",                                                  \
+	  "What is left of a budget in its current period", "scope,name")                                          \
+	X(RUNS_BY_STATUS, GAUGE, "sluice_runs", "Runs in the store, by status (queued is the queue depth)", "status") \
+	X(DLQ_SIZE, GAUGE, "sluice_dlq_entries", "Dead-letter entries not yet replayed", "")                         \
+	X(LEASES_HELD, GAUGE, "sluice_leases_held", "Run tasks leased by a worker now", "")                          \
+	X(HTTP_INFLIGHT, GAUGE, "sluice_http_requests_in_flight", "Requests being handled now", "")
+
+enum sl_metric {
+#define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,
+	SL_METRICS(SL_METRIC_ENUM)
+#undef SL_METRIC_ENUM
+	SL_M__COUNT
+};
+
+/* Adds v (>= 0) to a counter, or sets a gauge to v. labels holds the
+ * family's label values in order (NULL or "" is rendered as ""). */
+void sl_metric_add(enum sl_metric m, const char *const *labels, double v);
+void sl_metric_set(enum sl_metric m, const char *const *labels, double v);
+/* Records one observation (seconds for the *_seconds families). */
+void sl_metric_observe(enum sl_metric m, const char *const *labels, double v);
+/* Forgets a gauge family's series (a collector does this before refilling
+ * it, so a status that vanished does not linger). */
+void sl_metric_clear(enum sl_metric m);
+
+/* A collector fills gauges just before a scrape. Registered once per
+ * (fn, ud); removed with sl_metrics_collector_remove before ud dies. */
+typedef void (*sl_metrics_collect_fn)(void *ud);
+void sl_metrics_collector_add(sl_metrics_collect_fn fn, void *ud);
+void sl_metrics_collector_remove(sl_metrics_collect_fn fn, void *ud);
+
+/* Runs the collectors and renders every family with at least one series
+ * (families without labels always) in the text format. Returns owned text. */
+char *sl_metrics_render(void);
+
+/* Forgets every series (tests). */
+void sl_metrics_reset(void);
+
+#endif
