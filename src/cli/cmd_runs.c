@@ -24,6 +24,8 @@ int cmd_runs(int argc, char **argv);
 void help_runs(FILE *out);
 int cmd_dlq(int argc, char **argv);
 void help_dlq(FILE *out);
+int cmd_costs(int argc, char **argv);
+void help_costs(FILE *out);
 
 #define DEFAULT_SERVER "http://127.0.0.1:8080"
 
@@ -70,7 +72,7 @@ void help_dlq(FILE *out)
 
 struct client_opts {
 	const char *server, *workflow, *status, *step, *error_class, *since, *until, *cursor, *limit;
-	const char *input_path, *version;
+	const char *input_path, *version, *group_by;
 	bool json, all;
 };
 
@@ -203,7 +205,8 @@ static int parse_opts(const char *verb, int argc, char **argv, struct client_opt
 		{"until", required_argument, NULL, 'u'},    {"cursor", required_argument, NULL, 'c'},
 		{"limit", required_argument, NULL, 'n'},    {"input", required_argument, NULL, 'i'},
 		{"version", required_argument, NULL, 'v'},  {"json", no_argument, NULL, 'j'},
-		{"all", no_argument, NULL, 'A'},            {NULL, 0, NULL, 0},
+		{"all", no_argument, NULL, 'A'},            {"group-by", required_argument, NULL, 'g'},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
 	int64_t v;
@@ -232,6 +235,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct client_opt
 			break;
 		case 'j': o->json = true; break;
 		case 'A': o->all = true; break;
+		case 'g': o->group_by = optarg; break;
 		default: return cli_usage_error(verb, "unknown option");
 		}
 	}
@@ -553,4 +557,85 @@ int cmd_dlq(int argc, char **argv)
 		return cli_usage_error("dlq", "replay wants an entry ID, or --all with filters");
 	}
 	return cli_usage_error("dlq", "unknown subcommand '%s' (list, replay)", sub);
+}
+
+/* ---- sluice costs ---------------------------------------------------------------------- */
+
+void help_costs(FILE *out)
+{
+	fprintf(out,
+		"Usage: sluice costs [--group-by workflow|route|model|tenant] [--since TIME] [--json]\n\n"
+		"What model calls cost (GET /v1/costs of a running `sluice serve`): calls,\n"
+		"tokens, USD and USD per completed run, per group, most expensive first. The\n"
+		"chat gateway's calls, outside any workflow, are the group '(gateway)'.\n"
+		"TIME: RFC 3339 or ms since the epoch (default: everything kept).\n\n"
+		"Options:\n"
+		"  --server URL        default " DEFAULT_SERVER " (token: SLUICE_TOKEN)\n"
+		"  --group-by G        workflow (default), route, model or tenant\n"
+		"  --since TIME        only calls since then\n"
+		"  --json              print the server's JSON\n"
+		"  -h, --help          this text\n\n"
+		"Exit: 0 ok, 1 the server refused, 2 usage or connection error.\n");
+}
+
+static void print_costs(const json_t *doc)
+{
+	printf("%-28s %8s %12s %12s %12s %6s %12s\n", "GROUP", "CALLS", "TOKENS_IN", "TOKENS_OUT", "USD", "RUNS",
+	       "USD/RUN");
+	size_t i;
+	const json_t *g;
+	json_array_foreach(json_object_get(doc, "groups"), i, g)
+	{
+		const json_t *per = json_object_get(g, "cost_per_completed_run");
+		char per_s[32] = "-";
+		if (json_is_number(per))
+			snprintf(per_s, sizeof per_s, "%.6f", json_number_value(per));
+		printf("%-28s %8lld %12lld %12lld %12.6f %6lld %12s\n", jstr(g, "key", "(gateway)"),
+		       (long long)json_integer_value(json_object_get(g, "calls")),
+		       (long long)json_integer_value(json_object_get(g, "tokens_in")),
+		       (long long)json_integer_value(json_object_get(g, "tokens_out")),
+		       json_number_value(json_object_get(g, "cost_usd")),
+		       (long long)json_integer_value(json_object_get(g, "runs_completed")), per_s);
+	}
+	const json_t *t = json_object_get(doc, "total");
+	printf("%-28s %8lld %12lld %12lld %12.6f\n", "total", (long long)json_integer_value(json_object_get(t, "calls")),
+	       (long long)json_integer_value(json_object_get(t, "tokens_in")),
+	       (long long)json_integer_value(json_object_get(t, "tokens_out")),
+	       json_number_value(json_object_get(t, "cost_usd")));
+}
+
+int cmd_costs(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		help_costs(stdout);
+		return EXIT_OK;
+	}
+	struct client_opts o = {0};
+	if (parse_opts("costs", argc, argv, &o))
+		return EXIT_USAGE;
+	if (argc - optind > 0)
+		return cli_usage_error("costs", "takes no arguments");
+	struct sl_buf q;
+	sl_buf_init(&q, SL_BUF_MAX_LINE);
+	add_query(&q, "group_by", o.group_by);
+	add_query(&q, "since", o.since);
+	char *path = sl_asprintf("/v1/costs%s", sl_buf_str(&q));
+	sl_buf_free(&q);
+	long status;
+	json_t *doc;
+	int rc = api_call("costs", &o, "GET", path, NULL, &status, &doc);
+	free(path);
+	if (rc) {
+		json_decref(doc);
+		return EXIT_USAGE;
+	}
+	int ret = EXIT_OK;
+	if (status != 200)
+		ret = print_problem("costs", status, doc);
+	else if (o.json)
+		print_json(doc);
+	else
+		print_costs(doc);
+	json_decref(doc);
+	return ret;
 }

@@ -442,3 +442,44 @@ void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
 					 (json_int_t)json_array_size(runs), "runs", runs, "failed", failed,
 					 "next_cursor", next ? next : json_null()));
 }
+
+/* GET /v1/costs?group_by=workflow|route|model|tenant&since=: what model
+ * calls cost, grouped, most expensive first, with the total. */
+void srv_costs(struct sl_server *s, struct srv_req *r)
+{
+	const char *group_by = srv_query(r, "group_by");
+	if (!group_by)
+		group_by = "workflow";
+	if (strcmp(group_by, "workflow") && strcmp(group_by, "route") && strcmp(group_by, "model") &&
+	    strcmp(group_by, "tenant")) {
+		srv_problem(r, 400, "group_by is workflow, route, model or tenant");
+		return;
+	}
+	int64_t since;
+	if (parse_time(r, "since", &since))
+		return;
+	json_t *groups = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_store_ai_costs(sl_engine_store(s->e), group_by, since, &groups, &err);
+	if (rc) {
+		srv_problem_code(r, rc, &err);
+		return;
+	}
+	json_int_t calls = 0, tin = 0, tout = 0, hits = 0;
+	double usd = 0;
+	size_t i;
+	json_t *g;
+	json_array_foreach(groups, i, g)
+	{
+		calls += json_integer_value(json_object_get(g, "calls"));
+		hits += json_integer_value(json_object_get(g, "cache_hits"));
+		tin += json_integer_value(json_object_get(g, "tokens_in"));
+		tout += json_integer_value(json_object_get(g, "tokens_out"));
+		usd += json_number_value(json_object_get(g, "cost_usd"));
+	}
+	json_t *total = json_pack("{s:I, s:I, s:I, s:I, s:f}", "calls", calls, "cache_hits", hits, "tokens_in", tin,
+				  "tokens_out", tout, "cost_usd", usd);
+	srv_reply_json(r, 200, json_pack("{s:s, s:I, s:o, s:o}", "group_by", group_by, "since", (json_int_t)since,
+					 "groups", groups, "total", total));
+}

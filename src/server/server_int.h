@@ -78,6 +78,7 @@ void srv_healthz(struct sl_server *s, struct srv_req *r);
 void srv_readyz(struct sl_server *s, struct srv_req *r);
 void srv_openapi(struct sl_server *s, struct srv_req *r);
 void srv_metrics(struct sl_server *s, struct srv_req *r);
+void srv_costs(struct sl_server *s, struct srv_req *r);
 /* Fills the scrape-time gauges (store counts, DLQ, leases, budgets,
  * requests in flight); registered as a metrics collector while serving. */
 void srv_collect_metrics(void *server);

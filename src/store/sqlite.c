@@ -78,6 +78,15 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	"IFNULL(json_extract(?3, '$.outcome'), 'ok'), json_extract(?3, '$.error_class'), "               \
 	"json_extract(?3, '$.error')"
 
+/* Spend grouped by one column of ai_calls since ?1; completed runs are the
+ * distinct runs of the group whose status is completed. */
+#define AI_COSTS_SQL(col)                                                                               \
+	"SELECT " col ", COUNT(*), IFNULL(SUM(c.tokens_in), 0), IFNULL(SUM(c.tokens_out), 0), "          \
+	"IFNULL(SUM(c.cost_usd), 0), IFNULL(SUM(c.cache_hit), 0), "                                      \
+	"COUNT(DISTINCT CASE WHEN r.status = 'completed' THEN c.run_id END) "                            \
+	"FROM ai_calls c LEFT JOIN runs r ON r.id = c.run_id WHERE c.created_at >= ?1 "                  \
+	"GROUP BY " col " ORDER BY 5 DESC"
+
 #define SQ_STMTS(X)                                                                                         \
 	X(BEGIN_WRITE, "BEGIN IMMEDIATE")                                                                   \
 	X(BEGIN_READ, "BEGIN")                                                                              \
@@ -169,6 +178,10 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 			 "json(CASE WHEN cache_hit THEN 'true' ELSE 'false' END), 'outcome', outcome, "      \
 			 "'error_class', error_class, 'error', error, 'at', created_at) "                    \
 			 "FROM ai_calls WHERE run_id = ?1 ORDER BY seq")                                     \
+	X(AI_COSTS_WORKFLOW, AI_COSTS_SQL("c.workflow"))                                                    \
+	X(AI_COSTS_ROUTE, AI_COSTS_SQL("c.route"))                                                          \
+	X(AI_COSTS_MODEL, AI_COSTS_SQL("c.model"))                                                          \
+	X(AI_COSTS_TENANT, AI_COSTS_SQL("c.tenant"))                                                        \
 	X(AI_SPENT_ROUTE, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE route = ?1 AND created_at >= ?2") \
 	X(AI_SPENT_WORKFLOW, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE workflow = ?1 "           \
 			     "AND created_at >= ?2")
@@ -2055,6 +2068,41 @@ static int sq_dlq_purge(struct sl_store *base, int64_t before_ms, int64_t *purge
 	return purge(sq(base), SQ_DLQ_PURGE, before_ms, purged, err);
 }
 
+static int sq_ai_costs(struct sl_store *base, const char *group_by, int64_t since_ms, json_t **out,
+		       struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	enum sq_st id = strcmp(group_by, "route") == 0    ? SQ_AI_COSTS_ROUTE
+			: strcmp(group_by, "model") == 0  ? SQ_AI_COSTS_MODEL
+			: strcmp(group_by, "tenant") == 0 ? SQ_AI_COSTS_TENANT
+							  : SQ_AI_COSTS_WORKFLOW;
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, id, err);
+	int ret = SL_ESTORE;
+	if (st && !b_i64(st, 1, since_ms)) {
+		json_t *groups = json_array();
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			json_array_append_new(groups, store_cost_group(c_text(st, 0), sqlite3_column_int64(st, 1),
+					      sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+					      sqlite3_column_double(st, 4), sqlite3_column_int64(st, 5),
+					      sqlite3_column_int64(st, 6)));
+		if (rc == SQLITE_DONE) {
+			*out = groups;
+			ret = 0;
+		} else {
+			json_decref(groups);
+			ret = db_err(c, err, "ai costs");
+		}
+	}
+	if (st)
+		st_done(st);
+	rd_put(s, c);
+	return ret;
+}
+
 /* Model calls made outside a run (the chat gateway), in one transaction. */
 static int sq_ai_record(struct sl_store *base, const char *tenant, const json_t *calls, struct sl_err *err)
 {
@@ -2105,6 +2153,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.dlq_count = sq_dlq_count,
 	.ai_spent = sq_ai_spent,
 	.ai_record = sq_ai_record,
+	.ai_costs = sq_ai_costs,
 	.dlq_replay = sq_dlq_replay,
 	.dlq_purge = sq_dlq_purge,
 	.idem_get = sq_idem_get,

@@ -542,6 +542,28 @@ int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *e
 	return s->ops->run_cancel(s, run_id, err);
 }
 
+json_t *store_cost_group(const char *key, int64_t calls, int64_t tokens_in, int64_t tokens_out, double cost_usd,
+			 int64_t cache_hits, int64_t runs_completed)
+{
+	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:f, s:I, s:o}", "key",
+			 key && *key ? json_string(key) : json_null(), "calls", (json_int_t)calls, "cache_hits",
+			 (json_int_t)cache_hits, "tokens_in", (json_int_t)tokens_in, "tokens_out",
+			 (json_int_t)tokens_out, "cost_usd", cost_usd, "runs_completed", (json_int_t)runs_completed,
+			 "cost_per_completed_run",
+			 runs_completed > 0 ? json_real(cost_usd / (double)runs_completed) : json_null());
+}
+
+int sl_store_ai_costs(struct sl_store *s, const char *group_by, int64_t since_ms, json_t **out, struct sl_err *err)
+{
+	NEED(s && group_by && out, "store, group_by and out are required");
+	NEED(strcmp(group_by, "workflow") == 0 || strcmp(group_by, "route") == 0 || strcmp(group_by, "model") == 0 ||
+		     strcmp(group_by, "tenant") == 0,
+	     "group_by is workflow, route, model or tenant");
+	*out = NULL;
+	SLOT(s, ai_costs);
+	return s->ops->ai_costs(s, group_by, since_ms, out, err);
+}
+
 int sl_store_ai_record(struct sl_store *s, const char *tenant, const json_t *calls, struct sl_err *err)
 {
 	NEED(s && json_is_array(calls), "store and an array of call records are required");

@@ -281,6 +281,13 @@ int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, s
 int sl_store_ai_spent(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
 		      struct sl_err *err);
 
+/* What model calls cost since since_ms, grouped by "workflow", "route",
+ * "model" or "tenant": *out is an array (owned), most expensive first, of
+ * {key (null for the chat gateway's calls outside a workflow), calls,
+ * cache_hits, tokens_in, tokens_out, cost_usd, runs_completed,
+ * cost_per_completed_run (null without completed runs)}. */
+int sl_store_ai_costs(struct sl_store *s, const char *group_by, int64_t since_ms, json_t **out, struct sl_err *err);
+
 /* Records model calls made outside any run (the chat gateway): calls is an
  * array of call records (see sl_ai_result.calls); they count toward their
  * route's budget like a step's. tenant may be "" (none). */

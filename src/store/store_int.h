@@ -78,6 +78,7 @@ struct sl_store_ops {
 	int (*release)(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err);
 	int (*lease_owners)(struct sl_store *s, json_t **out, struct sl_err *err);
 	int (*release_owner)(struct sl_store *s, const char *owner, int64_t *released, struct sl_err *err);
+	int (*ai_costs)(struct sl_store *s, const char *group_by, int64_t since_ms, json_t **out, struct sl_err *err);
 	int (*ai_record)(struct sl_store *s, const char *tenant, const json_t *calls, struct sl_err *err);
 	int (*ai_spent)(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
 			struct sl_err *err);
@@ -103,5 +104,9 @@ int sl_store__commit_check(const struct sl_commit *c, struct sl_err *err);
 int sl_store__run_new_check(const struct sl_run_new *r, struct sl_err *err);
 /* Copies an id into a caller's SL_ID_MAX buffer, always terminated. */
 void sl_store__id_copy(char dst[SL_ID_MAX], const char *src);
+
+/* One group of sl_store_ai_costs (store.c), built the same for every store. */
+json_t *store_cost_group(const char *key, int64_t calls, int64_t tokens_in, int64_t tokens_out, double cost_usd,
+			 int64_t cache_hits, int64_t runs_completed);
 
 #endif

@@ -153,6 +153,21 @@ t_is "$(printf '%s' "$doc" | jq '.ai.calls == (.ai_calls | length) and .ai.token
 t_is "$(curl -s "$URL/v1/workflows" | jq '[.workflows[] | select(.name == "triage") | .ai_cost_usd.total > 0 and .ai_cost_usd.month == .ai_cost_usd.total] | .[0]')" \
 	true "GET /v1/workflows says what each workflow's model calls cost"
 
+# costs
+c=$(curl -s "$URL/v1/costs?group_by=route")
+t_is "$(printf '%s' "$c" | jq -r '.group_by')" route "GET /v1/costs groups by route"
+t_is "$(printf '%s' "$c" | jq '[.groups[] | select(.key == "chat") | .calls >= 4] | .[0]')" true "…counting the chat route's calls"
+t_is "$(printf '%s' "$c" | jq '((.total.cost_usd - ([.groups[].cost_usd] | add)) | fabs) < 1e-12')" true "…and a total that adds up"
+c=$(curl -s "$URL/v1/costs")
+t_is "$(printf '%s' "$c" | jq '[.groups[] | select(.key == "triage")][0] | .runs_completed >= 1 and .cost_per_completed_run > 0')" \
+	true "by workflow (the default), with the cost per completed run"
+t_is "$(printf '%s' "$c" | jq '[.groups[] | select(.key == null)] | length')" 1 "…and the gateway's calls as a group of their own"
+t_is "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/costs?group_by=colour")" 400 "an unknown group_by is 400"
+out=$("$SLUICE" costs --server "$URL" --group-by model); rc=$?
+t_is "$rc" 0 "sluice costs exits 0"
+t_like "$out" "^GROUP +CALLS +TOKENS_IN" "…prints a table"
+t_like "$out" "total +[0-9]+" "…with the total"
+
 # the official openai client
 js="$TOP/tests/js"
 if [ ! -d "$js/node_modules/openai" ] && command -v npm >/dev/null; then

@@ -1616,6 +1616,62 @@ static void test_bench(void **state)
 	       creates, single, grouped, grouped64, f->path);
 }
 
+/* Model call records: with a step (ai_calls of a commit), outside a run
+ * (the gateway), summed by route/workflow (budgets) and grouped (costs). */
+static void test_ai_calls_and_costs(void **state)
+{
+	struct fx *f = *state;
+	char id[SL_ID_MAX];
+	mk_run(f->s, "wf", 1, id);
+	struct sl_task t[1];
+	assert_int_equal(claim(f->s, "w", 1, t), 1);
+	json_t *calls = json_pack("[{s:s, s:s, s:s, s:I, s:I, s:f, s:s}, {s:s, s:s, s:s, s:I, s:I, s:f, s:s, s:b}]",
+				  "route", "r", "model", "small", "provider", "p", "tokens_in", (json_int_t)10,
+				  "tokens_out", (json_int_t)5, "cost_usd", 0.25, "outcome", "low_confidence", "route", "r",
+				  "model", "big", "provider", "p", "tokens_in", (json_int_t)20, "tokens_out", (json_int_t)7,
+				  "cost_usd", 0.5, "outcome", "ok", "cache_hit", 0);
+	struct sl_commit c = step_commit(&t[0], NULL, 1, SL_TASK_DONE);
+	c.status = SL_RUN_COMPLETED;
+	c.ai_calls = calls;
+	c.ai_step_id = "classify";
+	assert_int_equal(commit1(f->s, &c), 0);
+	json_t *gw = json_pack("[{s:s, s:s, s:s, s:I, s:I, s:f, s:s}]", "route", "chat", "model", "big", "provider", "p",
+			       "tokens_in", (json_int_t)3, "tokens_out", (json_int_t)4, "cost_usd", 1.0, "outcome", "ok");
+	assert_int_equal(sl_store_ai_record(f->s, "", gw, &f->err), 0);
+	double usd = -1;
+	assert_int_equal(sl_store_ai_spent(f->s, "route", "r", 0, &usd, &f->err), 0);
+	assert_true(usd > 0.7499 && usd < 0.7501);
+	assert_int_equal(sl_store_ai_spent(f->s, "workflow", "wf", 0, &usd, &f->err), 0);
+	assert_true(usd > 0.7499 && usd < 0.7501);
+	assert_int_equal(sl_store_ai_spent(f->s, "route", "r", sl_now_ms() + 60000, &usd, &f->err), 0);
+	assert_true(usd == 0); /* since a later time: nothing */
+	json_t *doc = NULL;
+	assert_int_equal(sl_store_run_get(f->s, id, &doc, &f->err), 0);
+	assert_int_equal(json_array_size(json_object_get(doc, "ai_calls")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(doc, "ai_calls"), 0), "step")),
+			    "classify");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "ai"), "tokens_in")), 30);
+	json_decref(doc);
+	json_t *groups = NULL;
+	assert_int_equal(sl_store_ai_costs(f->s, "workflow", 0, &groups, &f->err), 0);
+	assert_int_equal(json_array_size(groups), 2);
+	json_t *top = json_array_get(groups, 0); /* most expensive first: the gateway's $1 */
+	assert_true(json_is_null(json_object_get(top, "key")));
+	json_t *wf = json_array_get(groups, 1);
+	assert_string_equal(json_string_value(json_object_get(wf, "key")), "wf");
+	assert_int_equal(json_integer_value(json_object_get(wf, "calls")), 2);
+	assert_int_equal(json_integer_value(json_object_get(wf, "runs_completed")), 1);
+	assert_true(json_number_value(json_object_get(wf, "cost_per_completed_run")) > 0.7499);
+	json_decref(groups);
+	assert_int_equal(sl_store_ai_costs(f->s, "model", 0, &groups, &f->err), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(groups, 0), "key")), "big");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(groups, 0), "calls")), 2);
+	json_decref(groups);
+	assert_int_equal(sl_store_ai_costs(f->s, "colour", 0, &groups, &f->err), SL_EINVAL);
+	json_decref(calls);
+	json_decref(gw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1647,6 +1703,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ai_calls_and_costs, setup, teardown),
 		cmocka_unit_test(test_memory_store),
 		cmocka_unit_test_setup_teardown(test_bench, setup, teardown), /* last: only when asked */
 	};
