@@ -180,12 +180,19 @@ static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, st
 	char *url = sl_asprintf("%s/v1/messages", a->base_url);
 	char *key = a->api_key ? sl_asprintf("x-api-key: %s", a->api_key) : NULL;
 	char *corr = in->correlation_id ? sl_asprintf("X-Correlation-Id: %s", in->correlation_id) : NULL;
-	const char *headers[4] = {"anthropic-version: " ANTHROPIC_VERSION};
+	char tp[56], *trace = NULL;
+	if (in->correlation_id) {
+		sl_traceparent(in->correlation_id, tp);
+		trace = sl_asprintf("traceparent: %s", tp);
+	}
+	const char *headers[5] = {"anthropic-version: " ANTHROPIC_VERSION};
 	size_t nh = 1;
 	if (key)
 		headers[nh++] = key;
 	if (corr)
 		headers[nh++] = corr;
+	if (trace)
+		headers[nh++] = trace;
 	json_t *req = request_body(in);
 	char *body = json_dumps(req, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(req);
@@ -203,6 +210,7 @@ static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, st
 	ai_http_reply_free(&r);
 	free(body);
 	free(corr);
+	free(trace);
 	if (key) {
 		explicit_bzero(key, strlen(key));
 		free(key);

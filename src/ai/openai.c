@@ -122,12 +122,19 @@ static int openai_call(struct ai_provider *p, const struct ai_call_in *in, struc
 	char *url = sl_asprintf("%s/chat/completions", o->base_url);
 	char *auth = o->api_key ? sl_asprintf("Authorization: Bearer %s", o->api_key) : NULL;
 	char *corr = in->correlation_id ? sl_asprintf("X-Correlation-Id: %s", in->correlation_id) : NULL;
-	const char *headers[3] = {0};
+	char tp[56], *trace = NULL;
+	if (in->correlation_id) {
+		sl_traceparent(in->correlation_id, tp);
+		trace = sl_asprintf("traceparent: %s", tp);
+	}
+	const char *headers[4] = {0};
 	size_t nh = 0;
 	if (auth)
 		headers[nh++] = auth;
 	if (corr)
 		headers[nh++] = corr;
+	if (trace)
+		headers[nh++] = trace;
 	json_t *req = request_body(in);
 	char *body = json_dumps(req, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(req);
@@ -142,6 +149,7 @@ static int openai_call(struct ai_provider *p, const struct ai_call_in *in, struc
 	ai_http_reply_free(&r);
 	free(body);
 	free(corr);
+	free(trace);
 	if (auth) {
 		explicit_bzero(auth, strlen(auth));
 		free(auth);

@@ -399,7 +399,7 @@ static void init_auth(struct http_conn *hc, const json_t *doc, struct sl_conf_ct
 static bool header_reserved(const char *name)
 {
 	static const char *const reserved[] = {"Content-Length", "Transfer-Encoding", "Idempotency-Key",
-					       "X-Correlation-Id", "Expect", NULL};
+					       "X-Correlation-Id", "traceparent", "Expect", NULL};
 	for (int i = 0; reserved[i]; i++)
 		if (strcasecmp(name, reserved[i]) == 0)
 			return true;
@@ -873,6 +873,10 @@ static int build_headers(struct http_xfer *x, const struct sl_call *call, struct
 	}
 	if (call->correlation_id) {
 		snprintf(line, sizeof line, "X-Correlation-Id: %s", call->correlation_id);
+		l = slist_add(l, line, &oom);
+		char tp[56];
+		sl_traceparent(call->correlation_id, tp);
+		snprintf(line, sizeof line, "traceparent: %s", tp);
 		l = slist_add(l, line, &oom);
 	}
 	x->hdrs = l;

@@ -1145,8 +1145,8 @@ static void calls_add(struct sim_model *m, json_t *rec, size_t bytes)
 }
 
 /* One entry of /_sim/calls; body is the request as received (borrowed). */
-static void calls_note(struct sim_model *m, const char *url, json_t *body, size_t bytes, unsigned status,
-		       const struct answer *an, int rule)
+static void calls_note(struct sim_model *m, struct MHD_Connection *con, const char *url, json_t *body, size_t bytes,
+		       unsigned status, const struct answer *an, int rule)
 {
 	char ts[32];
 	sl_time_format(sl_now_ms(), ts);
@@ -1159,6 +1159,11 @@ static void calls_note(struct sim_model *m, const char *url, json_t *body, size_
 	if (!rec)
 		return;
 	json_object_set_new(rec, "rule", rule >= 0 ? json_integer(rule) : json_null());
+	/* what ties the call to a run: tests follow one id across systems */
+	const char *corr = con ? MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Correlation-Id") : NULL;
+	const char *tp = con ? MHD_lookup_connection_value(con, MHD_HEADER_KIND, "traceparent") : NULL;
+	json_object_set_new(rec, "correlation_id", corr ? json_string(corr) : json_null());
+	json_object_set_new(rec, "traceparent", tp ? json_string(tp) : json_null());
 	calls_add(m, rec, bytes);
 }
 
@@ -1240,7 +1245,7 @@ static void chat_completion(struct sl_sim *s, const struct sim_req *rq, enum api
 		}
 	}
 	/* a 400 before the model read anything counts no tokens */
-	calls_note(m, rq->url, rq->body, rq->body ? json_dumpb(rq->body, NULL, 0, JSON_COMPACT | SL_JSON_REAL) : 0, rp->status,
+	calls_note(m, rq->con, rq->url, rq->body, rq->body ? json_dumpb(rq->body, NULL, 0, JSON_COMPACT | SL_JSON_REAL) : 0, rp->status,
 		   st ? NULL : &an, rule);
 	answer_free(&an);
 	chat_free(&ch);
@@ -1308,7 +1313,7 @@ static void model_reject(struct sl_sim *s, const char *url, const struct sl_buf 
 	json_t *doc = body->len ? json_loadb(body->p, body->len, JSON_DECODE_ANY, NULL) : NULL;
 	if (!doc && body->len) /* kept as text when it is not JSON; dropped when not UTF-8 either */
 		doc = json_stringn(body->p, body->len);
-	calls_note(s->model, url, doc, body->len, status, NULL, -1);
+	calls_note(s->model, NULL, url, doc, body->len, status, NULL, -1);
 	json_decref(doc);
 }
 

@@ -578,3 +578,29 @@ void sl_assert_fail(const char *cond, const char *file, int line, const char *fu
 	backtrace_symbols_fd(frames, n, 2);
 	abort();
 }
+
+void sl_trace_id(const char *correlation_id, char out[33])
+{
+	const char *c = correlation_id ? correlation_id : "";
+	bool hex = strlen(c) == 32;
+	for (size_t i = 0; hex && i < 32; i++)
+		hex = (c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'f');
+	if (hex) {
+		memcpy(out, c, 33);
+		return;
+	}
+	char h[65];
+	sl_sha256_hex(c, strlen(c), h);
+	memcpy(out, h, 32);
+	out[32] = '\0';
+}
+
+void sl_traceparent(const char *correlation_id, char out[56])
+{
+	char trace[33], span[17];
+	unsigned char b[8];
+	sl_trace_id(correlation_id, trace);
+	sl_random_bytes(b, sizeof b);
+	sl_hex(b, sizeof b, span);
+	snprintf(out, 56, "00-%s-%s-01", trace, span);
+}

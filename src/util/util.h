@@ -176,6 +176,13 @@ uint64_t sl_random_below(uint64_t n);
 /* SHA-256 of data as 64 lowercase hex chars + NUL. */
 void sl_sha256_hex(const void *data, size_t len, char out[65]);
 void sl_hmac_sha256(const void *key, size_t klen, const void *data, size_t dlen, unsigned char out[32]);
+/* The W3C trace id of a correlation id: the id itself when it is 32
+ * lower-case hex digits (it came from a traceparent), else the first 32 hex
+ * digits of its SHA-256, so every hop of one run shares one trace. */
+void sl_trace_id(const char *correlation_id, char out[33]);
+/* A W3C traceparent header value for a new span of that trace:
+ * "00-TRACEID-SPANID-01" (span id random). */
+void sl_traceparent(const char *correlation_id, char out[56]);
 void sl_hex(const unsigned char *in, size_t n, char *out /* 2n+1 */);
 /* Constant-time comparison of two equal-length byte strings. */
 bool sl_ct_equal(const void *a, const void *b, size_t n);

@@ -153,6 +153,24 @@ t_is "$(printf '%s' "$doc" | jq '.ai.calls == (.ai_calls | length) and .ai.token
 t_is "$(curl -s "$URL/v1/workflows" | jq '[.workflows[] | select(.name == "triage") | .ai_cost_usd.total > 0 and .ai_cost_usd.month == .ai_cost_usd.total] | .[0]')" \
 	true "GET /v1/workflows says what each workflow's model calls cost"
 
+# correlation: one id from the caller to the model
+tp=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+run=$(curl -s -H 'Content-Type: application/json' -H "traceparent: $tp" -d '{"text":"my invoice is wrong"}' \
+	"$URL/v1/workflows/triage/runs" | jq -r .run_id)
+for _ in $(seq 100); do
+	[ "$(curl -s "$URL/v1/runs/$run" | jq -r .status)" = completed ] && break
+	sleep 0.05
+done
+t_is "$(curl -s "$URL/v1/runs/$run" | jq -r .correlation_id)" 0af7651916cd43dd8448eb211c80319c \
+	"a run takes its correlation id from the caller's traceparent"
+last=$(curl -s "$SIM_URL/_sim/calls" | jq -c '(.calls // .) | map(select(.correlation_id == "0af7651916cd43dd8448eb211c80319c")) | last')
+t_like "$(printf '%s' "$last" | jq -r .traceparent)" "^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$" \
+	"…the model call carries it (X-Correlation-Id and traceparent, same trace)"
+curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-Correlation-Id: chat-corr-42' \
+	-d '{"model":"chat","messages":[{"role":"user","content":"trace me"}]}' "$URL/v1/chat/completions"
+t_is "$(curl -s "$SIM_URL/_sim/calls" | jq -r '(.calls // .) | last | .correlation_id')" chat-corr-42 \
+	"the gateway passes the caller's X-Correlation-Id to the model"
+
 # costs
 c=$(curl -s "$URL/v1/costs?group_by=route")
 t_is "$(printf '%s' "$c" | jq -r '.group_by')" route "GET /v1/costs groups by route"

@@ -170,6 +170,25 @@ static void test_utc_period_starts(void **state)
 	assert_int_equal(sl_utc_month_start_ms(1793491200000), 1793491200000);
 }
 
+static void test_trace_ids(void **state)
+{
+	(void)state;
+	char t[33], tp[56];
+	sl_trace_id("0af7651916cd43dd8448eb211c80319c", t);
+	assert_string_equal(t, "0af7651916cd43dd8448eb211c80319c"); /* from a traceparent: kept */
+	sl_trace_id("cor_01M84VHD60CEQCMDGCW41QC8QF", t);
+	assert_int_equal(strlen(t), 32);
+	char again[33];
+	sl_trace_id("cor_01M84VHD60CEQCMDGCW41QC8QF", again);
+	assert_string_equal(t, again); /* the same id, the same trace */
+	sl_traceparent("cor_x", tp);
+	sl_trace_id("cor_x", t);
+	assert_int_equal(strlen(tp), 55);
+	assert_memory_equal(tp, "00-", 3);
+	assert_memory_equal(tp + 3, t, 32);
+	assert_string_equal(tp + 52, "-01");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +201,7 @@ int main(void)
 		cmocka_unit_test(test_secrets),
 		cmocka_unit_test(test_codes_and_classes),
 		cmocka_unit_test(test_utc_period_starts),
+		cmocka_unit_test(test_trace_ids),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
