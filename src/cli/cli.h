@@ -30,6 +30,8 @@ int cmd_runs(int argc, char **argv);
 void help_runs(FILE *out);
 int cmd_dlq(int argc, char **argv);
 void help_dlq(FILE *out);
+int cmd_connectors(int argc, char **argv);
+void help_connectors(FILE *out);
 int cmd_costs(int argc, char **argv);
 void help_costs(FILE *out);
 int cmd_sim(int argc, char **argv);

@@ -26,6 +26,8 @@ int cmd_dlq(int argc, char **argv);
 void help_dlq(FILE *out);
 int cmd_costs(int argc, char **argv);
 void help_costs(FILE *out);
+int cmd_connectors(int argc, char **argv);
+void help_connectors(FILE *out);
 
 #define DEFAULT_SERVER "http://127.0.0.1:8080"
 
@@ -636,6 +638,72 @@ int cmd_costs(int argc, char **argv)
 		print_json(doc);
 	else
 		print_costs(doc);
+	json_decref(doc);
+	return ret;
+}
+
+/* ---- sluice connectors ------------------------------------------------------------------ */
+
+void help_connectors(FILE *out)
+{
+	fprintf(out,
+		"Usage: sluice connectors [--json] [--server URL]\n\n"
+		"Connector health as a running `sluice serve` saw it (GET /v1/connectors):\n"
+		"state (healthy; degraded: failing since its last success; unhealthy: an auth\n"
+		"error since its last success), last success, calls, errors and the last\n"
+		"error's class and reason.\n\n"
+		"Options:\n"
+		"  --server URL        default " DEFAULT_SERVER " (token: SLUICE_TOKEN)\n"
+		"  --json              print the server's JSON\n"
+		"  -h, --help          this text\n\n"
+		"Exit: 0 all healthy, 1 one is degraded or unhealthy (or the server refused),\n"
+		"2 usage or connection error.\n");
+}
+
+int cmd_connectors(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		help_connectors(stdout);
+		return EXIT_OK;
+	}
+	struct client_opts o = {0};
+	if (parse_opts("connectors", argc, argv, &o))
+		return EXIT_USAGE;
+	if (argc - optind > 0)
+		return cli_usage_error("connectors", "takes no arguments");
+	long status;
+	json_t *doc;
+	if (api_call("connectors", &o, "GET", "/v1/connectors", NULL, &status, &doc)) {
+		json_decref(doc);
+		return EXIT_USAGE;
+	}
+	if (status != 200) {
+		int ret = print_problem("connectors", status, doc);
+		json_decref(doc);
+		return ret;
+	}
+	int ret = EXIT_OK;
+	if (o.json)
+		print_json(doc);
+	else
+		printf("%-20s %-8s %-10s %-20s %7s %7s  %s\n", "CONNECTOR", "TYPE", "STATE", "LAST SUCCESS", "CALLS",
+		       "ERRORS", "LAST ERROR");
+	size_t i;
+	const json_t *c;
+	json_array_foreach(json_object_get(doc, "connectors"), i, c)
+	{
+		if (strcmp(jstr(c, "state", ""), "healthy") != 0)
+			ret = EXIT_FAIL;
+		if (o.json)
+			continue;
+		char err[300] = "-";
+		if (json_is_string(json_object_get(c, "last_error")))
+			snprintf(err, sizeof err, "%s: %s", jstr(c, "last_error_class", ""), jstr(c, "last_error", ""));
+		printf("%-20s %-8s %-10s %-20s %7lld %7lld  %s\n", jstr(c, "name", ""), jstr(c, "type", ""),
+		       jstr(c, "state", ""), jstr(c, "last_success", "never"),
+		       (long long)json_integer_value(json_object_get(c, "calls")),
+		       (long long)json_integer_value(json_object_get(c, "errors")), err);
+	}
 	json_decref(doc);
 	return ret;
 }

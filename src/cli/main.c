@@ -21,6 +21,8 @@ static const struct cli_verb verbs[] = {
 	{"serve", "run the engine and the HTTP API / webhooks", cmd_serve, help_serve},
 	{"runs", "list, show and cancel runs on a server", cmd_runs, help_runs},
 	{"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq},
+	{"connectors", "connector health (state, last success, last error) on a server", cmd_connectors,
+	 help_connectors},
 	{"costs", "what model calls cost, by workflow, route, model or tenant, on a server", cmd_costs, help_costs},
 	{"sim", "run a vendor (helpdesk, crm, erp) or model API simulator with fault injection", cmd_sim, help_sim},
 	{"model", "models: list and try routes, train and measure the local models", cmd_model, help_model},

@@ -150,7 +150,7 @@ void sl_metric_add(enum sl_metric m, const char *const *labels, double v)
 void sl_metric_set(enum sl_metric m, const char *const *labels, double v)
 {
 	struct family *f = family(m);
-	if (!f || f->type != GAUGE)
+	if (!f || f->type == HISTOGRAM)
 		return;
 	pthread_mutex_lock(&f->mu);
 	struct series *s = series_get(f, labels);

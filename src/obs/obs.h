@@ -65,7 +65,15 @@
 	X(RUNS_BY_STATUS, GAUGE, "sluice_runs", "Runs in the store, by status (queued is the queue depth)", "status") \
 	X(DLQ_SIZE, GAUGE, "sluice_dlq_entries", "Dead-letter entries not yet replayed", "")                         \
 	X(LEASES_HELD, GAUGE, "sluice_leases_held", "Run tasks leased by a worker now", "")                          \
-	X(HTTP_INFLIGHT, GAUGE, "sluice_http_requests_in_flight", "Requests being handled now", "")
+	X(HTTP_INFLIGHT, GAUGE, "sluice_http_requests_in_flight", "Requests being handled now", "")               \
+	X(CONNECTOR_UP, GAUGE, "sluice_connector_up",                                                              \
+	  "1 when a connector is healthy or degraded, 0 when unhealthy (an auth error since its last success)",    \
+	  "connector")                                                                                             \
+	X(CONNECTOR_SUCCESS_AGE, GAUGE, "sluice_connector_last_success_age_seconds",                               \
+	  "Seconds since a connector's last successful call (absent when it never succeeded)", "connector")        \
+	X(CONNECTOR_CALLS, COUNTER, "sluice_connector_calls_total", "Calls made through a connector", "connector") \
+	X(CONNECTOR_ERRORS, COUNTER, "sluice_connector_errors_total",                                              \
+	  "Failed calls through a connector, by the class of the last error", "connector")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,
@@ -74,8 +82,9 @@ enum sl_metric {
 	SL_M__COUNT
 };
 
-/* Adds v (>= 0) to a counter, or sets a gauge to v. labels holds the
- * family's label values in order (NULL or "" is rendered as ""). */
+/* Adds v (>= 0) to a counter, or sets a gauge to v (or a counter, when a
+ * collector copies a count kept elsewhere). labels holds the family's label
+ * values in order (NULL or "" is rendered as ""). */
 void sl_metric_add(enum sl_metric m, const char *const *labels, double v);
 void sl_metric_set(enum sl_metric m, const char *const *labels, double v);
 /* Records one observation (seconds for the *_seconds families). */

@@ -483,3 +483,34 @@ void srv_costs(struct sl_server *s, struct srv_req *r)
 	srv_reply_json(r, 200, json_pack("{s:s, s:I, s:o, s:o}", "group_by", group_by, "since", (json_int_t)since,
 					 "groups", groups, "total", total));
 }
+
+static json_t *time_or_null(int64_t ms)
+{
+	if (!ms)
+		return json_null();
+	char t[32];
+	sl_time_format(ms, t);
+	return json_string(t);
+}
+
+/* GET /v1/connectors: each connector's health as this process saw it. */
+void srv_connectors(struct sl_server *s, struct srv_req *r)
+{
+	struct sl_project *p = sl_engine_project(s->e);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < p->nconnectors; i++) {
+		const struct sl_connector *c = p->connectors[i];
+		struct sl_health h;
+		sl_connector_health(p->connectors[i], &h);
+		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "name", c->name, "type", c->type->name,
+				      "state", srv_connector_state(&h), "last_success", time_or_null(h.last_success_ms),
+				      "last_error_at", time_or_null(h.last_error_ms), "calls", (json_int_t)h.calls,
+				      "errors", (json_int_t)h.errors);
+		bool failed = h.last_error_ms != 0;
+		json_object_set_new(o, "last_error_class",
+				    failed ? json_string(sl_class_name(h.last_error_class)) : json_null());
+		json_object_set_new(o, "last_error", failed ? json_string(h.last_error) : json_null());
+		json_array_append_new(arr, o);
+	}
+	srv_reply_json(r, 200, json_pack("{s:o}", "connectors", arr));
+}

@@ -57,12 +57,37 @@ static void budget_left(const struct sl_ai_budget_state *b, void *ud)
 	sl_metric_set(SL_M_AI_BUDGET_LEFT, l, left > 0 ? left : 0);
 }
 
+/* healthy, degraded (failing since its last success) or unhealthy (auth) */
+const char *srv_connector_state(const struct sl_health *h)
+{
+	if (!h->healthy)
+		return "unhealthy";
+	return h->last_error_ms > h->last_success_ms ? "degraded" : "healthy";
+}
+
+static void collect_connectors(struct sl_project *p)
+{
+	sl_metric_clear(SL_M_CONNECTOR_SUCCESS_AGE);
+	int64_t now = sl_now_ms();
+	for (size_t i = 0; i < p->nconnectors; i++) {
+		struct sl_health h;
+		sl_connector_health(p->connectors[i], &h);
+		const char *l[] = {p->connectors[i]->name};
+		sl_metric_set(SL_M_CONNECTOR_UP, l, h.healthy ? 1 : 0);
+		sl_metric_set(SL_M_CONNECTOR_CALLS, l, (double)h.calls);
+		sl_metric_set(SL_M_CONNECTOR_ERRORS, l, (double)h.errors);
+		if (h.last_success_ms)
+			sl_metric_set(SL_M_CONNECTOR_SUCCESS_AGE, l, (double)(now - h.last_success_ms) / 1000.0);
+	}
+}
+
 void srv_collect_metrics(void *server)
 {
 	struct sl_server *s = server;
 	struct sl_store *st = sl_engine_store(s->e);
 	collect_runs(st);
 	collect_queue(st);
+	collect_connectors(sl_engine_project(s->e));
 	sl_metric_clear(SL_M_AI_BUDGET_LEFT);
 	sl_ai_budgets(sl_engine_project(s->e)->ai, budget_left, NULL);
 	/* this scrape is one of them: it is not counted */

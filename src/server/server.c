@@ -32,12 +32,13 @@ static const struct sl_server_route routes[] = {
 	{"POST", "/v1/chat/completions"},
 	{"GET", "/v1/models"},
 	{"GET", "/v1/costs"},
+	{"GET", "/v1/connectors"},
 };
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook, srv_chat_completions,
-	srv_models,     srv_costs,
+	srv_models,     srv_costs,      srv_connectors,
 };
 
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");

@@ -79,6 +79,9 @@ void srv_readyz(struct sl_server *s, struct srv_req *r);
 void srv_openapi(struct sl_server *s, struct srv_req *r);
 void srv_metrics(struct sl_server *s, struct srv_req *r);
 void srv_costs(struct sl_server *s, struct srv_req *r);
+void srv_connectors(struct sl_server *s, struct srv_req *r);
+struct sl_health;
+const char *srv_connector_state(const struct sl_health *h); /* metrics.c */
 /* Fills the scrape-time gauges (store counts, DLQ, leases, budgets,
  * requests in flight); registered as a metrics collector while serving. */
 void srv_collect_metrics(void *server);

@@ -56,4 +56,31 @@ t_like "$m" 'sluice_ai_budget_remaining_usd\{scope="route",name="chat"\} 4\.9' "
 t_like "$m" 'sluice_runs\{status="queued"\} 0' "runs by status (the queue depth)"
 t_like "$m" 'sluice_http_requests_total\{method="POST",route="/hooks/\{path\}",code="202"\} 3' "HTTP requests by route template and code"
 t_unlike "$m" 'run_[0-9A-Z]{20}' "no run id ever becomes a label"
+t_like "$m" 'sluice_connector_up\{connector="helpdesk"\} 1' "connectors are up"
+t_like "$m" 'sluice_connector_calls_total\{connector="helpdesk"\} [3-9]' "…with their calls"
+t_like "$m" 'sluice_connector_last_success_age_seconds\{connector="helpdesk"\} [0-9.]+' "…and the age of their last success"
+
+# connector health
+c=$(curl -s "$URL/v1/connectors")
+t_is "$(printf '%s' "$c" | jq -r '.connectors[] | select(.name == "helpdesk") | .state + " " + (.calls >= 3 | tostring)')" \
+	"healthy true" "GET /v1/connectors: the helpdesk is healthy"
+out=$("$SLUICE" connectors --server "$URL"); rc=$?
+t_is "$rc" 0 "sluice connectors exits 0 when all are healthy"
+t_like "$out" 'helpdesk +http +healthy' "…and prints a table"
+kill "$TARGET_PID" 2>/dev/null; wait "$TARGET_PID" 2>/dev/null
+curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary @"$F" "$URL/v1/workflows/support-triage/runs"
+for _ in $(seq 100); do
+	st=$(curl -s "$URL/v1/connectors" | jq -r '.connectors[] | select(.name == "helpdesk") | .state')
+	[ "$st" = degraded ] && break
+	sleep 0.1
+done
+t_is "$st" degraded "a connector failing since its last success is degraded"
+t_is "$(curl -s "$URL/v1/connectors" | jq -r '.connectors[] | select(.name == "helpdesk") | .last_error_class')" transient \
+	"…with the last error's class"
+out=$("$SLUICE" connectors --server "$URL"); rc=$?
+t_is "$rc" 1 "sluice connectors exits 1 then"
+t_unlike "$(curl -s "$URL/v1/connectors")$out" "$HELPDESK_TOKEN" "no secret in connector health"
+if command -v promtool >/dev/null; then
+	t_ok "the scrape still passes promtool" sh -c "curl -s '$URL/metrics' | promtool check metrics"
+fi
 t_done
