@@ -35,7 +35,7 @@ void help_runs(FILE *out)
 {
 	fprintf(out,
 		"Usage: sluice runs list [--workflow NAME] [--status STATUS] [--limit N] [--cursor C]\n"
-		"       sluice runs show ID\n"
+		"       sluice runs show ID [--trace]\n"
 		"       sluice runs cancel ID\n\n"
 		"Talks to a running `sluice serve` over its HTTP API.\n\n"
 		"Options:\n"
@@ -45,7 +45,8 @@ void help_runs(FILE *out)
 		"  --status STATUS     list: queued, running, waiting, completed, dead, cancelled, ...\n"
 		"  --limit N           list: page size, 1 to 500 (default 50)\n"
 		"  --cursor C          list: the page after C (printed under the table)\n"
-		"  --json              print the server's JSON\n"
+		"  --trace             show: the span tree (run > step > attempt > model call)\n"
+		"  --json              print the server's JSON (with --trace: OTLP/JSON)\n"
 		"  -h, --help          this text\n\n"
 		"Exit: 0 ok, 1 the server refused (not found, already ended, ...), 2 usage or\n"
 		"connection error.\n");
@@ -75,7 +76,7 @@ void help_dlq(FILE *out)
 struct client_opts {
 	const char *server, *workflow, *status, *step, *error_class, *since, *until, *cursor, *limit;
 	const char *input_path, *version, *group_by;
-	bool json, all;
+	bool json, all, trace;
 };
 
 /* ---- HTTP --------------------------------------------------------------------- */
@@ -208,7 +209,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct client_opt
 		{"limit", required_argument, NULL, 'n'},    {"input", required_argument, NULL, 'i'},
 		{"version", required_argument, NULL, 'v'},  {"json", no_argument, NULL, 'j'},
 		{"all", no_argument, NULL, 'A'},            {"group-by", required_argument, NULL, 'g'},
-		{NULL, 0, NULL, 0},
+		{"trace", no_argument, NULL, 'T'},          {NULL, 0, NULL, 0},
 	};
 	int c;
 	int64_t v;
@@ -238,6 +239,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct client_opt
 		case 'j': o->json = true; break;
 		case 'A': o->all = true; break;
 		case 'g': o->group_by = optarg; break;
+		case 'T': o->trace = true; break;
 		default: return cli_usage_error(verb, "unknown option");
 		}
 	}
@@ -317,10 +319,48 @@ static void print_run(const json_t *run)
 	}
 }
 
+static int64_t nanos_ms(const json_t *span, const char *key)
+{
+	const char *v = json_string_value(json_object_get(span, key));
+	return v ? strtoll(v, NULL, 10) / 1000000 : 0;
+}
+
+/* The span tree, children under their parent, in start order. */
+static void print_spans(const json_t *spans, const char *parent, int depth, int64_t t0)
+{
+	size_t i;
+	const json_t *sp;
+	json_array_foreach(spans, i, sp)
+	{
+		const char *p = json_string_value(json_object_get(sp, "parentSpanId"));
+		if (strcmp(p ? p : "", parent) != 0)
+			continue;
+		int64_t start = nanos_ms(sp, "startTimeUnixNano"), end = nanos_ms(sp, "endTimeUnixNano");
+		json_int_t code = json_integer_value(json_object_get(json_object_get(sp, "status"), "code"));
+		const char *msg = json_string_value(json_object_get(json_object_get(sp, "status"), "message"));
+		printf("%*s%-*s +%6lld ms %6lld ms  %s%s%s\n", depth * 2, "", 40 - depth * 2, jstr(sp, "name", "?"),
+		       (long long)(start - t0), (long long)(end - start), code == 2 ? "error" : "ok", msg ? ": " : "",
+		       msg ? msg : "");
+		print_spans(spans, jstr(sp, "spanId", ""), depth + 1, t0);
+	}
+}
+
+static void print_trace(const json_t *doc)
+{
+	const json_t *spans =
+		json_object_get(json_array_get(json_object_get(json_array_get(json_object_get(doc, "resourceSpans"), 0),
+							       "scopeSpans"),
+					       0),
+				"spans");
+	const json_t *root = json_array_get(spans, 0);
+	printf("trace %s\n", jstr(root, "traceId", "?"));
+	print_spans(spans, "", 0, nanos_ms(root, "startTimeUnixNano"));
+}
+
 static int runs_one(const struct client_opts *o, const char *sub, const char *id)
 {
 	bool show = strcmp(sub, "show") == 0;
-	char *path = path_of(show ? "/v1/runs/%s" : "/v1/runs/%s/cancel", id);
+	char *path = path_of(show ? (o->trace ? "/v1/runs/%s/trace" : "/v1/runs/%s") : "/v1/runs/%s/cancel", id);
 	long st;
 	json_t *doc;
 	int rc = api_call("runs", o, show ? "GET" : "POST", path, NULL, &st, &doc);
@@ -332,6 +372,8 @@ static int runs_one(const struct client_opts *o, const char *sub, const char *id
 		code = print_problem("runs", st, doc);
 	else if (o->json)
 		print_json(doc);
+	else if (show && o->trace)
+		print_trace(doc);
 	else if (show)
 		print_run(doc);
 	else

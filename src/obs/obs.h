@@ -18,6 +18,7 @@
 #ifndef SL_OBS_H
 #define SL_OBS_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "util/util.h"
@@ -105,5 +106,11 @@ char *sl_metrics_render(void);
 
 /* Forgets every series (tests). */
 void sl_metrics_reset(void);
+
+/* ---- traces ------------------------------------------------------------------------ */
+/* A run's span tree (run > step > attempt > model call) as an OTLP/JSON
+ * ExportTraceServiceRequest, derived from the run document of
+ * sl_store_run_get (borrowed). Returns owned, or NULL when run has no id. */
+json_t *sl_trace_from_run(const json_t *run);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "contract/contract.h"
+#include "obs/obs.h"
 #include "server/server_int.h"
 #include "store/store.h"
 
@@ -252,6 +253,27 @@ void srv_run_get(struct sl_server *s, struct srv_req *r)
 	}
 	snprintf(r->run_id, sizeof r->run_id, "%s", r->params[0]);
 	srv_reply_json(r, 200, doc);
+}
+
+/* GET /v1/runs/ID/trace: the run's span tree as OTLP/JSON. */
+void srv_run_trace(struct sl_server *s, struct srv_req *r)
+{
+	json_t *doc = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_store_run_get(sl_engine_store(s->e), r->params[0], &doc, &err);
+	if (rc) {
+		srv_problem_code(r, rc, rc == SL_ENOTFOUND ? NULL : &err);
+		return;
+	}
+	snprintf(r->run_id, sizeof r->run_id, "%s", r->params[0]);
+	json_t *trace = sl_trace_from_run(doc);
+	json_decref(doc);
+	if (!trace) {
+		srv_problem(r, 500, "the run has no id");
+		return;
+	}
+	srv_reply_json(r, 200, trace);
 }
 
 void srv_run_cancel(struct sl_server *s, struct srv_req *r)

@@ -33,12 +33,13 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/v1/models"},
 	{"GET", "/v1/costs"},
 	{"GET", "/v1/connectors"},
+	{"GET", "/v1/runs/{id}/trace"},
 };
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook, srv_chat_completions,
-	srv_models,     srv_costs,      srv_connectors,
+	srv_models,     srv_costs,      srv_connectors, srv_run_trace,
 };
 
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");

@@ -90,6 +90,7 @@ void srv_start_run(struct sl_server *s, struct srv_req *r);
 void srv_runs_list(struct sl_server *s, struct srv_req *r);
 void srv_run_get(struct sl_server *s, struct srv_req *r);
 void srv_run_cancel(struct sl_server *s, struct srv_req *r);
+void srv_run_trace(struct sl_server *s, struct srv_req *r);
 void srv_dlq_list(struct sl_server *s, struct srv_req *r);
 void srv_dlq_replay(struct sl_server *s, struct srv_req *r);
 void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r);

@@ -166,6 +166,24 @@ t_is "$(curl -s "$URL/v1/runs/$run" | jq -r .correlation_id)" 0af7651916cd43dd84
 last=$(curl -s "$SIM_URL/_sim/calls" | jq -c '(.calls // .) | map(select(.correlation_id == "0af7651916cd43dd8448eb211c80319c")) | last')
 t_like "$(printf '%s' "$last" | jq -r .traceparent)" "^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$" \
 	"…the model call carries it (X-Correlation-Id and traceparent, same trace)"
+# its span tree
+tr=$(curl -s "$URL/v1/runs/$run/trace")
+spans='.resourceSpans[0].scopeSpans[0].spans'
+t_is "$(printf '%s' "$tr" | jq -r "[$spans[].traceId] | unique | join(\",\")")" 0af7651916cd43dd8448eb211c80319c \
+	"GET /v1/runs/ID/trace: every span is in the caller's trace"
+t_is "$(printf '%s' "$tr" | jq -r "$spans | map(.name) | join(\",\")")" \
+	"run triage,step classify,attempt 1,model a,step after,attempt 1" "…run > step > attempt > model call"
+t_is "$(printf '%s' "$tr" | jq -r "$spans as \$s | [\$s[] | select(.name == \"model a\") | .parentSpanId] == [\$s[] | select(.name == \"attempt 1\") | .spanId][0:1]")" \
+	true "…the model call is a child of the step's attempt"
+t_is "$(printf '%s' "$tr" | jq -r "$spans as \$s | [\$s[1:][] | select(.name | startswith(\"step\")) | .parentSpanId] | unique == [\$s[0].spanId]")" \
+	true "…and the steps children of the run"
+t_is "$(printf '%s' "$tr" | jq -r "$spans[] | select(.name == \"model a\") | .kind")" 3 "…the model call a CLIENT span"
+t_like "$(printf '%s' "$tr" | jq -c "$spans[] | select(.name == \"model a\") | .attributes")" 'gen_ai.usage.input_tokens' \
+	"…with its tokens"
+out=$("$SLUICE" runs show "$run" --trace --server "$URL"); rc=$?
+t_is "$rc" 0 "sluice runs show --trace exits 0"
+t_like "$out" "trace 0af7651916cd43dd8448eb211c80319c" "…names the trace"
+t_like "$out" "      model a +\\+ +[0-9]+ ms" "…and prints the tree, indented"
 curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-Correlation-Id: chat-corr-42' \
 	-d '{"model":"chat","messages":[{"role":"user","content":"trace me"}]}' "$URL/v1/chat/completions"
 t_is "$(curl -s "$SIM_URL/_sim/calls" | jq -r '(.calls // .) | last | .correlation_id')" chat-corr-42 \
