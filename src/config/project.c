@@ -27,6 +27,7 @@ const struct sl_conf_key sl_settings_keys[] = {
 	{"lease", SL_CONF_DURATION, false, "how long a worker holds a task before another may take it; default 30s"},
 	{"batch", SL_CONF_INT, false, "tasks a worker claims and commits together; default 16"},
 	{"dlq_retention", SL_CONF_DURATION, false, "dead-letter entries older than this are deleted; default 30d"},
+	{"otlp_endpoint", SL_CONF_STRING, false, "an OTLP/HTTP collector (http://HOST:4318): every run's spans are sent when it ends"},
 	{NULL, 0, false, NULL},
 };
 
@@ -200,6 +201,11 @@ static void settings_apply(struct sl_project *p, struct conf_file *cf, const jso
 		conf_err(cf, "/listen", "listen '%s' must be HOST:PORT, e.g. 127.0.0.1:8080", listen);
 	else
 		replace(&s->listen, listen);
+	const char *otlp = conf_str(doc, "otlp_endpoint", NULL);
+	if (otlp && !sl_str_startswith(otlp, "http://") && !sl_str_startswith(otlp, "https://"))
+		conf_err(cf, "/otlp_endpoint", "otlp_endpoint '%s' must be an http:// or https:// URL", otlp);
+	else
+		replace(&s->otlp_endpoint, otlp);
 	const char *lvl = conf_str(doc, "log_level", NULL);
 	if (lvl && sl_log_parse_level(lvl) < 0) {
 		const char *best = sl_did_you_mean(lvl, log_levels);
@@ -656,6 +662,7 @@ void sl_project_free(struct sl_project *p)
 	free(s->store);
 	free(s->listen);
 	free(s->log_level);
+	free(s->otlp_endpoint);
 	free(p->dir);
 	free(p);
 }

@@ -227,12 +227,24 @@ static void seed_budgets(struct sl_engine *e)
 	}
 }
 
+/* The exporter reads an ended run from the store (its own thread). */
+static json_t *load_run(void *ud, const char *run_id)
+{
+	struct sl_engine *e = ud;
+	json_t *doc = NULL;
+	struct sl_err err;
+	return sl_store_run_get(e->store, run_id, &doc, &err) == 0 ? doc : NULL;
+}
+
 int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 {
 	if (e->started)
 		return 0;
 	release_dead_local_leases(e);
 	seed_budgets(e);
+	const char *otlp = e->project->settings.otlp_endpoint;
+	if (otlp && !(e->otlp = sl_otlp_start(otlp, 0, load_run, e)))
+		sl_log(SL_LOG_WARN, "engine", "cannot start the OTLP exporter; spans are not exported", NULL);
 	e->threads = sl_xcalloc((size_t)e->workers, sizeof *e->threads);
 	atomic_store(&e->running, true);
 	for (int i = 0; i < e->workers; i++) {
@@ -264,6 +276,8 @@ void sl_engine_stop(struct sl_engine *e)
 	pthread_mutex_unlock(&e->mu);
 	for (int i = 0; i < e->nthreads; i++)
 		pthread_join(e->threads[i], NULL);
+	sl_otlp_stop(e->otlp); /* after the workers: nothing is queued any more */
+	e->otlp = NULL;
 	free(e->threads);
 	e->threads = NULL;
 	e->nthreads = 0;

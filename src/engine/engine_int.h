@@ -29,6 +29,7 @@ struct sl_engine {
 	size_t ndefs, capdefs;
 
 	atomic_uint_fast64_t stat_steps, stat_commits, stat_fenced, stat_claims, stat_runs_done;
+	struct sl_otlp *otlp; /* the span exporter while started, when otlp_endpoint is set */
 };
 
 struct engine_worker {

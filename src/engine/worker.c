@@ -209,6 +209,7 @@ static bool settle(struct sl_engine *e, struct slot *s, struct outcome *o, bool 
 		atomic_fetch_add(&e->stat_steps, 1);
 	count_landed(s, o);
 	if (o->ends_run) {
+		sl_otlp_run_ended(e->otlp, s->task.run_id);
 		atomic_fetch_add(&e->stat_runs_done, 1);
 		*any_done = true;
 	}

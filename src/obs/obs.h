@@ -73,6 +73,11 @@
 	X(CONNECTOR_SUCCESS_AGE, GAUGE, "sluice_connector_last_success_age_seconds",                               \
 	  "Seconds since a connector's last successful call (absent when it never succeeded)", "connector")        \
 	X(CONNECTOR_CALLS, COUNTER, "sluice_connector_calls_total", "Calls made through a connector", "connector") \
+	X(OTLP_SPANS, COUNTER, "sluice_otlp_spans_exported_total", "Spans sent to the OTLP endpoint", "")          \
+	X(OTLP_DROPPED, COUNTER, "sluice_otlp_spans_dropped_total",                                                \
+	  "Spans not exported because the OTLP endpoint failed or timed out", "")                                  \
+	X(OTLP_DROPPED_RUNS, COUNTER, "sluice_otlp_runs_dropped_total",                                            \
+	  "Ended runs whose spans were not queued because the export queue was full", "")                         \
 	X(CONNECTOR_ERRORS, COUNTER, "sluice_connector_errors_total",                                              \
 	  "Failed calls through a connector, by the class of the last error", "connector")
 
@@ -112,5 +117,17 @@ void sl_metrics_reset(void);
  * ExportTraceServiceRequest, derived from the run document of
  * sl_store_run_get (borrowed). Returns owned, or NULL when run has no id. */
 json_t *sl_trace_from_run(const json_t *run);
+
+/* The OTLP/HTTP exporter (`otlp_endpoint:` in sluice.yaml): when a run
+ * ends, its span tree goes to ENDPOINT/v1/traces (OTLP/JSON), batched by
+ * one background thread. load returns the run document (owned) or NULL.
+ * The queue holds queue_max runs (0: 4096); past it runs are dropped and
+ * counted (sluice_otlp_runs_dropped_total), so a slow collector never
+ * slows a run. sl_otlp_stop sends what is queued, then frees. */
+struct sl_otlp;
+typedef json_t *(*sl_otlp_load_fn)(void *ud, const char *run_id);
+struct sl_otlp *sl_otlp_start(const char *endpoint, size_t queue_max, sl_otlp_load_fn load, void *ud);
+void sl_otlp_run_ended(struct sl_otlp *x, const char *run_id);
+void sl_otlp_stop(struct sl_otlp *x);
 
 #endif
