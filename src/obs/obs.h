@@ -73,6 +73,11 @@
 	X(CONNECTOR_SUCCESS_AGE, GAUGE, "sluice_connector_last_success_age_seconds",                               \
 	  "Seconds since a connector's last successful call (absent when it never succeeded)", "connector")        \
 	X(CONNECTOR_CALLS, COUNTER, "sluice_connector_calls_total", "Calls made through a connector", "connector") \
+	X(AI_DRIFT_PSI, GAUGE, "sluice_ai_drift_psi",                                                             \
+	  "Population stability index of an ai step's recent outputs against its baseline, by signal",            \
+	  "workflow,step,signal")                                                                                  \
+	X(AI_DRIFTED, GAUGE, "sluice_ai_drifted", "1 while an ai step's outputs have drifted past the threshold",   \
+	  "workflow,step")                                                                                         \
 	X(OTLP_SPANS, COUNTER, "sluice_otlp_spans_exported_total", "Spans sent to the OTLP endpoint", "")          \
 	X(OTLP_DROPPED, COUNTER, "sluice_otlp_spans_dropped_total",                                                \
 	  "Spans not exported because the OTLP endpoint failed or timed out", "")                                  \
@@ -117,6 +122,15 @@ void sl_metrics_reset(void);
  * ExportTraceServiceRequest, derived from the run document of
  * sl_store_run_get (borrowed). Returns owned, or NULL when run has no id. */
 json_t *sl_trace_from_run(const json_t *run);
+
+/* ---- drift ----------------------------------------------------------------------------- */
+/* Compares an ai step's recent outputs with a baseline (arrays of step
+ * outputs: {label, confidence} or {text}) by population stability index on
+ * labels, confidence and length. Returns owned {psi: {label, confidence,
+ * length} (null when not measurable), threshold, drifted, signal (the worst
+ * past the threshold), recent, baseline}. Fewer than min_n outputs in
+ * either window: never drifted. */
+json_t *sl_drift_compare(const json_t *recent, const json_t *baseline, double threshold, size_t min_n);
 
 /* The OTLP/HTTP exporter (`otlp_endpoint:` in sluice.yaml): when a run
  * ends, its span tree goes to ENDPOINT/v1/traces (OTLP/JSON), batched by

@@ -34,12 +34,13 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/v1/costs"},
 	{"GET", "/v1/connectors"},
 	{"GET", "/v1/runs/{id}/trace"},
+	{"GET", "/v1/drift"},
 };
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook, srv_chat_completions,
-	srv_models,     srv_costs,      srv_connectors, srv_run_trace,
+	srv_models,     srv_costs,      srv_connectors, srv_run_trace,  srv_drift,
 };
 
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");
@@ -426,6 +427,7 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 	int timeout = o->conn_timeout_s > 0 ? o->conn_timeout_s : 30;
 	int threads = o->threads > 0 ? o->threads : 16;
 	atomic_init(&s->inflight, 0);
+	pthread_mutex_init(&s->drift_mu, NULL);
 	rc = srv_hooks_init(s, err);
 	if (rc) {
 		srv_hooks_free(s);
@@ -468,5 +470,7 @@ void sl_server_stop(struct sl_server *s)
 	sl_metrics_collector_remove(srv_collect_metrics, s);
 	MHD_stop_daemon(s->d);
 	srv_hooks_free(s);
+	json_decref(s->drift_state);
+	pthread_mutex_destroy(&s->drift_mu);
 	free(s);
 }

@@ -3,6 +3,7 @@
 #define SL_SERVER_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -32,6 +33,8 @@ struct sl_server {
 	int port;
 	struct srv_hook *hooks;
 	size_t nhooks;
+	pthread_mutex_t drift_mu; /* guards drift_state */
+	json_t *drift_state;      /* "workflow/step" -> drifted at the last look, to log changes once */
 };
 
 /* One request: lives from the headers to the completion callback. */
@@ -80,6 +83,8 @@ void srv_openapi(struct sl_server *s, struct srv_req *r);
 void srv_metrics(struct sl_server *s, struct srv_req *r);
 void srv_costs(struct sl_server *s, struct srv_req *r);
 void srv_connectors(struct sl_server *s, struct srv_req *r);
+void srv_drift(struct sl_server *s, struct srv_req *r);
+void srv_collect_drift(struct sl_server *s); /* drift.c: the drift gauges at scrape time */
 struct sl_health;
 const char *srv_connector_state(const struct sl_health *h); /* metrics.c */
 /* Fills the scrape-time gauges (store counts, DLQ, leases, budgets,

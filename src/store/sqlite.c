@@ -182,6 +182,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(AI_COSTS_ROUTE, AI_COSTS_SQL("c.route"))                                                          \
 	X(AI_COSTS_MODEL, AI_COSTS_SQL("c.model"))                                                          \
 	X(AI_COSTS_TENANT, AI_COSTS_SQL("c.tenant"))                                                        \
+	X(STEP_OUTPUTS, "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = ?1 "  \
+			"AND s.step_id = ?2 AND s.status = 'completed' AND s.output IS NOT NULL "            \
+			"ORDER BY s.finished_at DESC, s.run_id DESC LIMIT ?3 OFFSET ?4")                    \
 	X(AI_SPENT_ROUTE, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE route = ?1 AND created_at >= ?2") \
 	X(AI_SPENT_WORKFLOW, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE workflow = ?1 "           \
 			     "AND created_at >= ?2")
@@ -2103,6 +2106,38 @@ static int sq_ai_costs(struct sl_store *base, const char *group_by, int64_t sinc
 	return ret;
 }
 
+static int sq_step_outputs(struct sl_store *base, const char *workflow, const char *step_id, size_t offset,
+			   size_t limit, json_t **out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, SQ_STEP_OUTPUTS, err);
+	int ret = SL_ESTORE;
+	if (st && !(b_text(st, 1, workflow) | b_text(st, 2, step_id) | b_i64(st, 3, (int64_t)limit) |
+		    b_i64(st, 4, (int64_t)offset))) {
+		json_t *arr = json_array();
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			json_t *v = c_text(st, 0) ? json_loads(c_text(st, 0), JSON_DECODE_ANY, NULL) : NULL;
+			if (v)
+				json_array_append_new(arr, v);
+		}
+		if (rc == SQLITE_DONE) {
+			*out = arr;
+			ret = 0;
+		} else {
+			json_decref(arr);
+			ret = db_err(c, err, "step outputs");
+		}
+	}
+	if (st)
+		st_done(st);
+	rd_put(s, c);
+	return ret;
+}
+
 /* Model calls made outside a run (the chat gateway), in one transaction. */
 static int sq_ai_record(struct sl_store *base, const char *tenant, const json_t *calls, struct sl_err *err)
 {
@@ -2154,6 +2189,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.ai_spent = sq_ai_spent,
 	.ai_record = sq_ai_record,
 	.ai_costs = sq_ai_costs,
+	.step_outputs = sq_step_outputs,
 	.dlq_replay = sq_dlq_replay,
 	.dlq_purge = sq_dlq_purge,
 	.idem_get = sq_idem_get,

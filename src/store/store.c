@@ -553,6 +553,16 @@ json_t *store_cost_group(const char *key, int64_t calls, int64_t tokens_in, int6
 			 runs_completed > 0 ? json_real(cost_usd / (double)runs_completed) : json_null());
 }
 
+int sl_store_step_outputs(struct sl_store *s, const char *workflow, const char *step_id, size_t offset, size_t limit,
+			  json_t **out, struct sl_err *err)
+{
+	NEED(s && workflow && step_id && out, "store, workflow, step_id and out are required");
+	NEED(limit > 0 && limit <= 100000 && offset <= 10000000, "limit is 1..100000");
+	*out = NULL;
+	SLOT(s, step_outputs);
+	return s->ops->step_outputs(s, workflow, step_id, offset, limit, out, err);
+}
+
 int sl_store_ai_costs(struct sl_store *s, const char *group_by, int64_t since_ms, json_t **out, struct sl_err *err)
 {
 	NEED(s && group_by && out, "store, group_by and out are required");

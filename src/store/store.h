@@ -281,6 +281,11 @@ int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, s
 int sl_store_ai_spent(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
 		      struct sl_err *err);
 
+/* The outputs of a workflow's completed step, newest first, skipping the
+ * newest offset, at most limit (drift windows). *out is an owned array. */
+int sl_store_step_outputs(struct sl_store *s, const char *workflow, const char *step_id, size_t offset, size_t limit,
+			  json_t **out, struct sl_err *err);
+
 /* What model calls cost since since_ms, grouped by "workflow", "route",
  * "model" or "tenant": *out is an array (owned), most expensive first, of
  * {key (null for the chat gateway's calls outside a workflow), calls,

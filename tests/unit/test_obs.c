@@ -139,6 +139,58 @@ static void test_threads(void **state)
 	free(t);
 }
 
+static json_t *outputs(int billing, int bug, double conf)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < billing + bug; i++)
+		json_array_append_new(a, json_pack("{s:s, s:f}", "label", i < billing ? "billing" : "bug", "confidence",
+						   conf));
+	return a;
+}
+
+static void test_drift(void **state)
+{
+	(void)state;
+	json_t *base = outputs(75, 25, 0.9), *same = outputs(30, 10, 0.9), *moved = outputs(5, 35, 0.9);
+	json_t *r = sl_drift_compare(same, base, 0.25, 30);
+	assert_false(json_is_true(json_object_get(r, "drifted")));
+	assert_true(json_number_value(json_object_get(json_object_get(r, "psi"), "label")) < 0.05);
+	json_decref(r);
+	r = sl_drift_compare(moved, base, 0.25, 30);
+	assert_true(json_is_true(json_object_get(r, "drifted")));
+	assert_string_equal(json_string_value(json_object_get(r, "signal")), "label");
+	json_decref(r);
+	/* the same labels, less sure of them: the confidence moved */
+	json_t *unsure = outputs(30, 10, 0.35);
+	r = sl_drift_compare(unsure, base, 0.25, 30);
+	assert_string_equal(json_string_value(json_object_get(r, "signal")), "confidence");
+	json_decref(r);
+	/* too little evidence: never drifted, and says why */
+	json_t *few = outputs(1, 9, 0.9);
+	r = sl_drift_compare(few, base, 0.25, 30);
+	assert_false(json_is_true(json_object_get(r, "drifted")));
+	assert_non_null(json_object_get(r, "note"));
+	json_decref(r);
+	/* free text: the length distribution */
+	json_t *short_t = json_array(), *long_t = json_array();
+	for (int i = 0; i < 40; i++) {
+		json_array_append_new(short_t, json_pack("{s:s}", "text", "ok"));
+		json_array_append_new(long_t, json_pack("{s:s}", "text",
+							"a much longer answer that goes on and on about the ticket "
+							"and what to do about it, several sentences long"));
+	}
+	r = sl_drift_compare(long_t, short_t, 0.25, 30);
+	assert_string_equal(json_string_value(json_object_get(r, "signal")), "length");
+	json_decref(r);
+	json_decref(base);
+	json_decref(same);
+	json_decref(moved);
+	json_decref(unsure);
+	json_decref(few);
+	json_decref(short_t);
+	json_decref(long_t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +200,7 @@ int main(void)
 		cmocka_unit_test_setup(test_series_bounded, reset),
 		cmocka_unit_test_setup(test_collectors, reset),
 		cmocka_unit_test_setup(test_threads, reset),
+		cmocka_unit_test(test_drift),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
