@@ -10,3 +10,7 @@ echo "== engine: durable steps per second"
 echo
 echo "== server: durable webhook accepts (sluice serve, SQLite, signed GitHub-style webhooks)"
 "$(dirname "$0")/webhooks.sh"
+
+echo
+echo "== store: worker processes on PostgreSQL and on SQLite (sluice worker, five-step map runs)"
+"$(dirname "$0")/pg.sh"

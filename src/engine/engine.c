@@ -226,6 +226,20 @@ static void seed_budgets(struct sl_engine *e)
 	}
 }
 
+/* Work made due by another process (a run created by the server, a retry
+ * timer rescheduled by another worker) wakes this one's idle workers at
+ * once instead of at their next poll. Only for stores that can notify. */
+#define LISTEN_SLICE_MS 500
+
+static void *listener_main(void *arg)
+{
+	struct sl_engine *e = arg;
+	while (atomic_load(&e->running))
+		if (sl_store_wait(e->store, LISTEN_SLICE_MS) == 1)
+			engine_wake(e);
+	return NULL;
+}
+
 int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 {
 	if (e->started)
@@ -248,6 +262,8 @@ int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 		}
 		e->nthreads = i + 1;
 	}
+	if (sl_store_can_wait(e->store))
+		e->has_listener = pthread_create(&e->listener, NULL, listener_main, e) == 0;
 	e->started = true;
 	return 0;
 }
@@ -263,6 +279,9 @@ void sl_engine_stop(struct sl_engine *e)
 	pthread_mutex_unlock(&e->mu);
 	for (int i = 0; i < e->nthreads; i++)
 		pthread_join(e->threads[i], NULL);
+	if (e->has_listener)
+		pthread_join(e->listener, NULL);
+	e->has_listener = false;
 	free(e->threads);
 	e->threads = NULL;
 	e->nthreads = 0;
