@@ -26,6 +26,8 @@ int cmd_run(int argc, char **argv);
 void help_run(FILE *out);
 int cmd_serve(int argc, char **argv);
 void help_serve(FILE *out);
+int cmd_worker(int argc, char **argv);
+void help_worker(FILE *out);
 int cmd_runs(int argc, char **argv);
 void help_runs(FILE *out);
 int cmd_dlq(int argc, char **argv);
@@ -61,7 +63,9 @@ int cli_opt_log_level(const char *verb, const char *arg);
 struct sl_project;
 /* The store URL a verb opens: override (--store) when given, else the
  * project's `store:`, a relative sqlite path taken from the project folder.
- * Returns owned. */
+ * Either may be env:NAME or file:PATH (a URL holding a password): it is
+ * resolved here and never printed. Returns owned, or NULL after printing
+ * why on stderr. */
 char *cli_store_url(const char *override, const struct sl_project *p);
 
 /* Whether stdout/stderr is a terminal (tables and colour for people). */

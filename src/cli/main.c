@@ -19,6 +19,7 @@ static const struct cli_verb verbs[] = {
 	{"validate", "validate a JSON document against a JSON Schema contract", cmd_validate, help_validate},
 	{"run", "run a workflow to the end on the local store and print each step", cmd_run, help_run},
 	{"serve", "run the engine and the HTTP API / webhooks", cmd_serve, help_serve},
+	{"worker", "run the engine's workers on the project's store (no HTTP)", cmd_worker, help_worker},
 	{"runs", "list, show and cancel runs on a server", cmd_runs, help_runs},
 	{"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq},
 	{"connectors", "connector health (state, last success, last error) on a server", cmd_connectors,
@@ -82,9 +83,19 @@ int cli_opt_log_level(const char *verb, const char *arg)
 
 char *cli_store_url(const char *override, const struct sl_project *p)
 {
+	const char *u = override ? override : p->settings.store;
+	if (sl_secret_is_ref(u)) {
+		char *v = NULL;
+		struct sl_err err;
+		sl_err_clear(&err);
+		if (sl_secret_resolve(u, override ? "." : p->dir, &v, &err)) {
+			fprintf(stderr, "sluice: store: %s\n", err.msg);
+			return NULL;
+		}
+		return v;
+	}
 	if (override)
 		return sl_strdup(override);
-	const char *u = p->settings.store;
 	if (sl_str_startswith(u, "sqlite:") && u[7] != '/' && strcmp(u + 7, ":memory:") != 0) {
 		char *path = sl_path_join(p->dir, u + 7);
 		char *r = sl_asprintf("sqlite:%s", path);

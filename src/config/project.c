@@ -20,7 +20,7 @@
 
 const struct sl_conf_key sl_settings_keys[] = {
 	{"name", SL_CONF_STRING, false, "project name; default: the folder's name"},
-	{"store", SL_CONF_STRING, false, "sqlite:PATH (relative to the project folder) or postgres://...; default sqlite:.sluice/sluice.db"},
+	{"store", SL_CONF_STRING, false, "sqlite:PATH (relative to the project folder), postgres://..., or env:NAME / file:PATH holding one; default sqlite:.sluice/sluice.db"},
 	{"workers", SL_CONF_INT, false, "worker threads; default 2"},
 	{"listen", SL_CONF_STRING, false, "HOST:PORT of the HTTP server; default 127.0.0.1:8080"},
 	{"log_level", SL_CONF_STRING, false, "debug, info, warn, error or off; default info"},

@@ -236,6 +236,20 @@ static json_t *load_run(void *ud, const char *run_id)
 	return sl_store_run_get(e->store, run_id, &doc, &err) == 0 ? doc : NULL;
 }
 
+/* Work made due by another process (a run created by the server, a retry
+ * timer rescheduled by another worker) wakes this one's idle workers at
+ * once instead of at their next poll. Only for stores that can notify. */
+#define LISTEN_SLICE_MS 500
+
+static void *listener_main(void *arg)
+{
+	struct sl_engine *e = arg;
+	while (atomic_load(&e->running))
+		if (sl_store_wait(e->store, LISTEN_SLICE_MS) == 1)
+			engine_wake(e);
+	return NULL;
+}
+
 int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 {
 	if (e->started)
@@ -261,6 +275,8 @@ int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 		}
 		e->nthreads = i + 1;
 	}
+	if (sl_store_can_wait(e->store))
+		e->has_listener = pthread_create(&e->listener, NULL, listener_main, e) == 0;
 	e->started = true;
 	return 0;
 }
@@ -278,6 +294,9 @@ void sl_engine_stop(struct sl_engine *e)
 		pthread_join(e->threads[i], NULL);
 	sl_otlp_stop(e->otlp); /* after the workers: nothing is queued any more */
 	e->otlp = NULL;
+	if (e->has_listener)
+		pthread_join(e->listener, NULL);
+	e->has_listener = false;
 	free(e->threads);
 	e->threads = NULL;
 	e->nthreads = 0;

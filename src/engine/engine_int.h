@@ -16,6 +16,8 @@ struct sl_engine {
 
 	pthread_t *threads;
 	int nthreads;
+	pthread_t listener;      /* wakes the workers on the store's notifications */
+	bool has_listener;
 	bool started;
 	atomic_bool running;
 

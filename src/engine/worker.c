@@ -89,7 +89,9 @@ static void idle_wait(struct sl_engine *e)
 }
 
 /* Housekeeping, done by worker 0 at start and then every minute: DLQ
- * retention and expired idempotency records. */
+ * retention and expired idempotency records. With several processes on
+ * one store (PostgreSQL), only the holder of the "housekeeping" singleton
+ * does it; another takes over when that process dies. */
 #define HOUSEKEEPING_EVERY_MS 60000
 
 static void housekeeping(struct sl_engine *e, int64_t *next_ms)
@@ -98,6 +100,10 @@ static void housekeeping(struct sl_engine *e, int64_t *next_ms)
 	if (now < *next_ms)
 		return;
 	*next_ms = now + HOUSEKEEPING_EVERY_MS;
+	/* Several processes on one store: one of them does it. */
+	bool held = false;
+	if (sl_store_try_singleton(e->store, "housekeeping", &held) || !held)
+		return;
 	struct sl_err err;
 	sl_err_clear(&err);
 	int64_t purged = 0;

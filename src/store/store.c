@@ -1,16 +1,18 @@
 /*
  * store.c: the public face of the store. Picks an implementation by URL
  * scheme from a static registry, checks arguments once for all of them, and
- * calls through the implementation's const ops table, so postgres.c can be
- * added without touching a caller. Also the names of statuses and phases,
+ * calls through the implementation's const ops table, so no caller knows
+ * which store it has. Also the names of statuses and phases,
  * shared by every implementation (they are what the tables hold).
  */
 #include "store/store.h"
 #include "store/store_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- names ------------------------------------------------------------------ */
 
@@ -152,6 +154,7 @@ int sl_store__commit_check(const struct sl_commit *c, struct sl_err *err)
 
 static const struct sl_store_ops *const registry[] = {
 	&sl_store_sqlite_ops, /* first: a bare path means SQLite */
+	&sl_store_postgres_ops,
 };
 
 /* "NAME:rest" where NAME is [a-z0-9+.-]{2,}: a scheme. Anything else (a
@@ -185,20 +188,20 @@ static int open_by_url(const char *url, struct sl_store **out, struct sl_err *er
 	size_t n = scheme_len(url);
 	if (n == 0)
 		return registry[0]->open(url, out, err);
-	if ((n == 8 && memcmp(url, "postgres", 8) == 0) || (n == 10 && memcmp(url, "postgresql", 10) == 0))
-		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE,
-				  "store: %.*s: not built into this binary yet (use sqlite:PATH)", (int)n, url);
+	if (n == 10 && memcmp(url, "postgresql", 10) == 0)
+		n = 8; /* libpq's two spellings: postgresql:// is postgres:// */
 	for (size_t i = 0; i < SL_ARRAY_LEN(registry); i++) {
 		if (strlen(registry[i]->name) != n || memcmp(registry[i]->name, url, n) != 0)
 			continue;
-		const char *target = url + n + 1;
+		const char *target = strchr(url, ':') + 1;
 		if (target[0] == '/' && target[1] == '/')
 			target += 2; /* sqlite:///abs/path and sqlite://rel/path */
 		if (!*target)
 			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: %s: no path", url);
 		return registry[i]->open(target, out, err);
 	}
-	return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: unknown store kind in \"%s\" (known: sqlite)", url);
+	return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: unknown store kind in \"%.*s:...\" (known: sqlite, postgres)",
+			  (int)scheme_len(url), url);
 }
 
 void sl_store_close(struct sl_store *s)
@@ -417,6 +420,33 @@ int sl_store_release_owner(struct sl_store *s, const char *owner, int64_t *relea
 	*released = 0;
 	SLOT(s, release_owner);
 	return s->ops->release_owner(s, owner, released, err);
+}
+
+int sl_store_wait(struct sl_store *s, int64_t timeout_ms)
+{
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	if (s && s->ops->wait)
+		return s->ops->wait(s, timeout_ms);
+	struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+	return 0;
+}
+
+bool sl_store_can_wait(const struct sl_store *s)
+{
+	return s && s->ops->wait;
+}
+
+int sl_store_try_singleton(struct sl_store *s, const char *name, bool *held)
+{
+	if (!s || !name || !*name || !held)
+		return SL_EINVAL;
+	*held = true;
+	if (!s->ops->try_singleton)
+		return 0;
+	return s->ops->try_singleton(s, name, held);
 }
 
 int64_t sl_store_next_due(struct sl_store *s)

@@ -2,8 +2,9 @@
  * store: the durable state of runs, steps, the task queue, timers, the
  * dead-letter queue and idempotency records (DESIGN.md §3, §4).
  *
- * One interface; sqlite.c implements it (WAL, the embedded default) and
- * postgres.c will. Nothing above this header knows which store it has.
+ * One interface; sqlite.c (WAL, the embedded default) and postgres.c (any
+ * number of processes on one database) implement it. Nothing above this
+ * header knows which store it has.
  *
  * The queue holds one task per unfinished run: "advance this run". A task
  * due in the future is a timer (retry backoff, wait steps). Workers claim
@@ -55,11 +56,13 @@ const char *sl_step_status_name(enum sl_step_status s);
 
 enum sl_phase { SL_PHASE_FORWARD, SL_PHASE_COMPENSATE };
 
-/* Opens "sqlite:PATH", "sqlite::memory:" or a bare PATH; creates the file
- * and its folder, sets WAL, applies migrations. Returns owned. */
+/* Opens "sqlite:PATH", "sqlite::memory:" or a bare PATH (creates the file
+ * and its folder, sets WAL), or "postgres://..." / "postgresql://..." (a
+ * libpq URL); applies migrations. Returns owned. Error messages never
+ * hold a URL's password. */
 int sl_store_open(const char *url, struct sl_store **out, struct sl_err *err);
 void sl_store_close(struct sl_store *s);
-const char *sl_store_kind(const struct sl_store *s); /* "sqlite" */
+const char *sl_store_kind(const struct sl_store *s); /* "sqlite", "postgres" */
 int sl_store_schema_version(struct sl_store *s);
 
 /* ---- workflow definitions (a run finishes on the version it started with) --- */
@@ -129,6 +132,23 @@ int sl_store_release_owner(struct sl_store *s, const char *owner, int64_t *relea
  * A leased task counts as due when its lease ends. On a store error: now
  * (so the worker's claim runs and reports it). */
 int64_t sl_store_next_due(struct sl_store *s);
+
+/* Waits until new work may be due, at most timeout_ms: returns 1 when
+ * another process (or thread) made work due (PostgreSQL: a NOTIFY on
+ * sluice_work, sent by run creation, reschedules, releases and replays),
+ * 0 on timeout. A store without notifications (SQLite: one process, whose
+ * engine wakes itself) sleeps the timeout and returns 0; so does a failed
+ * listen (the caller's polling goes on). Call from one thread. */
+int sl_store_wait(struct sl_store *s, int64_t timeout_ms);
+/* Whether the wait above can wake early (false: it only sleeps). */
+bool sl_store_can_wait(const struct sl_store *s);
+/* Tries to hold the singleton `name` (timers, schedulers, pollers) for this
+ * process: *held = true when this process holds it (now or already).
+ * PostgreSQL: a session advisory lock on a dedicated connection, released
+ * by the server when the process dies, so another process's next try takes
+ * it over; call again periodically (a lost connection loses the lock, and
+ * *held says so). SQLite: always held. */
+int sl_store_try_singleton(struct sl_store *s, const char *name, bool *held);
 
 /* ---- a run's state, as the engine needs it to go on ---------------------------- */
 struct sl_run {

@@ -84,10 +84,16 @@ struct sl_store_ops {
 	int (*ai_record)(struct sl_store *s, const char *tenant, const json_t *calls, struct sl_err *err);
 	int (*ai_spent)(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
 			struct sl_err *err);
+	/* Waits up to timeout_ms for work made due elsewhere: 1 woken, 0 timed
+	 * out, negative on error. NULL: no notifications (store.c sleeps). */
+	int (*wait)(struct sl_store *s, int64_t timeout_ms);
+	/* NULL: one process per store, so always held. */
+	int (*try_singleton)(struct sl_store *s, const char *name, bool *held);
 	/* New members are appended here. */
 };
 
 extern const struct sl_store_ops sl_store_sqlite_ops;
+extern const struct sl_store_ops sl_store_postgres_ops;
 
 /* Page sizes of the list functions: the default and the most one page holds. */
 #define SL_STORE_LIST_DEFAULT 50

@@ -1,11 +1,14 @@
 /*
- * test_store.c: the store's contract (src/store/store.h) on SQLite: runs,
- * idempotency, claims, leases, fencing, group commit, timers, the DLQ and
- * replay, lists, cancel, spawn, reopen, migrations.
+ * test_store.c: the store's contract (src/store/store.h) on SQLite and on
+ * PostgreSQL: runs, idempotency, claims, leases, fencing, group commit,
+ * timers, the DLQ and replay, lists, cancel, spawn, reopen, migrations.
  *
- * Most tests use a database file in a fresh temp folder (so reader
- * connections and WAL are exercised) and a fake clock (sl_clock_set), so
- * leases and timers expire when the test says so.
+ * Every contract test runs twice: "sqlite:" on a database file in a fresh
+ * temp folder (so reader connections and WAL are exercised), and "pg:" on
+ * $SLUICE_TEST_PG in a fresh schema of its own (search_path), dropped
+ * after. Without SLUICE_TEST_PG the PostgreSQL variants are not registered
+ * (a note says so; under CI=true that is a failure). All use a fake clock
+ * (sl_clock_set), so leases and timers expire when the test says so.
  *
  * SL_STORE_BENCH=1 build/tests/test_store also measures commit throughput
  * (on a file in /tmp).
@@ -17,6 +20,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -34,6 +38,9 @@
 struct fx {
 	char dir[256];
 	char path[300];
+	char url[1024];   /* what sl_store_open is given: path, or the PostgreSQL URL */
+	bool pg;
+	char schema[64];  /* PostgreSQL: this test's schema */
 	struct sl_store *s;
 	struct sl_err err;
 };
@@ -44,6 +51,42 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 	return remove(p);
 }
 
+static void no_notice(void *arg, const char *msg)
+{
+	(void)arg, (void)msg; /* "drop cascades to ..." */
+}
+
+static PGconn *pg_conn(const char *url)
+{
+	PGconn *c = PQconnectdb(url);
+	PQsetNoticeProcessor(c, no_notice, NULL);
+	return c;
+}
+
+/* Runs SQL on $SLUICE_TEST_PG itself (not in a test's schema). */
+static int pg_admin(const char *sql)
+{
+	PGconn *c = pg_conn(getenv("SLUICE_TEST_PG"));
+	PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+	int ok = r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+	if (!ok)
+		fprintf(stderr, "pg_admin: %s: %s\n", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+static int fx_open(struct fx *f)
+{
+	sl_clock_set(T0);
+	sl_err_clear(&f->err);
+	if (sl_store_open(f->url, &f->s, &f->err) != 0) {
+		fprintf(stderr, "open: %s\n", f->err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
@@ -51,14 +94,31 @@ static int setup(void **state)
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof f->path, "%s/sluice.db", f->dir);
-	sl_clock_set(T0);
-	sl_err_clear(&f->err);
-	if (sl_store_open(f->path, &f->s, &f->err) != 0) {
-		fprintf(stderr, "open: %s\n", f->err.msg);
-		return -1;
-	}
+	snprintf(f->url, sizeof f->url, "%s", f->path);
 	*state = f;
-	return 0;
+	return fx_open(f);
+}
+
+/* A fresh schema per test, chosen by the URL's search_path option. */
+static int setup_pg(void **state)
+{
+	static int seq;
+	struct fx *f = calloc(1, sizeof *f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/sluice-test-store-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof f->path, "%s/sluice.db", f->dir);
+	f->pg = true;
+	snprintf(f->schema, sizeof f->schema, "t_%d_%d", (int)getpid(), ++seq);
+	char sql[200];
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", f->schema, f->schema);
+	if (pg_admin(sql))
+		return -1;
+	const char *base = getenv("SLUICE_TEST_PG");
+	snprintf(f->url, sizeof f->url, "%s%soptions=-csearch_path%%3D%s", base, strchr(base, '?') ? "&" : "?",
+		 f->schema);
+	*state = f;
+	return fx_open(f);
 }
 
 static int teardown(void **state)
@@ -66,9 +126,60 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	sl_store_close(f->s);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (f->pg) {
+		char sql[120];
+		snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+		pg_admin(sql);
+	}
 	sl_clock_set(0);
 	free(f);
 	return 0;
+}
+
+/* Runs SQL on the test's database (its schema): 0, or -1 with a note. */
+static int fx_exec(struct fx *f, const char *sql)
+{
+	if (!f->pg) {
+		sqlite3 *db;
+		char *msg = NULL;
+		int rc = sqlite3_open(f->path, &db) == SQLITE_OK ? sqlite3_exec(db, sql, NULL, NULL, &msg) : SQLITE_ERROR;
+		if (rc != SQLITE_OK)
+			fprintf(stderr, "fx_exec: %s\n", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return rc == SQLITE_OK ? 0 : -1;
+	}
+	PGconn *c = pg_conn(f->url);
+	PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+	int ok = r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+	if (!ok)
+		fprintf(stderr, "fx_exec: %s\n", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+/* One integer from a query on the test's database. */
+static int fx_count(struct fx *f, const char *sql)
+{
+	if (!f->pg) {
+		sqlite3 *db;
+		sqlite3_stmt *st;
+		assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		int n = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		return n;
+	}
+	PGconn *c = pg_conn(f->url);
+	PGresult *r = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	int n = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return n;
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -153,34 +264,27 @@ static void test_status_names(void **state)
 
 /* ---- open, migrations, reopen ------------------------------------------------------------ */
 
-static int count_rows(const char *path, const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
 static void test_open_and_migrations(void **state)
 {
 	struct fx *f = *state;
-	assert_string_equal(sl_store_kind(f->s), "sqlite");
+	assert_string_equal(sl_store_kind(f->s), f->pg ? "postgres" : "sqlite");
 	int v = sl_store_schema_version(f->s);
 	assert_true(v >= 1);
-	assert_int_equal(count_rows(f->path, "SELECT COUNT(*) FROM schema_migrations"), v);
-	assert_int_equal(count_rows(f->path, "SELECT MAX(version) FROM schema_migrations"), v);
+	assert_int_equal(fx_count(f, "SELECT COUNT(*) FROM schema_migrations"), v);
+	assert_int_equal(fx_count(f, "SELECT MAX(version) FROM schema_migrations"), v);
 	sl_store_close(f->s);
 	/* reopening applies nothing again */
-	assert_int_equal(sl_store_open(f->path, &f->s, &f->err), 0);
+	assert_int_equal(sl_store_open(f->url, &f->s, &f->err), 0);
 	assert_int_equal(sl_store_schema_version(f->s), v);
-	assert_int_equal(count_rows(f->path, "SELECT COUNT(*) FROM schema_migrations"), v);
-	assert_int_equal(count_rows(f->path, "SELECT COUNT(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
-	assert_int_equal(count_rows(f->path, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'tasks_claim'"), 1);
+	assert_int_equal(fx_count(f, "SELECT COUNT(*) FROM schema_migrations"), v);
+	if (f->pg) {
+		assert_int_equal(fx_count(f, "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'tasks_claim' "
+					     "AND schemaname = current_schema()"),
+				 1);
+		return;
+	}
+	assert_int_equal(fx_count(f, "SELECT COUNT(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+	assert_int_equal(fx_count(f, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'tasks_claim'"), 1);
 }
 
 static void test_open_urls(void **state)
@@ -204,8 +308,14 @@ static void test_open_urls(void **state)
 	assert_int_equal(sl_store_open(url, &s, &e), 0);
 	sl_store_close(s);
 
-	assert_int_equal(sl_store_open("postgres://localhost/x", &s, &e), SL_EINVAL);
+	/* PostgreSQL: a server that is not there is a store error naming the
+	 * URL, never its password */
+	assert_int_equal(sl_store_open("postgres://u:sekrit@127.0.0.1:1/x", &s, &e), SL_ESTORE);
 	assert_null(s);
+	assert_non_null(strstr(e.msg, "postgresql://u:***@127.0.0.1:1/x"));
+	assert_null(strstr(e.msg, "sekrit"));
+	assert_int_equal(sl_store_open("postgresql://127.0.0.1:1/x?password=sekrit", &s, &e), SL_ESTORE);
+	assert_null(strstr(e.msg, "sekrit"));
 	assert_int_equal(sl_store_open("mongo:x", &s, &e), SL_EINVAL);
 	assert_int_equal(sl_store_open("", &s, &e), SL_EINVAL);
 }
@@ -237,19 +347,13 @@ static void test_newer_schema_refused(void **state)
 	struct fx *f = *state;
 	sl_store_close(f->s);
 	f->s = NULL;
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, 'future', 0)", NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(fx_exec(f, "INSERT INTO schema_migrations VALUES (999, 'future', 0)"), 0);
 	struct sl_err e;
-	assert_int_equal(sl_store_open(f->path, &f->s, &e), SL_ESTORE);
+	assert_int_equal(sl_store_open(f->url, &f->s, &e), SL_ESTORE);
 	assert_non_null(strstr(e.msg, "newer"));
 	assert_null(f->s);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	sqlite3_exec(db, "DELETE FROM schema_migrations WHERE version = 999", NULL, NULL, NULL);
-	sqlite3_close(db);
-	assert_int_equal(sl_store_open(f->path, &f->s, &e), 0);
+	assert_int_equal(fx_exec(f, "DELETE FROM schema_migrations WHERE version = 999"), 0);
+	assert_int_equal(sl_store_open(f->url, &f->s, &e), 0);
 }
 
 /* ---- definitions ------------------------------------------------------------------------------ */
@@ -452,7 +556,7 @@ static void test_create_group_commit(void **state)
 	assert_true(st.create_batches < st.creates); /* some were batched */
 	/* every id distinct and found after a reopen */
 	sl_store_close(f->s);
-	assert_int_equal(sl_store_open(f->path, &f->s, &f->err), 0);
+	assert_int_equal(sl_store_open(f->url, &f->s, &f->err), 0);
 	json_t *seen = json_object();
 	for (int i = 0; i < NT; i++)
 		for (int k = 0; k < 50; k++) {
@@ -1268,7 +1372,7 @@ static void test_kill9_keeps_acknowledged(void **state)
 		close(p[0]);
 		struct sl_store *s;
 		struct sl_err e;
-		if (sl_store_open(f->path, &s, &e))
+		if (sl_store_open(f->url, &s, &e))
 			_exit(2);
 		for (int i = 0;; i++) {
 			char id[SL_ID_MAX], line[64];
@@ -1319,7 +1423,7 @@ static void test_kill9_keeps_acknowledged(void **state)
 	assert_true(WIFSIGNALED(status));
 	assert_true(n >= 300);
 
-	assert_int_equal(sl_store_open(f->path, &f->s, &f->err), 0);
+	assert_int_equal(sl_store_open(f->url, &f->s, &f->err), 0);
 	for (int i = 0; i < n; i++) {
 		int st = (int)sl_store_run_status(f->s, ids[i]);
 		assert_true(st == SL_RUN_QUEUED || st == SL_RUN_COMPLETED);
@@ -1338,14 +1442,20 @@ static void test_sql_errors_reported(void **state)
 	mk_run(f->s, "wf", 2, b);
 	struct sl_task t[2];
 	assert_int_equal(claim(f->s, "w", 2, t), 2);
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "CREATE TRIGGER fail_dlq BEFORE INSERT ON dlq BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;"
-				      "CREATE TRIGGER fail_run BEFORE INSERT ON runs WHEN NEW.workflow = 'bad' "
-				      "BEGIN SELECT RAISE(ABORT, 'no bad runs'); END;",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	if (f->pg)
+		assert_int_equal(fx_exec(f, "CREATE FUNCTION fail_dlq() RETURNS trigger LANGUAGE plpgsql AS "
+					    "$$BEGIN RAISE EXCEPTION 'disk on fire'; END$$;"
+					    "CREATE TRIGGER fail_dlq BEFORE INSERT ON dlq FOR EACH ROW EXECUTE FUNCTION fail_dlq();"
+					    "CREATE FUNCTION fail_run() RETURNS trigger LANGUAGE plpgsql AS "
+					    "$$BEGIN IF NEW.workflow = 'bad' THEN RAISE EXCEPTION 'no bad runs'; END IF; "
+					    "RETURN NEW; END$$;"
+					    "CREATE TRIGGER fail_run BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION fail_run();"),
+				 0);
+	else
+		assert_int_equal(fx_exec(f, "CREATE TRIGGER fail_dlq BEFORE INSERT ON dlq BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;"
+					    "CREATE TRIGGER fail_run BEFORE INSERT ON runs WHEN NEW.workflow = 'bad' "
+					    "BEGIN SELECT RAISE(ABORT, 'no bad runs'); END;"),
+				 0);
 
 	struct sl_step_rec s1 = {.step_id = "s1", .index = 0, .status = SL_STEP_ST_DEAD};
 	struct sl_dlq_new dl = {.step_id = "s1", .error_class = SL_CLASS_PERMANENT, .error = "x"};
@@ -1374,7 +1484,6 @@ static void test_sql_errors_reported(void **state)
 	assert_int_equal(sl_store_counts(f->s, &counts, &f->err), 0);
 	assert_int_equal(json_integer_value(json_object_get(counts, "queued")), 1);
 	json_decref(counts);
-	sqlite3_close(db);
 }
 
 /* ---- reopen keeps everything ----------------------------------------------------------------------- */
@@ -1395,7 +1504,7 @@ static void test_reopen(void **state)
 	sl_store_close(f->s);
 	f->s = NULL;
 
-	assert_int_equal(sl_store_open(f->path, &f->s, &f->err), 0);
+	assert_int_equal(sl_store_open(f->url, &f->s, &f->err), 0);
 	char *file, *src;
 	assert_int_equal(sl_store_def_get(f->s, "d1", &file, &src, &f->err), 0);
 	free(file);
@@ -1529,6 +1638,102 @@ static void test_concurrent_workers(void **state)
 	assert_int_equal(sl_store_next_due(f->s), INT64_MAX);
 }
 
+/* ---- wake-ups and singletons ------------------------------------------------------------------------ */
+
+static void test_wait_and_singletons(void **state)
+{
+	struct fx *f = *state;
+	bool held = false;
+	assert_int_equal(sl_store_try_singleton(f->s, "timers", &held), 0);
+	assert_true(held);
+	if (!f->pg) {
+		/* one process per store: no notifications, always the holder */
+		assert_false(sl_store_can_wait(f->s));
+		int64_t t0 = sl_mono_ms();
+		assert_int_equal(sl_store_wait(f->s, 20), 0);
+		assert_true(sl_mono_ms() - t0 >= 19);
+		return;
+	}
+	assert_true(sl_store_can_wait(f->s));
+	struct sl_store *other;
+	assert_int_equal(sl_store_open(f->url, &other, &f->err), 0);
+	assert_int_equal(sl_store_wait(other, 1000), 1); /* the first call starts listening: look now */
+	assert_int_equal(sl_store_wait(other, 30), 0);
+	char a[SL_ID_MAX];
+	mk_run(f->s, "wf", 1, a); /* a new run notifies */
+	int64_t t0 = sl_mono_ms();
+	assert_int_equal(sl_store_wait(other, 5000), 1);
+	assert_true(sl_mono_ms() - t0 < 2000);
+	assert_int_equal(sl_store_wait(other, 30), 0);
+	/* a reschedule notifies too; a fenced commit changes nothing and says nothing */
+	struct sl_task t;
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	struct sl_commit c = step_commit(&t, NULL, 1, SL_TASK_RESCHEDULE);
+	c.due_at = T0 + 1000;
+	assert_int_equal(commit1(f->s, &c), 0);
+	assert_int_equal(sl_store_wait(other, 5000), 1);
+	assert_int_equal(commit1(f->s, &c), 0); /* rescheduling keeps the fence */
+	c.fence = 999;
+	assert_int_equal(sl_store_wait(other, 5000), 1);
+	assert_int_equal(commit1(f->s, &c), SL_EFENCED);
+	assert_int_equal(sl_store_wait(other, 50), 0);
+
+	/* a singleton is held by one process, and moves when it goes */
+	assert_int_equal(sl_store_try_singleton(f->s, "timers", &held), 0);
+	assert_true(held); /* still, and again */
+	assert_int_equal(sl_store_try_singleton(other, "timers", &held), 0);
+	assert_false(held);
+	assert_int_equal(sl_store_try_singleton(other, "pollers", &held), 0);
+	assert_true(held);
+	sl_store_close(f->s);
+	f->s = NULL;
+	/* the server drops the lock when it has seen the session end */
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(sl_store_try_singleton(other, "timers", &held), 0);
+		if (held)
+			break;
+		usleep(10000);
+	}
+	assert_true(held);
+	sl_store_close(other);
+}
+
+/* PostgreSQL: every backend of the store is terminated (a database restart
+ * looks the same to a client); the next operations reconnect and succeed,
+ * and nothing was lost or done twice. */
+static void test_pg_reconnect(void **state)
+{
+	struct fx *f = *state;
+	char a[SL_ID_MAX], b[SL_ID_MAX];
+	mk_run(f->s, "wf", 1, a);
+	bool held = false;
+	assert_int_equal(sl_store_try_singleton(f->s, "timers", &held), 0);
+	assert_true(held);
+	const char *kill_all = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+			       "WHERE datname = current_database() AND pid <> pg_backend_pid()";
+	assert_int_equal(pg_admin(kill_all), 0);
+	assert_int_equal(sl_store_run_status(f->s, a), SL_RUN_QUEUED); /* a read */
+	assert_int_equal(pg_admin(kill_all), 0);
+	struct sl_task t;
+	assert_int_equal(claim(f->s, "w", 1, &t), 1); /* a write */
+	assert_string_equal(t.run_id, a);
+	assert_int_equal(pg_admin(kill_all), 0);
+	struct sl_commit c = step_commit(&t, NULL, 1, SL_TASK_DONE);
+	c.status = SL_RUN_COMPLETED;
+	assert_int_equal(commit1(f->s, &c), 0);
+	assert_int_equal(pg_admin(kill_all), 0);
+	mk_run(f->s, "wf", 2, b);
+	json_t *counts;
+	assert_int_equal(sl_store_counts(f->s, &counts, &f->err), 0);
+	assert_int_equal(json_integer_value(json_object_get(counts, "completed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(counts, "queued")), 1);
+	json_decref(counts);
+	/* the singleton's session died with its lock: taken again */
+	assert_int_equal(pg_admin(kill_all), 0);
+	assert_int_equal(sl_store_try_singleton(f->s, "timers", &held), 0);
+	assert_true(held);
+}
+
 /* ---- in memory ---------------------------------------------------------------------------------------- */
 
 static void test_memory_store(void **state)
@@ -1612,8 +1817,8 @@ static void test_bench(void **state)
 	double grouped = bench_commits(f->s, 16, total);
 	double grouped64 = bench_commits(f->s, 64, total);
 	printf("[ BENCH    ] run_create: %.0f/s; single-step commits: batch 1: %.0f/s, batch 16: %.0f/s, "
-	       "batch 64: %.0f/s (synchronous=FULL, %s)\n",
-	       creates, single, grouped, grouped64, f->path);
+	       "batch 64: %.0f/s (%s)\n",
+	       creates, single, grouped, grouped64, f->pg ? "postgres" : "sqlite, synchronous=FULL");
 }
 
 /* Model call records: with a step (ai_calls of a commit), outside a run
@@ -1672,44 +1877,50 @@ static void test_ai_calls_and_costs(void **state)
 	json_decref(gw);
 }
 
+/* The contract: every store runs these. */
+#define CONTRACT(X)                                                                                  \
+	X(test_open_and_migrations) X(test_newer_schema_refused) X(test_defs) X(test_create_basic)   \
+	X(test_create_idempotent) X(test_create_idempotent_threads) X(test_claim_lease_expiry)        \
+	X(test_release) X(test_claim_priority) X(test_fencing) X(test_task_continue)                  \
+	X(test_task_reschedule_timer) X(test_task_done) X(test_run_load_context) X(test_dlq_replay)  \
+	X(test_dlq_list_filters) X(test_runs_list) X(test_cancel) X(test_spawn)                       \
+	X(test_tree_pending_statuses) X(test_sql_errors_reported) X(test_reopen)                      \
+	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
+	X(test_wait_and_singletons) X(test_ai_calls_and_costs)
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_names),
-		cmocka_unit_test_setup_teardown(test_open_and_migrations, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_urls, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_defs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_basic, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_idempotent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_idempotent_threads, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_claim_lease_expiry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_release, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_claim_priority, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_task_continue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_task_reschedule_timer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_task_done, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_run_load_context, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dlq_replay, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dlq_list_filters, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_runs_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spawn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tree_pending_statuses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sql_errors_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ai_calls_and_costs, setup, teardown),
-		cmocka_unit_test(test_memory_store),
-		cmocka_unit_test_setup_teardown(test_bench, setup, teardown), /* last: only when asked */
-	};
+	struct CMUnitTest tests[64];
+	size_t n = 0;
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_status_names);
+	/* SQLite only: file paths, URLs, a file that is not a database, memory */
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_open_urls, setup, teardown);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_memory_store);
+#define SQ_TEST(fn) tests[n++] = (struct CMUnitTest){"sqlite: " #fn, fn, setup, teardown, NULL};
+	CONTRACT(SQ_TEST)
+#undef SQ_TEST
+	const char *pgurl = getenv("SLUICE_TEST_PG");
+	const char *ci = getenv("CI");
+	if (pgurl && *pgurl) {
+#define PG_TEST(fn) tests[n++] = (struct CMUnitTest){"pg: " #fn, fn, setup_pg, teardown, NULL};
+		CONTRACT(PG_TEST)
+#undef PG_TEST
+		tests[n++] = (struct CMUnitTest){"pg: test_pg_reconnect", test_pg_reconnect, setup_pg, teardown, NULL};
+	} else if (ci && strcmp(ci, "true") == 0) {
+		fprintf(stderr, "test_store: CI: SLUICE_TEST_PG is not set, the PostgreSQL variants cannot run\n");
+		return 1;
+	} else {
+		printf("# test_store: SLUICE_TEST_PG unset: the PostgreSQL variants are skipped\n");
+	}
+	if (getenv("SL_STORE_BENCH")) {
+		/* Registered only when asked, not skip()ped: cmocka 1.1's TAP output
+		 * prints a skip as "not ok", which prove counts as a failure. */
+		tests[n++] = (struct CMUnitTest){"sqlite: test_bench", test_bench, setup, teardown, NULL};
+		if (pgurl && *pgurl)
+			tests[n++] = (struct CMUnitTest){"pg: test_bench", test_bench, setup_pg, teardown, NULL};
+	}
+	SL_ASSERT(n <= SL_ARRAY_LEN(tests));
 	sl_log_set_level(SL_LOG_WARN);
-	/* Registered only when asked, not skip()ped: cmocka 1.1's TAP output
-	 * prints a skip as "not ok", which prove counts as a failure. */
-	size_t n = SL_ARRAY_LEN(tests) - (getenv("SL_STORE_BENCH") ? 0 : 1);
 	return _cmocka_run_group_tests("test_store", tests, n, NULL, NULL);
 }
