@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 /* ---- the registry ----------------------------------------------------------- */
@@ -754,37 +753,4 @@ void sl_connector_health(struct sl_connector *c, struct sl_health *out)
 	pthread_mutex_lock(&c->health_mu);
 	*out = c->health;
 	pthread_mutex_unlock(&c->health_mu);
-}
-
-/* ---- outbound destinations ---- */
-
-static bool v4_forbidden(const unsigned char a[4])
-{
-	if (a[0] == 169 && a[1] == 254)
-		return true; /* 169.254.0.0/16: link-local, AWS/GCP/Azure metadata */
-	return a[0] == 100 && a[1] == 100 && a[2] == 100 && a[3] == 200; /* Alibaba metadata */
-}
-
-static bool v6_forbidden(const unsigned char a[16])
-{
-	static const unsigned char ec2[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54};
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
-	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
-		return true; /* fe80::/10 */
-	if (memcmp(a, ec2, 16) == 0)
-		return true; /* fd00:ec2::254, the EC2 IPv6 metadata endpoint */
-	/* An IPv4 address in IPv6 clothing is still that address. */
-	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
-		return v4_forbidden(a + 12);
-	return false;
-}
-
-bool sl_addr_forbidden(int family, const void *addr)
-{
-	if (family == AF_INET)
-		return v4_forbidden(addr);
-	if (family == AF_INET6)
-		return v6_forbidden(addr);
-	return false;
 }

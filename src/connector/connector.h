@@ -95,11 +95,67 @@ void sl_secret_free(char *s);
  * alone (they would mangle ordinary words). */
 void sl_redact_secrets(char *msg, size_t cap, const char *const *secrets, size_t nsecrets);
 
+/* ---- outbound destinations (outbound.c) ---- */
+
+/* What an IP address is, for outbound safety (DESIGN.md §7). An IPv4
+ * address inside IPv6 (::ffff:a.b.c.d, ::a.b.c.d, 64:ff9b::/96,
+ * 64:ff9b:1::/48, 2002::/16) is classed as the IPv4 address. */
+enum sl_addr_class {
+	SL_ADDR_PUBLIC,       /* anything else: allowed */
+	SL_ADDR_LOOPBACK,     /* 127.0.0.0/8, ::1 */
+	SL_ADDR_PRIVATE,      /* 10/8, 172.16/12, 192.168/16, fec0::/10 */
+	SL_ADDR_SHARED,       /* 100.64.0.0/10, carrier-grade NAT */
+	SL_ADDR_UNIQUE_LOCAL, /* fc00::/7 */
+	SL_ADDR_LINK_LOCAL,   /* 169.254.0.0/16, fe80::/10 */
+	SL_ADDR_METADATA,     /* 169.254.169.254, 169.254.170.2, 100.100.100.200, fd00:ec2::254 */
+	SL_ADDR_UNSPECIFIED,  /* 0.0.0.0/8, :: (Linux connects them to this host) */
+	SL_ADDR_MULTICAST,    /* 224.0.0.0/4, 255.255.255.255, ff00::/8 */
+	SL_ADDR_RESERVED,     /* 240.0.0.0/4, 192.0.0.0/24, IPv4-compatible ::a.b.c.d */
+};
+/* family is AF_INET or AF_INET6, addr the 4 or 16 bytes of the address. */
+enum sl_addr_class sl_addr_classify(int family, const void *addr);
+/* "a loopback address", ... (static). */
+const char *sl_addr_class_name(enum sl_addr_class c);
+
 /* Whether an outbound destination is link-local or a cloud metadata
- * endpoint (169.254.0.0/16, 100.100.100.200, fe80::/10, fd00:ec2::254, and
- * those mapped into IPv6): refused unless a config allows it. family is
- * AF_INET or AF_INET6, addr the in_addr / in6_addr. */
+ * endpoint (the two classes above, also inside IPv6): what model providers
+ * refuse unless a config allows it. */
 bool sl_addr_forbidden(int family, const void *addr);
+
+/* Whether host names a metadata service (metadata.google.internal,
+ * metadata.goog, metadata, instance-data...), any case, trailing dot or not. */
+bool sl_host_is_metadata(const char *host);
+
+/* A connector's `allow_hosts`: host names ("helpdesk.internal", matched
+ * exactly, any case), suffixes ("*.corp.example", subdomains only), IP
+ * addresses and CIDRs (v4 and v6). */
+struct sl_allow_entry;
+struct sl_allow_list {
+	struct sl_allow_entry *v; /* owned */
+	size_t n;
+};
+/* Parses arr (a JSON list, or NULL: empty) into out, reporting each bad
+ * entry at pointer/INDEX. A value that is not a list yields an empty list
+ * silently (the key check reported it). Returns the number of problems;
+ * out is usable (and must be freed) either way. */
+int sl_allow_list_parse(struct sl_conf_ctx *ctx, const json_t *arr, const char *pointer, struct sl_allow_list *out);
+void sl_allow_list_free(struct sl_allow_list *l);
+/* Whether host is listed by name (exact_only: a *.suffix entry does not count). */
+bool sl_allow_list_has_name(const struct sl_allow_list *l, const char *host, bool exact_only);
+/* Whether the address is inside a listed IP or CIDR (a v4 entry also
+ * covers the IPv4-mapped IPv6 form). */
+bool sl_allow_list_has_addr(const struct sl_allow_list *l, int family, const void *addr);
+
+/* The verdict on connecting to addr for a URL whose host is host (may be
+ * NULL): SL_ADDR_PUBLIC when allowed, else the class that refuses it.
+ * Allowed: a public address; a link-local or metadata address under
+ * allow_link_local; an address inside an allow list IP/CIDR; any address
+ * but a metadata one when host is listed by name. */
+enum sl_addr_class sl_outbound_check(const struct sl_allow_list *allow, bool allow_link_local, const char *host,
+				     int family, const void *addr);
+/* Whether host is a metadata name that must be refused before it is even
+ * resolved (not listed exactly by name, no allow_link_local). */
+bool sl_outbound_name_refused(const struct sl_allow_list *allow, bool allow_link_local, const char *host);
 
 struct sl_connector;
 

@@ -12,10 +12,16 @@
  * DNS and TLS-session caches are shared (CURLSH with locks): libcurl
  * documents a shared *connection* cache as unsafe across concurrent threads.
  *
- * Outbound safety: a destination address in a link-local or cloud-metadata
- * range is refused in the open-socket callback, before any packet leaves,
- * unless the connector says allow_link_local: true (a workflow's input can
- * steer a path, and metadata endpoints hand out cloud credentials).
+ * Outbound safety (SSRF): every address curl is about to connect to goes
+ * through the open-socket callback, which refuses loopback, private,
+ * link-local, metadata, unspecified, multicast and reserved addresses
+ * (outbound.c) unless the connector's allow_hosts names the URL's host or
+ * the address (allow_link_local: true still admits link-local and
+ * metadata). Checking the socket's address rather than the URL's text
+ * covers every spelling of an address, every DNS answer (no window
+ * between check and connect for a rebinding resolver) and a proxy (its
+ * address is the one connected to). Metadata host names are refused before
+ * they are even resolved. Redirects are not followed.
  */
 #include "connector/connector.h"
 #include "connector/connector_priv.h"
@@ -132,6 +138,8 @@ struct http_conn {
 	char *base_url; /* scheme://host[:port][/prefix], no trailing slash */
 	int64_t timeout_ms, connect_timeout_ms;
 	bool allow_link_local;
+	struct sl_allow_list allow; /* allow_hosts */
+	char *host;     /* base_url's host: lower case, no brackets, no zone; for allow_hosts names */
 	struct hdrs headers;  /* connector-level static headers */
 	struct hdrs auth;     /* the credential header line, if any */
 	char *secrets[HTTP_SECRETS_MAX]; /* resolved values, for redaction */
@@ -217,6 +225,9 @@ static const struct sl_conf_key http_keys[] = {
 	{"headers", SL_CONF_OBJECT, false, "static headers sent with every call (values may be env:/file: secrets)"},
 	{"timeout", SL_CONF_DURATION, false, "whole-call timeout (default 10s)"},
 	{"connect_timeout", SL_CONF_DURATION, false, "connection set-up timeout (default 3s)"},
+	{"allow_hosts", SL_CONF_ARRAY, false,
+	 "host names (or *.domain), IP addresses and CIDRs this connector may reach although they are "
+	 "loopback, private, link-local or metadata destinations (default none)"},
 	{"allow_link_local", SL_CONF_BOOL, false,
 	 "allow link-local and cloud-metadata destinations such as 169.254.169.254 (default false)"},
 	{NULL, 0, false, NULL},
@@ -261,6 +272,27 @@ static bool url_has_userinfo(const char *url)
 	return memchr(auth, '@', n) != NULL;
 }
 
+/* "[::1]" -> "::1", "Helpdesk.Internal." -> "helpdesk.internal": the form
+ * allow_hosts names are compared with. */
+static char *url_host_plain(const char *host)
+{
+	size_t n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	const char *zone = memchr(host, '%', n);
+	if (zone)
+		n = (size_t)(zone - host);
+	if (n && host[n - 1] == '.')
+		n--;
+	char *out = sl_strndup(host, n);
+	for (char *p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+	return out;
+}
+
 static void init_base_url(struct http_conn *hc, const json_t *doc, struct sl_conf_ctx *ctx)
 {
 	const char *url = sl_conf_str(doc, "base_url", NULL);
@@ -280,12 +312,17 @@ static void init_base_url(struct http_conn *hc, const json_t *doc, struct sl_con
 	}
 	CURLU *u = curl_url();
 	CURLUcode uc = u ? curl_url_set(u, CURLUPART_URL, url, 0) : CURLUE_OUT_OF_MEMORY;
+	char *host = NULL;
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
 	if (u)
 		curl_url_cleanup(u);
 	if (uc != CURLUE_OK) {
 		sl_conf_error(ctx, "/base_url", "base_url is not a valid URL: %s", curl_url_strerror(uc));
 		return;
 	}
+	hc->host = url_host_plain(host);
+	curl_free(host);
 	size_t n = strlen(url);
 	while (n > 0 && url[n - 1] == '/')
 		n--;
@@ -473,6 +510,7 @@ static int http_init(struct sl_connector *c, struct sl_conf_ctx *ctx)
 	hc->timeout_ms = sl_conf_duration(ctx, doc, "", "timeout", HTTP_DEFAULT_TIMEOUT_MS);
 	hc->connect_timeout_ms = sl_conf_duration(ctx, doc, "", "connect_timeout", HTTP_DEFAULT_CONNECT_TIMEOUT_MS);
 	hc->allow_link_local = sl_conf_bool(doc, "allow_link_local", false);
+	sl_allow_list_parse(ctx, json_object_get(doc, "allow_hosts"), "/allow_hosts", &hc->allow);
 	const json_t *headers = json_object_get(doc, "headers");
 	if (json_is_object(headers))
 		parse_headers(hc, headers, "/headers", &hc->headers, ctx);
@@ -497,6 +535,8 @@ static void http_close(struct sl_connector *c)
 	for (size_t i = 0; i < hc->nsecrets; i++)
 		sl_secret_free(hc->secrets[i]);
 	free(hc->base_url);
+	free(hc->host);
+	sl_allow_list_free(&hc->allow);
 	free(hc);
 	c->priv = NULL;
 }
@@ -799,8 +839,10 @@ struct http_xfer {
 	struct curl_slist *hdrs;
 	struct sl_buf resp;    /* response body, capped */
 	struct sl_buf resp_hdrs; /* header lines of the final response */
-	bool refused;          /* the open-socket callback refused the address */
+	bool refused;          /* the open-socket callback refused an address */
+	enum sl_addr_class refused_class;
 	char refused_addr[INET6_ADDRSTRLEN];
+	int opened;            /* sockets the callback let curl open */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -913,35 +955,47 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-static bool addr_forbidden(const struct curl_sockaddr *sa, char *text, size_t cap)
+/* The verdict on the address curl is about to connect to; text gets the
+ * address as text. Anything but IPv4 and IPv6 (curl opens nothing else for
+ * http) is refused. */
+static enum sl_addr_class socket_verdict(const struct http_xfer *x, const struct curl_sockaddr *sa, char *text,
+					 size_t cap)
 {
+	snprintf(text, cap, "(family %d)", sa->family);
 	if (sa->family == AF_INET && sa->addrlen >= sizeof(struct sockaddr_in)) {
 		struct sockaddr_in in;
 		memcpy(&in, &sa->addr, sizeof in);
-		unsigned char a[4];
-		memcpy(a, &in.sin_addr, 4);
 		inet_ntop(AF_INET, &in.sin_addr, text, (socklen_t)cap);
-		return sl_addr_forbidden(AF_INET, a);
+		return sl_outbound_check(&x->hc->allow, x->hc->allow_link_local, x->hc->host, AF_INET, &in.sin_addr);
 	}
 	if (sa->family == AF_INET6 && sa->addrlen >= sizeof(struct sockaddr_in6)) {
 		struct sockaddr_in6 in6;
 		memcpy(&in6, &sa->addr, sizeof in6);
 		inet_ntop(AF_INET6, &in6.sin6_addr, text, (socklen_t)cap);
-		return sl_addr_forbidden(AF_INET6, in6.sin6_addr.s6_addr);
+		return sl_outbound_check(&x->hc->allow, x->hc->allow_link_local, x->hc->host, AF_INET6,
+					 in6.sin6_addr.s6_addr);
 	}
-	return false;
+	return SL_ADDR_RESERVED;
 }
 
+/* Runs for every connection curl makes (each address it tries, a proxy,
+ * a redirect if one were ever followed): refusing here means no packet is
+ * sent to the address. */
 static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *sa)
 {
 	struct http_xfer *x = ud;
-	char text[INET6_ADDRSTRLEN] = "";
-	if (!x->hc->allow_link_local && addr_forbidden(sa, text, sizeof text)) {
+	char text[INET6_ADDRSTRLEN + 16];
+	enum sl_addr_class c = socket_verdict(x, sa, text, sizeof text);
+	if (c != SL_ADDR_PUBLIC) {
 		x->refused = true;
+		x->refused_class = c;
 		snprintf(x->refused_addr, sizeof x->refused_addr, "%s", text);
 		return CURL_SOCKET_BAD;
 	}
-	return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+	curl_socket_t fd = socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+	if (fd != CURL_SOCKET_BAD)
+		x->opened++;
+	return fd;
 }
 
 /* ---- performing a call -------------------------------------------------------------- */
@@ -972,7 +1026,9 @@ static CURLcode perform(CURL *h, struct http_xfer *x, int64_t timeout_ms)
 	curl_easy_setopt(h, CURLOPT_URL, sl_buf_str(&x->url));
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a 3xx is an error (docs/reference/connectors.md) */
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 0L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)SL_MIN(x->hc->connect_timeout_ms, timeout_ms));
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -992,15 +1048,29 @@ static CURLcode perform(CURL *h, struct http_xfer *x, int64_t timeout_ms)
 	return curl_easy_perform(h);
 }
 
+static int refusal(const struct http_xfer *x, const char *addr, enum sl_addr_class c, struct sl_err *err)
+{
+	const char *host = x->hc->host;
+	/* A host that is itself an address (curl has normalised its spelling)
+	 * adds nothing; a name shows where the address came from. */
+	unsigned char bin[16];
+	bool from = host && *host && strcmp(host, addr) != 0 && inet_pton(AF_INET, host, bin) != 1 &&
+		    inet_pton(AF_INET6, host, bin) != 1;
+	return sl_err_set(err, SL_EINVAL, SL_CLASS_PERMANENT,
+			  "%s %.*s: destination %s%s%s%s is %s: add it to allow_hosts to allow it", x->ha->method,
+			  (int)x->url_shown, sl_buf_str(&x->url), addr, from ? " (from " : "", from ? host : "",
+			  from ? ")" : "", sl_addr_class_name(c));
+}
+
 static int curl_failure(const struct http_xfer *x, CURLcode cc, int64_t timeout_ms, struct sl_err *err)
 {
 	const char *m = x->ha->method;
 	int shown = (int)x->url_shown;
 	const char *url = sl_buf_str(&x->url);
-	if (x->refused)
-		return sl_err_set(err, SL_EINVAL, SL_CLASS_PERMANENT,
-				  "%s %.*s: destination address %s is link-local/metadata "
-				  "(set allow_link_local: true to allow)", m, shown, url, x->refused_addr);
+	/* Refused and nothing else tried (with happy eyeballs another address
+	 * may have been tried and failed on its own: that failure is the news). */
+	if (x->refused && x->opened == 0)
+		return refusal(x, x->refused_addr, x->refused_class, err);
 	if (cc == CURLE_FILESIZE_EXCEEDED || (cc == CURLE_WRITE_ERROR && x->resp.err))
 		return sl_err_set(err, SL_ETOOBIG, SL_CLASS_PERMANENT, "%s %.*s: response body larger than %d bytes",
 				  m, shown, url, SL_BUF_MAX_HTTP_BODY);
@@ -1148,6 +1218,8 @@ static void xfer_free(struct http_xfer *x)
 static int http_exchange(struct http_xfer *x, const struct sl_call *call, struct sl_call_result *res,
 			 struct sl_err *err)
 {
+	if (sl_outbound_name_refused(&x->hc->allow, x->hc->allow_link_local, x->hc->host))
+		return refusal(x, x->hc->host, SL_ADDR_METADATA, err); /* not even resolved */
 	CURL *h = pool_get(x->hc);
 	if (!h)
 		return sl_err_set(err, SL_ENOMEM, SL_CLASS_TRANSIENT, "cannot create a curl handle");

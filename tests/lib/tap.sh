@@ -55,13 +55,27 @@ start_target() {
 }
 
 # project_copy SRC: copies a project into the temp dir pointing its http
-# connectors at TARGET_URL; prints the new path.
+# connectors at TARGET_URL; prints the new path. The target runs on
+# loopback, which a connector reaches only when its allow_hosts names it: a
+# connector without allow_hosts gets one naming the target's host.
 project_copy() {
 	dst="$T_TMP/$(basename "$1").$RANDOM"
 	cp -r "$1" "$dst"
 	rm -rf "$dst/.sluice" "$dst/out"
 	if [ -n "${TARGET_URL:-}" ]; then
-		sed -i "s#^base_url: .*#base_url: $TARGET_URL#" "$dst"/connectors/*.yaml
+		thost=${TARGET_URL#*://}
+		thost=${thost%%/*}
+		case $thost in
+		\[*) thost=${thost%%]*}; thost=${thost#?} ;;
+		*) thost=${thost%%:*} ;;
+		esac
+		for f in "$dst"/connectors/*.yaml; do
+			grep -q '^base_url:' "$f" || continue
+			sed -i "s#^base_url: .*#base_url: $TARGET_URL#" "$f"
+			grep -q '^allow_hosts:' "$f" && continue
+			[ -z "$(tail -c 1 "$f")" ] || echo >>"$f"
+			printf 'allow_hosts: ["%s"]\n' "$thost" >>"$f"
+		done
 	fi
 	echo "$dst"
 }

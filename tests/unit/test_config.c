@@ -445,6 +445,11 @@ static const char *const broken_want[] = {
 	FIX "/broken/connectors/crm.yaml:2:7: unknown connector type \"htp\" (did you mean \"http\"?)",
 	FIX "/broken/connectors/mail.yaml:4:30: \"token\" holds a plain value: use env:NAME or file:PATH for secrets",
 	FIX "/broken/connectors/mail.yaml:8:5: unknown key \"methd\" (did you mean \"method\"?)",
+	FIX "/broken/connectors/mail.yaml:9:26: \"10.0.0.1/8\" has bits set past its /8 prefix (did you mean "
+	    "\"10.0.0.0/8\"?)",
+	FIX "/broken/connectors/mail.yaml:9:38: an allow_hosts entry must be a string (a host name, *.domain, an IP "
+	    "address or a CIDR such as 10.0.0.0/8); quote it",
+	FIX "/broken/connectors/mail.yaml:9:42: \"127.1\" is the IPv4 address 127.0.0.1: write it as 127.0.0.1",
 	FIX "/broken/sluice.yaml:1:10: 'workers' must be an integer, not a string",
 	FIX "/broken/sluice.yaml:2:1: unknown key 'wrokers' in sluice.yaml (did you mean 'workers'?)",
 	FIX "/broken/workflows/a_misc.yaml:2:10: 'version' must be an integer, not a string",

@@ -163,7 +163,7 @@ static void write_project(int version_of_flow)
 {
 	put("sluice.yaml", "name: t\nworkers: 2\nbatch: 8\nlease: 2s\n");
 	put("connectors/api.yaml",
-	    "connector: api\ntype: http\nbase_url: http://127.0.0.1:%d\ntimeout: 2s\nactions:\n"
+	    "connector: api\ntype: http\nbase_url: http://127.0.0.1:%d\nallow_hosts: [127.0.0.1]\ntimeout: 2s\nactions:\n"
 	    "  send: { effect: write, method: POST, path: /send }\n"
 	    "  flaky: { effect: write, method: POST, path: /flaky }\n"
 	    "  fail: { effect: write, method: POST, path: /fail }\n"
