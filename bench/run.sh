@@ -8,6 +8,10 @@ echo "== engine: durable steps per second"
 "$SLUICE_BUILD/bench/bench_engine" "${BENCH_RUNS:-2000}"
 
 echo
+echo "== audit log: what an entry costs where the engine writes it, and verify speed"
+"$SLUICE_BUILD/bench/bench_audit" "${BENCH_AUDIT_ROUNDS:-7}"
+
+echo
 echo "== server: durable webhook accepts (sluice serve, SQLite, signed GitHub-style webhooks)"
 "$(dirname "$0")/webhooks.sh"
 

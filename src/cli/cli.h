@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
+#include "gov/audit.h"
+
 #define SL_VERSION "0.1.0"
 
 /* Exit codes: 0 ok, 1 the thing checked/run failed, 2 usage or set-up error. */
@@ -47,6 +51,8 @@ int model_test_main(int argc, char **argv);
 void help_model_test(FILE *out);
 int model_eval_main(int argc, char **argv);
 void help_model_eval(FILE *out);
+int cmd_audit(int argc, char **argv);
+void help_audit(FILE *out);
 int cmd_version(int argc, char **argv);
 void help_version(FILE *out);
 
@@ -67,6 +73,23 @@ struct sl_project;
  * resolved here and never printed. Returns owned, or NULL after printing
  * why on stderr. */
 char *cli_store_url(const char *override, const struct sl_project *p);
+
+/* The person running the CLI, for the audit log: a user named by $USER
+ * (or "unknown"). */
+struct sl_audit_actor cli_actor(void);
+
+/* ---- clients of a server's API (cmd_runs.c) ------------------------------------ */
+#define CLI_DEFAULT_SERVER "http://127.0.0.1:8080"
+struct sl_buf;
+/* Calls server's API (SLUICE_TOKEN as a Bearer token when set); *out gets
+ * the parsed answer (owned, may be NULL), *status the HTTP status. Returns
+ * 0, or -1 after printing a connection error as "sluice VERB: ...". */
+int cli_api_call(const char *verb, const char *server, const char *method, const char *path, const char *body,
+		 long *status, json_t **out);
+/* Prints a problem+json answer on stderr; returns EXIT_FAIL. */
+int cli_print_problem(const char *verb, long status, const json_t *doc);
+/* Appends ?name=value or &name=value, URL-escaped, when value is set. */
+void cli_add_query(struct sl_buf *q, const char *name, const char *value);
 
 /* Whether stdout/stderr is a terminal (tables and colour for people). */
 bool cli_isatty(FILE *f);

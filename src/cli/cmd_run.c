@@ -177,7 +177,7 @@ static int start_batch(struct sl_engine *e, const struct run_opts *o, json_t *id
 		sl_sha256_hex(line, strlen(line), hash);
 		char *key = sl_asprintf("%s:%d:%.16s", o->idem_key ? o->idem_key : "batch", lineno, hash);
 		struct sl_start st = {.workflow = o->workflow, .input = in, .idem_scope = "cli", .idem_key = key,
-				      .trigger = "cli"};
+				      .trigger = "cli", .actor = cli_actor()};
 		char id[SL_ID_MAX];
 		rc = sl_engine_start_run(e, &st, id, NULL, err);
 		if (rc)
@@ -199,7 +199,7 @@ static int start_runs(struct sl_engine *e, const struct run_opts *o, json_t *ids
 	if (!in)
 		return SL_EINVAL;
 	struct sl_start st = {.workflow = o->workflow, .input = in, .idem_scope = "cli", .idem_key = o->idem_key,
-			      .trigger = "cli"};
+			      .trigger = "cli", .actor = cli_actor()};
 	char id[SL_ID_MAX];
 	int rc = sl_engine_start_run(e, &st, id, NULL, err);
 	if (!rc)

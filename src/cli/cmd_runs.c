@@ -29,7 +29,7 @@ void help_costs(FILE *out);
 int cmd_connectors(int argc, char **argv);
 void help_connectors(FILE *out);
 
-#define DEFAULT_SERVER "http://127.0.0.1:8080"
+#define DEFAULT_SERVER CLI_DEFAULT_SERVER
 
 void help_runs(FILE *out)
 {
@@ -146,6 +146,13 @@ static int api_call(const char *verb, const struct client_opts *o, const char *m
 	return ret;
 }
 
+int cli_api_call(const char *verb, const char *server, const char *method, const char *path, const char *body,
+		 long *status, json_t **out)
+{
+	struct client_opts o = {.server = server};
+	return api_call(verb, &o, method, path, body, status, out);
+}
+
 static const char *jstr(const json_t *o, const char *key, const char *dflt)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -164,6 +171,11 @@ static int print_problem(const char *verb, long status, const json_t *doc)
 	return EXIT_FAIL;
 }
 
+int cli_print_problem(const char *verb, long status, const json_t *doc)
+{
+	return print_problem(verb, status, doc);
+}
+
 static void print_json(const json_t *doc)
 {
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | SL_JSON_REAL);
@@ -178,6 +190,11 @@ static void add_query(struct sl_buf *q, const char *name, const char *value)
 	char *esc = curl_easy_escape(NULL, value, 0);
 	sl_buf_printf(q, "%c%s=%s", q->len ? '&' : '?', name, esc ? esc : "");
 	curl_free(esc);
+}
+
+void cli_add_query(struct sl_buf *q, const char *name, const char *value)
+{
+	add_query(q, name, value);
 }
 
 static void fmt_time(const json_t *v, char out[32])

@@ -3,6 +3,7 @@
  */
 #include <jansson.h>
 #include <jq.h>
+#include <pwd.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ static const struct cli_verb verbs[] = {
 	{"costs", "what model calls cost, by workflow, route, model or tenant, on a server", cmd_costs, help_costs},
 	{"sim", "run a vendor (helpdesk, crm, erp) or model API simulator with fault injection", cmd_sim, help_sim},
 	{"model", "models: list and try routes, train and measure the local models", cmd_model, help_model},
+	{"audit", "verify the hash-chained audit log, print its head, list entries", cmd_audit, help_audit},
 	{"version", "print the version and the libraries Sluice was built with", cmd_version, help_version},
 };
 
@@ -103,6 +105,16 @@ char *cli_store_url(const char *override, const struct sl_project *p)
 		return r;
 	}
 	return sl_strdup(u);
+}
+
+struct sl_audit_actor cli_actor(void)
+{
+	const char *user = getenv("USER");
+	if (!user || !*user) {
+		const struct passwd *pw = getpwuid(getuid());
+		user = pw && pw->pw_name && *pw->pw_name ? pw->pw_name : "unknown";
+	}
+	return (struct sl_audit_actor){SL_ACTOR_USER, user};
 }
 
 bool cli_isatty(FILE *f)

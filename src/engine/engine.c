@@ -372,20 +372,44 @@ int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run
 		input = empty = json_object();
 	int rc = engine_check_input(w, input, err);
 	if (!rc) {
+		/* The correlation id is chosen here so the audit entry holds it. */
+		char corr[SL_ID_MAX];
+		const char *correlation = st->correlation_id;
+		if (!correlation) {
+			sl_id_new("corr_", corr);
+			correlation = corr;
+		}
+		const char *trigger = st->trigger ? st->trigger : "api";
+		json_t *detail = json_pack("{s:s, s:i, s:s, s:s}", "trigger", trigger, "version", w->version, "digest",
+					   w->digest, "workflow", w->name);
+		if (st->idem_key)
+			json_object_set_new(detail, "idempotency_key", json_string(st->idem_key));
+		struct sl_audit_entry ae = {
+			.tenant = st->tenant,
+			.actor = st->actor,
+			.action = "run.start",
+			.target = {"workflow", w->name},
+			.correlation_id = correlation,
+			.detail = detail,
+		};
+		json_t *audit = sl_audit_entry_json(&ae);
+		json_decref(detail);
 		struct sl_run_new rn = {
 			.workflow = w->name,
 			.version = w->version,
 			.digest = w->digest,
 			.input = input,
-			.correlation_id = st->correlation_id,
-			.trigger = st->trigger ? st->trigger : "api",
+			.correlation_id = correlation,
+			.trigger = trigger,
 			.tenant = st->tenant,
 			.priority = st->priority,
 			.idem_scope = st->idem_key ? (st->idem_scope ? st->idem_scope : "api") : NULL,
 			.idem_key = st->idem_key,
+			.audit = audit,
 		};
 		bool ex = false;
 		rc = sl_store_run_create(e->store, &rn, run_id, &ex, err);
+		json_decref(audit);
 		if (existed)
 			*existed = ex;
 		if (!rc && !ex) {
@@ -435,47 +459,97 @@ struct sl_store *sl_engine_store(struct sl_engine *e)
 	return e->store;
 }
 
-/* The workflow name of a DLQ entry (owned). */
-static int dlq_workflow(struct sl_engine *e, const char *dlq_id, char **name, struct sl_err *err)
+/* The workflow name and run id of a DLQ entry (owned). */
+static int dlq_entry(struct sl_engine *e, const char *dlq_id, char **name, char **run_id, struct sl_err *err)
 {
 	struct sl_dlq_filter f = {.error_class = -1, .include_replayed = true, .id = dlq_id};
 	json_t *page = NULL;
-	*name = NULL;
+	*name = *run_id = NULL;
 	if (sl_store_dlq_list(e->store, &f, &page, err))
 		return err ? err->code : SL_ESTORE;
-	const char *w = json_string_value(json_object_get(json_array_get(json_object_get(page, "entries"), 0), "workflow"));
+	const json_t *entry = json_array_get(json_object_get(page, "entries"), 0);
+	const char *w = json_string_value(json_object_get(entry, "workflow"));
 	*name = w ? sl_strdup(w) : NULL;
+	*run_id = sl_strdup(json_string_value(json_object_get(entry, "run_id")));
 	json_decref(page);
 	return w ? 0 : sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "no dead-letter entry %s", dlq_id);
 }
 
+static const struct sl_audit_actor system_actor = {SL_ACTOR_SYSTEM, NULL};
+
+/* The audit entry of an operator action on a run, with the run's tenant
+ * and correlation id (operator actions are rare: a load is cheap enough).
+ * Returns owned. */
+static json_t *operator_entry(struct sl_engine *e, struct sl_audit_entry *ae, const char *run_id)
+{
+	struct sl_err err;
+	sl_err_clear(&err);
+	struct sl_run r;
+	bool loaded = run_id && sl_store_run_load(e->store, run_id, &r, &err) == 0;
+	if (loaded) {
+		ae->tenant = r.tenant;
+		ae->correlation_id = r.correlation_id;
+	}
+	json_t *j = sl_audit_entry_json(ae);
+	if (loaded)
+		sl_run_free(&r);
+	return j;
+}
+
 int sl_engine_replay(struct sl_engine *e, const char *dlq_id, const json_t *input, bool newest,
-		     char run_id[SL_ID_MAX], struct sl_err *err)
+		     const struct sl_audit_actor *actor, char run_id[SL_ID_MAX], struct sl_err *err)
 {
 	const char *digest = NULL;
 	int version = 0;
+	char *name = NULL, *dead_run = NULL;
+	int rc = dlq_entry(e, dlq_id, &name, &dead_run, err);
+	if (rc && rc != SL_ENOTFOUND)
+		return rc;
 	if (newest) {
-		char *name = NULL;
-		int rc = dlq_workflow(e, dlq_id, &name, err);
-		if (rc)
-			return rc;
-		const struct sl_workflow *w = sl_project_workflow(e->project, name);
-		free(name);
-		if (!w)
-			return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE,
-					  "the entry's workflow is not in the project any more");
+		const struct sl_workflow *w = rc ? NULL : sl_project_workflow(e->project, name);
+		if (!w) {
+			free(name);
+			free(dead_run);
+			return rc ? rc
+				  : sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE,
+					       "the entry's workflow is not in the project any more");
+		}
 		digest = w->digest;
 		version = w->version;
 	}
-	int rc = sl_store_dlq_replay(e->store, dlq_id, input, digest, version, run_id, err);
+	free(name);
+	json_t *detail = json_pack("{s:b, s:b}", "input_replaced", input != NULL, "newest", newest);
+	if (digest)
+		json_object_set_new(detail, "digest", json_string(digest));
+	struct sl_audit_entry ae = {
+		.actor = actor ? *actor : system_actor,
+		.action = "dlq.replay",
+		.target = {"dlq", dlq_id},
+		.detail = detail,
+	};
+	json_t *audit = operator_entry(e, &ae, dead_run);
+	json_decref(detail);
+	free(dead_run);
+	/* the replay and its entry in one transaction */
+	rc = sl_store_dlq_replay_audited(e->store, dlq_id, input, digest, version, audit, run_id, err);
+	json_decref(audit);
 	if (!rc)
 		engine_wake(e);
 	return rc;
 }
 
-int sl_engine_cancel(struct sl_engine *e, const char *run_id, struct sl_err *err)
+int sl_engine_cancel(struct sl_engine *e, const char *run_id, const struct sl_audit_actor *actor,
+		     struct sl_err *err)
 {
-	int rc = sl_store_run_cancel(e->store, run_id, err);
+	struct sl_audit_entry ae = {
+		.actor = actor ? *actor : system_actor,
+		.action = "run.cancel",
+		.target = {"run", run_id},
+	};
+	json_t *audit = operator_entry(e, &ae, run_id);
+	/* the cancel and its entry in one transaction */
+	int rc = sl_store_run_cancel_audited(e->store, run_id, audit, err);
+	json_decref(audit);
 	if (!rc)
 		engine_notify_done(e);
 	return rc;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "gov/audit.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -52,21 +53,26 @@ struct sl_start {
 	const char *trigger;        /* "cli", "api", ... */
 	const char *tenant;         /* NULL: "default" */
 	int priority;
+	struct sl_audit_actor actor; /* who starts it (the run.start audit entry); zeroed: the system */
 };
 /* Validates the input against the workflow's contract (a failure is
  * SL_EINVAL with class contract and every error's JSON pointer in the
- * message), then creates the run durably. Returns once it is committed. */
+ * message), then creates the run durably, with its run.start audit entry
+ * in the same transaction. Returns once it is committed. */
 int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run_id[SL_ID_MAX],
 			bool *existed, struct sl_err *err);
 
 /* Replays a dead run from its failed step (DLQ entry dlq_id): completed
  * steps are not repeated. input (borrowed, may be NULL) replaces .input;
  * newest = true moves the run onto the newest loaded version of its
- * workflow, else it stays on its own. Wakes the workers. */
+ * workflow, else it stays on its own. Wakes the workers. actor (may be
+ * NULL: the system) is recorded in a dlq.replay audit entry. */
 int sl_engine_replay(struct sl_engine *e, const char *dlq_id, const json_t *input, bool newest,
-		     char run_id[SL_ID_MAX], struct sl_err *err);
-/* Cancels a run that has not ended (SL_EINVAL when it has). */
-int sl_engine_cancel(struct sl_engine *e, const char *run_id, struct sl_err *err);
+		     const struct sl_audit_actor *actor, char run_id[SL_ID_MAX], struct sl_err *err);
+/* Cancels a run that has not ended (SL_EINVAL when it has), recording a
+ * run.cancel audit entry with actor (may be NULL: the system). */
+int sl_engine_cancel(struct sl_engine *e, const char *run_id, const struct sl_audit_actor *actor,
+		     struct sl_err *err);
 /* The project and store the engine runs on (borrowed). */
 struct sl_project *sl_engine_project(struct sl_engine *e);
 struct sl_store *sl_engine_store(struct sl_engine *e);

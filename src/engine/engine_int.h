@@ -56,6 +56,8 @@ struct outcome {
 	struct sl_dlq_new dlq;
 	json_t *step_output, *step_error, *run_output, *run_error, *evidence, *payload;
 	json_t *ai_calls; /* an ai step's model calls, committed with it */
+	json_t *audit;    /* audit entries committed with it (array), or NULL */
+	json_t *spawn_audit; /* the run.start entries of spawns (array), or NULL */
 	char *att_step_id, *att_error, *dlq_error;
 	struct sl_run_new *spawn;
 	char **spawn_keys;
@@ -77,5 +79,7 @@ void step_execute(struct sl_engine *e, struct slot *s, struct outcome *o);
 /* After a landed commit: folds o into s->run so the worker can go on. */
 void step_apply(struct slot *s, const struct outcome *o);
 void outcome_free(struct outcome *o);
+/* Adds an audit entry (taken) to the outcome's commit. */
+void outcome_audit(struct outcome *o, json_t *entry);
 
 #endif

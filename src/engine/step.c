@@ -9,6 +9,7 @@
  */
 #include "engine/engine_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ void outcome_free(struct outcome *o)
 	json_decref(o->evidence);
 	json_decref(o->payload);
 	json_decref(o->ai_calls);
+	json_decref(o->audit);
+	json_decref(o->spawn_audit);
 	free(o->att_step_id);
 	free(o->att_error);
 	free(o->dlq_error);
@@ -32,6 +35,28 @@ void outcome_free(struct outcome *o)
 	free(o->spawn_keys);
 	free(o->spawn);
 	memset(o, 0, sizeof *o);
+}
+
+void outcome_audit(struct outcome *o, json_t *entry)
+{
+	if (!o->audit)
+		o->audit = json_array();
+	json_array_append_new(o->audit, entry);
+	o->c.audit = o->audit;
+}
+
+/* The facts every step entry shares: the engine acts for the run. */
+static struct sl_audit_entry step_entry(const struct slot *s, const struct sl_step *st, const char *action)
+{
+	struct sl_audit_entry ae = {
+		.tenant = s->run.tenant,
+		.actor = {SL_ACTOR_SYSTEM, "engine"},
+		.action = action,
+		.run_id = s->run.id,
+		.step_id = st->id,
+		.correlation_id = s->run.correlation_id,
+	};
+	return ae;
 }
 
 static json_t *error_json(const struct sl_err *err, const char *step_id)
@@ -237,7 +262,37 @@ static void fail_step(struct sl_engine *e, struct slot *s, struct outcome *o, co
 
 /* ---- the step kinds ---------------------------------------------------------------- */
 
-static int exec_call(struct slot *s, const struct sl_step *st, struct sl_connector *conn,
+/* A call with a downstream effect (write, delete) is audited, each
+ * attempt, whatever its outcome: a failed write may still have landed. */
+static void audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
+		       const struct sl_connector *conn, const struct sl_action *act, const char *key, int rc,
+		       const struct sl_err *err, int status, bool compensate)
+{
+	if (act->effect != SL_EFFECT_WRITE && act->effect != SL_EFFECT_DELETE)
+		return;
+	json_t *effect = json_pack("{s:s, s:s, s:s, s:s, s:i}", "connector", conn->name, "action", act->name, "effect",
+				   sl_effect_name(act->effect), "outcome", rc ? "error" : "ok", "attempt",
+				   s->run.attempt + 1);
+	if (key)
+		json_object_set_new(effect, "idempotency_key", json_string(key));
+	if (rc) {
+		json_object_set_new(effect, "error_class", json_string(sl_class_name(err->cls)));
+		json_object_set_new(effect, "error", json_string(err->msg));
+	}
+	int http = rc ? err->http_status : status;
+	if (http)
+		json_object_set_new(effect, "status", json_integer(http));
+	if (compensate)
+		json_object_set_new(effect, "compensate", json_true());
+	struct sl_audit_entry ae = step_entry(s, st, "step.write");
+	ae.target.kind = "connector";
+	ae.target.id = conn->name;
+	ae.effect = effect;
+	outcome_audit(o, sl_audit_entry_json(&ae));
+	json_decref(effect);
+}
+
+static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st, struct sl_connector *conn,
 		     const struct sl_action *act, struct sl_expr *with, const json_t *default_input,
 		     const char *key_suffix, json_t **out, json_t **evidence, struct sl_err *err)
 {
@@ -268,6 +323,7 @@ static int exec_call(struct slot *s, const struct sl_step *st, struct sl_connect
 	};
 	struct sl_call_result res = {0};
 	int rc = sl_connector_call(conn, act, &call, &res, err);
+	audit_call(o, s, st, conn, act, key, rc, err, res.status, key_suffix != NULL);
 	if (rc) {
 		*evidence = json_pack("{s:O, s:s, s:s}", "input", input, "action", act->name, "idempotency_key", key);
 		if (err->http_status)
@@ -362,6 +418,7 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 	}
 	o->spawn = sl_xcalloc(n ? n : 1, sizeof *o->spawn);
 	o->spawn_keys = sl_xcalloc(n ? n : 1, sizeof *o->spawn_keys);
+	o->spawn_audit = json_array();
 	o->payload = payload;
 	json_t *started = json_array();
 	for (size_t i = 0; i < p->nworkflows; i++) {
@@ -387,6 +444,18 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 		rn->priority = s->run.priority;
 		rn->idem_scope = "emit";
 		rn->idem_key = o->spawn_keys[o->nspawn];
+		json_t *detail = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "trigger", "emit", "topic", st->topic,
+					   "version", w->version, "digest", w->digest, "parent_run_id", s->run.id,
+					   "parent_step_id", st->id);
+		struct sl_audit_entry ae = step_entry(s, st, "run.start");
+		ae.run_id = NULL; /* the store fills in the new run's */
+		ae.step_id = NULL;
+		ae.target.kind = "workflow";
+		ae.target.id = w->name;
+		ae.detail = detail;
+		json_array_append_new(o->spawn_audit, sl_audit_entry_json(&ae));
+		json_decref(detail);
+		rn->audit = json_array_get(o->spawn_audit, o->nspawn);
 		o->nspawn++;
 		json_array_append_new(started, json_string(w->name));
 	}
@@ -433,6 +502,46 @@ static char *ai_prompt(const struct slot *s, const struct sl_step *st, const jso
 	json_decref(vars);
 	free(text);
 	return prompt;
+}
+
+/* One ai.call entry per ai step attempt: which model answered, the
+ * prompt's hash, what it cost (integer micro-USD: no float in the chain),
+ * and how it ended. The calls themselves are in ai_calls. */
+static void audit_ai(struct outcome *o, const struct slot *s, const struct sl_step *st,
+		     const struct sl_ai_result *res, int rc, const struct sl_err *err)
+{
+	const struct sl_ai_step *a = &st->ai;
+	const char *model = res->model[0] ? res->model : NULL;
+	const char *prompt_hash = a->prompt ? a->prompt->digest : NULL;
+	if (!model || !prompt_hash) { /* from the last call record */
+		size_t n = json_array_size(res->calls);
+		json_t *last = n ? json_array_get(res->calls, n - 1) : NULL;
+		if (!model)
+			model = json_string_value(json_object_get(last, "model"));
+		if (!prompt_hash)
+			prompt_hash = json_string_value(json_object_get(last, "prompt_hash"));
+	}
+	json_t *detail = json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:b}", "route", a->route ? a->route : "",
+				   "outcome", rc ? "error" : res->review ? "review" : "ok", "cost_micro_usd",
+				   (json_int_t)llround(res->cost_usd * 1e6), "tokens_in", (json_int_t)res->tokens_in,
+				   "tokens_out", (json_int_t)res->tokens_out, "calls", (int)json_array_size(res->calls),
+				   "cache_hit", res->cache_hit);
+	if (rc) {
+		json_object_set_new(detail, "error_class", json_string(sl_class_name(err->cls)));
+		json_object_set_new(detail, "error", json_string(err->msg));
+	} else if (res->review) {
+		json_object_set_new(detail, "review_reason", json_string(res->review_reason));
+	}
+	char agent[256];
+	snprintf(agent, sizeof agent, "%s/%s", s->run.workflow, st->id);
+	struct sl_audit_entry ae = step_entry(s, st, "ai.call");
+	ae.actor.kind = SL_ACTOR_AGENT;
+	ae.actor.id = agent;
+	ae.model = model;
+	ae.prompt_hash = prompt_hash;
+	ae.detail = detail;
+	outcome_audit(o, sl_audit_entry_json(&ae));
+	json_decref(detail);
 }
 
 /* Runs an ai step through its route. *review: the answer waits for a
@@ -484,6 +593,7 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 		o->c.ai_calls = o->ai_calls;
 		o->c.ai_step_id = st->id;
 	}
+	audit_ai(o, s, st, &res, rc, err);
 	if (rc) {
 		*evidence = json_pack("{s:s, s:O}", "route", a->route, "calls", res.calls);
 		sl_ai_result_free(&res);
@@ -571,7 +681,7 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 		rc = sl_expr_eval(st->map, s->run.context, &out, &err);
 		break;
 	case SL_STEP_CALL:
-		rc = exec_call(s, st, st->connector, st->action, st->with, NULL, NULL, &out, &evidence, &err);
+		rc = exec_call(o, s, st, st->connector, st->action, st->with, NULL, NULL, &out, &evidence, &err);
 		break;
 	case SL_STEP_EMIT:
 		rc = exec_emit(e, s, o, st, &out, &err);
@@ -632,8 +742,8 @@ static void exec_compensate(struct sl_engine *e, struct slot *s, struct outcome 
 	sl_err_clear(&err);
 	json_t *out = NULL, *evidence = NULL;
 	json_t *done_output = json_object_get(s->run.context, st->id);
-	int rc = exec_call(s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate", &out,
-			   &evidence, &err);
+	int rc = exec_call(o, s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate",
+			   &out, &evidence, &err);
 	int64_t dur = (sl_mono_us() - t0) / 1000;
 	int attempts = s->run.attempt + 1;
 	if (rc) {

@@ -158,6 +158,16 @@ static void reply_started(struct srv_req *r, const char *run_id, bool existed)
 				 "duplicate", existed, "links", links));
 }
 
+/* Until API keys exist (issue 6), an API caller is an anonymous user and a
+ * webhook is the service its path names. */
+struct sl_audit_actor srv_actor(const struct srv_req *r, const char *webhook_scope)
+{
+	(void)r;
+	if (webhook_scope)
+		return (struct sl_audit_actor){SL_ACTOR_SERVICE, webhook_scope};
+	return (struct sl_audit_actor){SL_ACTOR_USER, "anonymous"};
+}
+
 void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl_workflow *w, json_t *in,
 			 const char *scope, const char *key, const char *trigger)
 {
@@ -168,6 +178,7 @@ void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl
 		.idem_key = key,
 		.correlation_id = r->corr,
 		.trigger = trigger,
+		.actor = srv_actor(r, strcmp(trigger, "webhook") == 0 ? scope : NULL),
 	};
 	char run_id[SL_ID_MAX] = "";
 	bool existed = false;
@@ -200,7 +211,7 @@ void srv_start_run(struct sl_server *s, struct srv_req *r)
 	srv_start_and_reply(s, r, w, in, "api", key, "api");
 }
 
-static int parse_limit(struct srv_req *r, size_t *limit)
+int srv_parse_limit(struct srv_req *r, size_t *limit)
 {
 	const char *v = srv_query(r, "limit");
 	int64_t n;
@@ -228,7 +239,7 @@ void srv_runs_list(struct sl_server *s, struct srv_req *r)
 			return;
 		}
 	}
-	if (parse_limit(r, &f.limit))
+	if (srv_parse_limit(r, &f.limit))
 		return;
 	json_t *doc = NULL;
 	struct sl_err err;
@@ -281,7 +292,8 @@ void srv_run_cancel(struct sl_server *s, struct srv_req *r)
 	struct sl_err err;
 	sl_err_clear(&err);
 	snprintf(r->run_id, sizeof r->run_id, "%s", r->params[0]);
-	int rc = sl_engine_cancel(s->e, r->params[0], &err);
+	struct sl_audit_actor actor = srv_actor(r, NULL);
+	int rc = sl_engine_cancel(s->e, r->params[0], &actor, &err);
 	if (rc == SL_EINVAL) {
 		srv_problem(r, 409, "the run has already ended");
 		return;
@@ -294,7 +306,7 @@ void srv_run_cancel(struct sl_server *s, struct srv_req *r)
 }
 
 /* A time filter: RFC 3339 or ms since the epoch. */
-static int parse_time(struct srv_req *r, const char *name, int64_t *out)
+int srv_parse_time(struct srv_req *r, const char *name, int64_t *out)
 {
 	const char *v = srv_query(r, name);
 	*out = 0;
@@ -325,9 +337,9 @@ static int dlq_filter(struct srv_req *r, struct sl_dlq_filter *f)
 	}
 	const char *inc = srv_query(r, "include_replayed");
 	f->include_replayed = inc && strcmp(inc, "true") == 0;
-	if (parse_time(r, "since", &f->since) || parse_time(r, "until", &f->until))
+	if (srv_parse_time(r, "since", &f->since) || srv_parse_time(r, "until", &f->until))
 		return -1;
-	return parse_limit(r, &f->limit);
+	return srv_parse_limit(r, &f->limit);
 }
 
 void srv_dlq_list(struct sl_server *s, struct srv_req *r)
@@ -394,7 +406,8 @@ void srv_dlq_replay(struct sl_server *s, struct srv_req *r)
 	char run_id[SL_ID_MAX] = "";
 	struct sl_err err;
 	sl_err_clear(&err);
-	int rc = sl_engine_replay(s->e, r->params[0], input, newest, run_id, &err);
+	struct sl_audit_actor actor = srv_actor(r, NULL);
+	int rc = sl_engine_replay(s->e, r->params[0], input, newest, &actor, run_id, &err);
 	json_decref(body);
 	if (rc == SL_EINVAL) {
 		srv_problem(r, 409, err.msg[0] ? err.msg : "already replayed, or the run is no longer dead");
@@ -443,6 +456,7 @@ void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
 	}
 	json_t *failed = json_array();
 	json_t *runs = json_array();
+	struct sl_audit_actor actor = srv_actor(r, NULL);
 	size_t i;
 	json_t *e;
 	json_array_foreach(json_object_get(page, "entries"), i, e)
@@ -452,7 +466,7 @@ void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r)
 		sl_err_clear(&err);
 		if (!id)
 			continue;
-		if (sl_engine_replay(s->e, id, input, newest, run_id, &err) == 0)
+		if (sl_engine_replay(s->e, id, input, newest, &actor, run_id, &err) == 0)
 			json_array_append_new(runs, json_string(run_id));
 		else
 			json_array_append_new(failed, json_pack("{s:s, s:s}", "id", id, "detail", err.msg));
@@ -478,7 +492,7 @@ void srv_costs(struct sl_server *s, struct srv_req *r)
 		return;
 	}
 	int64_t since;
-	if (parse_time(r, "since", &since))
+	if (srv_parse_time(r, "since", &since))
 		return;
 	json_t *groups = NULL;
 	struct sl_err err;

@@ -28,6 +28,7 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/v1/dlq"},
 	{"POST", "/v1/dlq/replay"},
 	{"POST", "/v1/dlq/{id}/replay"},
+	{"GET", "/v1/audit"},
 	{"POST", "/hooks/{path}"},
 	{"POST", "/v1/chat/completions"},
 	{"GET", "/v1/models"},
@@ -39,8 +40,8 @@ static const struct sl_server_route routes[] = {
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
-	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_webhook, srv_chat_completions,
-	srv_models,     srv_costs,      srv_connectors, srv_run_trace,  srv_drift,
+	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_audit_list, srv_webhook,
+	srv_chat_completions, srv_models, srv_costs,  srv_connectors, srv_run_trace,  srv_drift,
 };
 
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");

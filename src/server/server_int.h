@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "gov/audit.h"
 #include "server/server.h"
 
 struct MHD_Daemon;
@@ -99,6 +100,16 @@ void srv_run_trace(struct sl_server *s, struct srv_req *r);
 void srv_dlq_list(struct sl_server *s, struct srv_req *r);
 void srv_dlq_replay(struct sl_server *s, struct srv_req *r);
 void srv_dlq_replay_bulk(struct sl_server *s, struct srv_req *r);
+/* Query helpers shared by the list handlers: each answers 400 itself and
+ * returns -1 on a bad value. limit: 1..500; a time: RFC 3339 or ms. */
+int srv_parse_limit(struct srv_req *r, size_t *limit);
+int srv_parse_time(struct srv_req *r, const char *name, int64_t *out);
+/* Who is acting for the audit log: a webhook (its idempotency scope names
+ * it) or an API caller. */
+struct sl_audit_actor srv_actor(const struct srv_req *r, const char *webhook_scope);
+
+/* audit.c */
+void srv_audit_list(struct sl_server *s, struct srv_req *r);
 /* Parses the body as JSON (empty: {}), validates it against schema (may be
  * NULL) and answers 400 with pointers on failure. Returns owned or NULL. */
 json_t *srv_body_input(struct srv_req *r, const struct sl_schema *schema);

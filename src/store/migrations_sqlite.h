@@ -159,6 +159,34 @@ static const struct sq_migration sq_migrations[] = {
 	 "CREATE INDEX ai_calls_run ON ai_calls(run_id, seq);"
 	 "CREATE INDEX ai_calls_route ON ai_calls(route, created_at);"
 	 "CREATE INDEX ai_calls_workflow ON ai_calls(workflow, created_at);"},
+
+	/* The audit log (src/gov/audit.h): entry is the canonical text the
+	 * hash covers; at, tenant, action and run_id are copies for filtering
+	 * (sluice audit verify checks that they agree). seq is assigned by the
+	 * store (head + 1), not by AUTOINCREMENT, so a gap means a deletion.
+	 * One index only: entries are written with every audited step and read
+	 * rarely, and each index costs ~5 us of CPU per entry (bench_audit).
+	 * A run's entries are the common question; the other filters walk seq
+	 * newest first and stop at a page (a recent window or a frequent action
+	 * is quick; a rare action in a long log walks it).
+	 * The triggers make the table append-only for every writer that goes
+	 * through SQLite with the schema intact; the hash chain is what catches
+	 * the writers that do not. */
+	{3, "audit log",
+	 "CREATE TABLE audit ("
+	 " seq INTEGER PRIMARY KEY,"
+	 " at INTEGER NOT NULL,"
+	 " tenant TEXT NOT NULL,"
+	 " action TEXT NOT NULL,"
+	 " run_id TEXT,"
+	 " entry TEXT NOT NULL,"
+	 " prev_hash TEXT NOT NULL,"
+	 " hash TEXT NOT NULL);"
+	 "CREATE INDEX audit_run ON audit(run_id, seq) WHERE run_id IS NOT NULL;"
+	 "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+	 "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

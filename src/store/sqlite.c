@@ -26,6 +26,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,10 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(STEP_OUTPUTS, "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = ?1 "  \
 			"AND s.step_id = ?2 AND s.status = 'completed' AND s.output IS NOT NULL "            \
 			"ORDER BY s.finished_at DESC, s.run_id DESC LIMIT ?3 OFFSET ?4")                    \
+	X(AUDIT_HEAD, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")                              \
+	X(AUDIT_PUT, "INSERT INTO audit(seq, at, tenant, action, run_id, entry, prev_hash, hash) "          \
+		     "VALUES (?1, ?5, ?6, ?7, ?8, ?2, ?3, ?4)")                                             \
+	X(AUDIT_SCAN, "SELECT seq, prev_hash, hash, entry, at, tenant, action, run_id FROM audit ORDER BY seq") \
 	X(AI_SPENT_ROUTE, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE route = ?1 AND created_at >= ?2") \
 	X(AI_SPENT_WORKFLOW, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE workflow = ?1 "           \
 			     "AND created_at >= ?2")
@@ -831,6 +836,71 @@ static int idem_put(struct sq_conn *c, const struct sl_run_new *r, const char *i
 	return x_run(c, st, NULL, err, "idempotency insert");
 }
 
+/* ---- the audit log --------------------------------------------------------------------------- */
+
+/* Appends one entry inside the caller's write transaction: reads the head,
+ * seals the entry after it, inserts. Reading the head here (not from a
+ * cache) keeps the chain whole when another process appends too, and a
+ * savepoint rolled back takes its entries with it. run_id (may be NULL)
+ * is set into the entry. */
+static int audit_put(struct sq_conn *c, const json_t *entry, const char *run_id, int64_t now,
+		     char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, SQ_AUDIT_HEAD, err);
+	if (!st)
+		return SL_ESTORE;
+	int64_t head = 0;
+	char prev[SL_AUDIT_HASH_LEN + 1] = SL_AUDIT_GENESIS;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		head = sqlite3_column_int64(st, 0);
+		const char *h = c_text(st, 1);
+		snprintf(prev, sizeof prev, "%s", h ? h : "");
+	}
+	st_done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(c, err, "audit head");
+	char hash[SL_AUDIT_HASH_LEN + 1];
+	char *text = sl_store__audit_seal(entry, head, prev, now, run_id, hash);
+	if (!text)
+		return sl_err_set(err, SL_ENOMEM, SL_CLASS_NONE, "store: audit entry: out of memory");
+	st = st_get(c, SQ_AUDIT_PUT, err);
+	if (!st) {
+		free(text);
+		return SL_ESTORE;
+	}
+	/* the filter columns, as the sealed text has them (verify compares) */
+	const json_t *at = json_object_get(entry, "at");
+	const char *tenant = json_string_value(json_object_get(entry, "tenant"));
+	int b = b_i64(st, 1, head + 1) | b_text(st, 2, text) | b_text(st, 3, prev) | b_text(st, 4, hash) |
+		b_i64(st, 5, json_is_integer(at) ? json_integer_value(at) : now) | b_text(st, 6, tenant ? tenant : "default") |
+		b_text(st, 7, json_string_value(json_object_get(entry, "action"))) |
+		b_text(st, 8, run_id ? run_id : json_string_value(json_object_get(entry, "run_id")));
+	if (b) {
+		st_done(st);
+		free(text);
+		return bind_err(b, err, "audit");
+	}
+	rc = x_run(c, st, NULL, err, "audit");
+	free(text);
+	if (rc == 0 && hash_out)
+		memcpy(hash_out, hash, sizeof hash);
+	return rc;
+}
+
+static int audit_put_all(struct sq_conn *c, const json_t *entries, int64_t now, char hash_out[SL_AUDIT_HASH_LEN + 1],
+			 struct sl_err *err)
+{
+	size_t i;
+	const json_t *e;
+	json_array_foreach(entries, i, e) {
+		int rc = audit_put(c, e, NULL, now, hash_out, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Creates a run, its first task and its idempotency record inside the
  * caller's write transaction (run_create, and spawns in a commit). An
  * expired record is replaced. */
@@ -855,6 +925,8 @@ static int create_tx(struct sq_store *s, const struct sl_run_new *r, int64_t now
 			      r->priority, err);
 	if (!rc && r->idem_key)
 		rc = idem_put(c, r, id, now, err);
+	if (!rc && r->audit)
+		rc = audit_put(c, r->audit, id, now, NULL, err);
 	return rc;
 }
 
@@ -1297,6 +1369,8 @@ static int commit_one(struct sq_store *s, const struct sl_commit *m, int64_t now
 		rc = dlq_put(c, m->run_id, m->dlq, now, err);
 	if (!rc && m->ai_calls)
 		rc = ai_calls_put(c, m->run_id, m->ai_step_id ? m->ai_step_id : "", m->ai_calls, now, err);
+	if (!rc && m->audit)
+		rc = audit_put_all(c, m->audit, now, NULL, err);
 	for (size_t i = 0; !rc && i < m->nspawn; i++) {
 		char id[SL_ID_MAX];
 		bool existed;
@@ -1826,13 +1900,21 @@ static int cancel_tx(struct sq_conn *c, const char *run_id, struct sl_err *err)
 	return x_run(c, st, NULL, err, "cancel");
 }
 
-static int sq_run_cancel(struct sl_store *base, const char *run_id, struct sl_err *err)
+static int sq_run_cancel_audited(struct sl_store *base, const char *run_id, const json_t *audit, struct sl_err *err)
 {
 	struct sq_store *s = sq(base);
 	int rc = wr_begin(s, err);
 	if (rc)
 		return rc;
-	return wr_end(s, cancel_tx(&s->w, run_id, err), err);
+	rc = cancel_tx(&s->w, run_id, err);
+	if (!rc && audit)
+		rc = audit_put(&s->w, audit, run_id, sl_now_ms(), NULL, err);
+	return wr_end(s, rc, err);
+}
+
+static int sq_run_cancel(struct sl_store *base, const char *run_id, struct sl_err *err)
+{
+	return sq_run_cancel_audited(base, run_id, NULL, err);
 }
 
 /* ---- dead letters ---------------------------------------------------------------------------- */
@@ -2052,18 +2134,28 @@ static int replay_tx(struct sq_conn *c, const char *dlq_id, const json_t *input,
 	return rc;
 }
 
-static int sq_dlq_replay(struct sl_store *base, const char *dlq_id, const json_t *input, const char *new_digest,
-			 int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err)
+static int sq_dlq_replay_audited(struct sl_store *base, const char *dlq_id, const json_t *input,
+				 const char *new_digest, int new_version, const json_t *audit, char run_id_out[SL_ID_MAX],
+				 struct sl_err *err)
 {
 	struct sq_store *s = sq(base);
 	int rc = wr_begin(s, err);
 	if (rc)
 		return rc;
 	char run_id[SL_ID_MAX] = "";
-	rc = wr_end(s, replay_tx(&s->w, dlq_id, input, new_digest, new_version, run_id, err), err);
+	rc = replay_tx(&s->w, dlq_id, input, new_digest, new_version, run_id, err);
+	if (!rc && audit)
+		rc = audit_put(&s->w, audit, run_id, sl_now_ms(), NULL, err);
+	rc = wr_end(s, rc, err);
 	if (rc == 0)
 		sl_store__id_copy(run_id_out, run_id);
 	return rc;
+}
+
+static int sq_dlq_replay(struct sl_store *base, const char *dlq_id, const json_t *input, const char *new_digest,
+			 int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err)
+{
+	return sq_dlq_replay_audited(base, dlq_id, input, new_digest, new_version, NULL, run_id_out, err);
 }
 
 static int sq_dlq_purge(struct sl_store *base, int64_t before_ms, int64_t *purged, struct sl_err *err)
@@ -2163,6 +2255,149 @@ static int sq_ai_record(struct sl_store *base, const char *tenant, const json_t 
 	return wr_end(s, rc, err);
 }
 
+/* ---- the audit log: appending, listing, scanning ------------------------------------------------- */
+
+static int sq_audit_append(struct sl_store *base, const json_t *entries, char hash_out[SL_AUDIT_HASH_LEN + 1],
+			   struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	return wr_end(s, audit_put_all(&s->w, entries, sl_now_ms(), hash_out, err), err);
+}
+
+static int audit_bind(sqlite3_stmt *st, const struct sl_audit_filter *f, size_t limit, int64_t cursor)
+{
+	int k = 1, b = 0;
+	if (f->tenant)
+		b |= b_text(st, k++, f->tenant);
+	if (f->action)
+		b |= b_text(st, k++, f->action);
+	if (f->run_id)
+		b |= b_text(st, k++, f->run_id);
+	if (f->since > 0)
+		b |= b_i64(st, k++, f->since);
+	if (f->until > 0)
+		b |= b_i64(st, k++, f->until);
+	if (cursor > 0)
+		b |= b_i64(st, k++, cursor);
+	return b | b_i64(st, k, (int64_t)limit + 1);
+}
+
+/* One list item: the entry as stored, with its chain links. */
+static json_t *audit_doc(sqlite3_stmt *st)
+{
+	json_t *d = c_json(st, 1);
+	if (!json_is_object(d)) {
+		json_decref(d);
+		d = json_pack("{s:I, s:b}", "seq", (json_int_t)sqlite3_column_int64(st, 0), "unreadable", 1);
+	}
+	json_object_set_new(d, "hash", c_jstr(st, 2));
+	json_object_set_new(d, "prev_hash", c_jstr(st, 3));
+	return d;
+}
+
+static int sq_audit_list(struct sl_store *base, const struct sl_audit_filter *f, json_t **out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	size_t limit = sl_store__limit(f->limit);
+	int64_t cursor = 0;
+	if (f->cursor)
+		sl_parse_i64(f->cursor, &cursor); /* checked by store.c */
+	struct sl_buf q;
+	sl_buf_init(&q, SQ_QUERY_MAX);
+	sl_buf_adds(&q, "SELECT seq, entry, hash, prev_hash FROM audit WHERE 1");
+	if (f->tenant)
+		sl_buf_adds(&q, " AND tenant = ?");
+	if (f->action)
+		sl_buf_adds(&q, " AND action = ?");
+	if (f->run_id)
+		sl_buf_adds(&q, " AND run_id = ?");
+	if (f->since > 0)
+		sl_buf_adds(&q, " AND at >= ?");
+	if (f->until > 0)
+		sl_buf_adds(&q, " AND at < ?");
+	if (cursor > 0)
+		sl_buf_adds(&q, " AND seq < ?");
+	sl_buf_adds(&q, " ORDER BY seq DESC LIMIT ?");
+	if (q.err) {
+		sl_buf_free(&q);
+		return sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long");
+	}
+	struct sq_conn *c = rd_get(s, err);
+	if (!c) {
+		sl_buf_free(&q);
+		return SL_ESTORE;
+	}
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v3(c->db, sl_buf_str(&q), -1, 0, &st, NULL) != SQLITE_OK) {
+		rc = db_err(c, err, "audit list");
+	} else {
+		int b = audit_bind(st, f, limit, cursor);
+		json_t *items = json_array();
+		int64_t last = 0;
+		bool more = false;
+		int r = b ? SQLITE_MISUSE : SQLITE_ROW;
+		while (r == SQLITE_ROW && (r = sqlite3_step(st)) == SQLITE_ROW) {
+			if (json_array_size(items) == limit) {
+				more = true;
+				break;
+			}
+			last = sqlite3_column_int64(st, 0);
+			json_array_append_new(items, audit_doc(st));
+		}
+		if (r != SQLITE_ROW && r != SQLITE_DONE) {
+			rc = b ? bind_err(b, err, "audit list") : db_err(c, err, "audit list");
+			json_decref(items);
+		} else {
+			char next[32];
+			snprintf(next, sizeof next, "%lld", (long long)last);
+			*out = json_object();
+			json_object_set_new(*out, "entries", items);
+			json_object_set_new(*out, "next_cursor", more ? json_string(next) : json_null());
+		}
+	}
+	sqlite3_finalize(st);
+	rd_put(s, c);
+	sl_buf_free(&q);
+	return rc;
+}
+
+/* One read transaction: the rows are one snapshot even while appends go on. */
+static int sq_audit_scan(struct sl_store *base, sl_audit_row_fn fn, void *ud, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_begin(s, err);
+	if (!c)
+		return SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, SQ_AUDIT_SCAN, err);
+	int ret = st ? 0 : SL_ESTORE;
+	int r = SQLITE_DONE;
+	while (st && ret == 0 && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct sl_audit_row row = {
+			.seq = sqlite3_column_int64(st, 0),
+			.prev_hash = c_text(st, 1),
+			.hash = c_text(st, 2),
+			.text = c_text(st, 3),
+			.text_len = (size_t)sqlite3_column_bytes(st, 3),
+			.at = sqlite3_column_int64(st, 4),
+			.tenant = c_text(st, 5),
+			.action = c_text(st, 6),
+			.run_id = c_text(st, 7),
+		};
+		ret = fn(&row, ud);
+	}
+	if (st) {
+		if (ret == 0 && r != SQLITE_DONE)
+			ret = db_err(c, err, "audit scan");
+		st_done(st);
+	}
+	rd_end(s, c);
+	return ret;
+}
+
 /* ---- the ops table ---------------------------------------------------------------------------- */
 
 const struct sl_store_ops sl_store_sqlite_ops = {
@@ -2197,4 +2432,9 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.release = sq_release,
 	.lease_owners = sq_lease_owners,
 	.release_owner = sq_release_owner,
+	.audit_append = sq_audit_append,
+	.audit_list = sq_audit_list,
+	.audit_scan = sq_audit_scan,
+	.run_cancel_audited = sq_run_cancel_audited,
+	.dlq_replay_audited = sq_dlq_replay_audited,
 };

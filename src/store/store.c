@@ -112,6 +112,8 @@ int sl_store__run_new_check(const struct sl_run_new *r, struct sl_err *err)
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: empty idempotency key");
 	if (r->idem_ttl_ms < 0 || r->due_at < 0)
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: negative ttl or due time");
+	if (r->audit && !sl_store__audit_entry_ok(r->audit))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: a run's audit entry has no action");
 	if ((r->parent_run_id && !id_ok(r->parent_run_id)) || (r->root_run_id && !id_ok(r->root_run_id)))
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: malformed parent or root run id");
 	if (r->correlation_id && !*r->correlation_id)
@@ -142,6 +144,18 @@ int sl_store__commit_check(const struct sl_commit *c, struct sl_err *err)
 	if (c->nspawn && !c->spawn)
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: nspawn without spawn",
 				  c->run_id);
+	if (c->audit) {
+		size_t i;
+		const json_t *a;
+		if (!json_is_array(c->audit))
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: commit for %s: audit is not an array",
+					  c->run_id);
+		json_array_foreach(c->audit, i, a) {
+			if (!sl_store__audit_entry_ok(a))
+				return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE,
+						  "store: commit for %s: audit entry %zu has no action", c->run_id, i);
+		}
+	}
 	for (size_t i = 0; i < c->nspawn; i++) {
 		int rc = sl_store__run_new_check(&c->spawn[i], err);
 		if (rc)
@@ -604,6 +618,33 @@ int sl_store_ai_costs(struct sl_store *s, const char *group_by, int64_t since_ms
 	return s->ops->ai_costs(s, group_by, since_ms, out, err);
 }
 
+/* The fallback of a store without the atomic form: the action, then its
+ * entry (a crash between the two loses the entry, never the action). */
+static int audit_after(struct sl_store *s, const json_t *audit, const char *run_id, struct sl_err *err)
+{
+	if (!s->ops->audit_append) /* a store without an audit log (PostgreSQL, for now) */
+		return 0;
+	json_t *e = json_copy((json_t *)audit);
+	json_object_set_new(e, "run_id", json_string(run_id));
+	int rc = sl_store_audit_append(s, e, NULL, err);
+	json_decref(e);
+	return rc;
+}
+
+int sl_store_run_cancel_audited(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err)
+{
+	if (!audit)
+		return sl_store_run_cancel(s, run_id, err);
+	NEED(s && run_id, "store and run_id are required");
+	NEED(sl_store__audit_entry_ok(audit), "an audit entry is an object with a non-empty \"action\"");
+	if (!id_ok(run_id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no run %.64s", run_id);
+	if (s->ops->run_cancel_audited)
+		return s->ops->run_cancel_audited(s, run_id, audit, err);
+	int rc = sl_store_run_cancel(s, run_id, err);
+	return rc ? rc : audit_after(s, audit, run_id, err);
+}
+
 int sl_store_ai_record(struct sl_store *s, const char *tenant, const json_t *calls, struct sl_err *err)
 {
 	NEED(s && json_is_array(calls), "store and an array of call records are required");
@@ -659,6 +700,25 @@ int sl_store_dlq_replay(struct sl_store *s, const char *dlq_id, const json_t *in
 	return s->ops->dlq_replay(s, dlq_id, input, new_digest, new_version, run_id_out, err);
 }
 
+int sl_store_dlq_replay_audited(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
+				int new_version, const json_t *audit, char run_id_out[SL_ID_MAX], struct sl_err *err)
+{
+	if (!audit)
+		return sl_store_dlq_replay(s, dlq_id, input, new_digest, new_version, run_id_out, err);
+	NEED(s && dlq_id && run_id_out, "store, dlq_id and run_id_out are required");
+	NEED(new_version >= 0, "negative version");
+	NEED(sl_store__audit_entry_ok(audit), "an audit entry is an object with a non-empty \"action\"");
+	run_id_out[0] = '\0';
+	if (new_digest && !*new_digest)
+		new_digest = NULL;
+	if (!id_ok(dlq_id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no dead letter %.64s", dlq_id);
+	if (s->ops->dlq_replay_audited)
+		return s->ops->dlq_replay_audited(s, dlq_id, input, new_digest, new_version, audit, run_id_out, err);
+	int rc = sl_store_dlq_replay(s, dlq_id, input, new_digest, new_version, run_id_out, err);
+	return rc ? rc : audit_after(s, audit, run_id_out, err);
+}
+
 int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, struct sl_err *err)
 {
 	NEED(s, "store is required");
@@ -688,4 +748,87 @@ int sl_store_idem_purge(struct sl_store *s, int64_t now_ms, int64_t *purged, str
 	*purged = 0;
 	SLOT(s, idem_purge);
 	return s->ops->idem_purge(s, now_ms, purged, err);
+}
+
+/* ---- the audit log ----------------------------------------------------------------- */
+
+bool sl_store__audit_entry_ok(const json_t *entry)
+{
+	const char *action = json_string_value(json_object_get(entry, "action"));
+	return json_is_object(entry) && action && *action;
+}
+
+/* Canonical: the same entry always gives the same bytes. Keys sorted,
+ * no whitespace, non-ASCII escaped (so no Unicode normal form matters), and
+ * reals with 17 digits (a double's exact round trip). */
+char *sl_store_audit_canonical(const json_t *entry)
+{
+	return json_dumps(entry, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(17));
+}
+
+void sl_store_audit_hash(const char *prev, const char *text, size_t len, char out[SL_AUDIT_HASH_LEN + 1])
+{
+	size_t plen = strnlen(prev, SL_AUDIT_HASH_LEN);
+	char *buf = sl_xmalloc(plen + 1 + len);
+	memcpy(buf, prev, plen);
+	buf[plen] = '\n';
+	memcpy(buf + plen + 1, text, len);
+	sl_sha256_hex(buf, plen + 1 + len, out);
+	free(buf);
+}
+
+char *sl_store__audit_seal(const json_t *entry, int64_t head_seq, const char *head_hash, int64_t now,
+			   const char *run_id, char hash[SL_AUDIT_HASH_LEN + 1])
+{
+	json_t *e = json_copy((json_t *)entry); /* shallow: only top-level keys change */
+	if (!e)
+		return NULL;
+	json_object_set_new(e, "seq", json_integer(head_seq + 1));
+	if (!json_is_integer(json_object_get(e, "at")))
+		json_object_set_new(e, "at", json_integer(now));
+	if (run_id)
+		json_object_set_new(e, "run_id", json_string(run_id));
+	char *text = sl_store_audit_canonical(e);
+	json_decref(e);
+	if (text)
+		sl_store_audit_hash(head_hash, text, strlen(text), hash);
+	return text;
+}
+
+int sl_store_audit_append(struct sl_store *s, const json_t *entry, char hash_out[SL_AUDIT_HASH_LEN + 1],
+			  struct sl_err *err)
+{
+	NEED(s && entry, "store and entry are required");
+	if (hash_out)
+		hash_out[0] = '\0';
+	NEED(sl_store__audit_entry_ok(entry), "an audit entry is an object with a non-empty \"action\"");
+	SLOT(s, audit_append);
+	json_t *one = json_array();
+	json_array_append((json_t *)one, (json_t *)entry);
+	int rc = s->ops->audit_append(s, one, hash_out, err);
+	json_decref(one);
+	return rc;
+}
+
+int sl_store_audit_list(struct sl_store *s, const struct sl_audit_filter *f, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	struct sl_audit_filter any = {0};
+	if (!f)
+		f = &any;
+	if (f->cursor) {
+		int64_t c;
+		if (sl_parse_i64(f->cursor, &c) || c < 1)
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: bad audit cursor '%.40s'", f->cursor);
+	}
+	SLOT(s, audit_list);
+	return s->ops->audit_list(s, f, out, err);
+}
+
+int sl_store_audit_scan(struct sl_store *s, sl_audit_row_fn fn, void *ud, struct sl_err *err)
+{
+	NEED(s && fn, "store and fn are required");
+	SLOT(s, audit_scan);
+	return s->ops->audit_scan(s, fn, ud, err);
 }

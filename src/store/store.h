@@ -88,6 +88,10 @@ struct sl_run_new {
 	const char *idem_key;
 	int64_t idem_ttl_ms;         /* 0: forever */
 	int64_t due_at;              /* 0: now */
+	/* an audit entry (run.start, see src/gov/audit.h) appended in the same
+	 * transaction when the run is created (not when idem_key finds an
+	 * earlier one); the store fills its run_id. Borrowed, may be NULL. */
+	const json_t *audit;
 };
 /* Creates the run and its first task in one transaction. When idem_key was
  * seen in idem_scope, creates nothing and returns the first run's id with
@@ -230,6 +234,10 @@ struct sl_commit {
 	 * kept with the step that made them; may be NULL */
 	const json_t *ai_calls;
 	const char *ai_step_id;
+	/* audit entries (an array of objects, see sl_store_audit_append) that
+	 * describe this commit, appended in its transaction: they land, or
+	 * roll back, with it. May be NULL. */
+	const json_t *audit;
 };
 /* Applies the commits in ONE transaction (group commit: one fsync for all),
  * each in its own savepoint: a commit whose fence is stale is skipped
@@ -268,6 +276,10 @@ int sl_store_counts(struct sl_store *s, json_t **out, struct sl_err *err);
 /* Cancels a run that is not terminal: status cancelled, task deleted (so the
  * worker holding it is fenced). SL_EINVAL when terminal, SL_ENOTFOUND. */
 int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *err);
+/* The same, with an audit entry (borrowed; the store fills its run_id)
+ * appended in the same transaction: both land or neither. A store without
+ * the atomic form cancels, then appends. */
+int sl_store_run_cancel_audited(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err);
 
 /* ---- dead letters ------------------------------------------------------------------- */
 struct sl_dlq_filter {
@@ -292,6 +304,11 @@ int sl_store_dlq_count(struct sl_store *s, const struct sl_dlq_filter *f, int64_
  * the entry was already replayed or its run is no longer dead. */
 int sl_store_dlq_replay(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
 			int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err);
+/* The same, with an audit entry (borrowed; the store fills the run_id) in
+ * the same transaction; a store without the atomic form replays, then
+ * appends. */
+int sl_store_dlq_replay_audited(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
+				int new_version, const json_t *audit, char run_id_out[SL_ID_MAX], struct sl_err *err);
 /* Deletes replayed or old entries created before before_ms; returns how many. */
 int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, struct sl_err *err);
 
@@ -325,5 +342,58 @@ int sl_store_idem_get(struct sl_store *s, const char *scope, const char *key, ch
 		      struct sl_err *err);
 /* Deletes expired records; returns how many. */
 int sl_store_idem_purge(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err);
+
+/* ---- the audit log: append-only, hash-chained (src/gov/audit.h) ----------------
+ * Each entry is a JSON object with at least "action" (a string). The store
+ * gives it "seq" (1, 2, 3, ... with no gaps) and "at" (now, unless set),
+ * writes it in canonical form (sl_store_audit_canonical) and chains it:
+ *   hash = SHA-256(prev_hash "\n" canonical text) as 64 lowercase hex
+ * with prev_hash the previous entry's hash, or SL_AUDIT_GENESIS for seq 1.
+ * The head is read and the entry written in one write transaction, so
+ * concurrent appenders (threads or processes) still form one chain. */
+#define SL_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+#define SL_AUDIT_HASH_LEN 64
+
+/* Appends one entry (borrowed) in its own transaction; hash_out (may be
+ * NULL) receives its hash. SL_EINVAL when entry is not an object with a
+ * non-empty string "action". */
+int sl_store_audit_append(struct sl_store *s, const json_t *entry, char hash_out[SL_AUDIT_HASH_LEN + 1],
+			  struct sl_err *err);
+
+struct sl_audit_filter {
+	const char *tenant;   /* NULL: any */
+	const char *action;   /* NULL: any; exact name ("run.start") */
+	const char *run_id;   /* NULL: any */
+	int64_t since, until; /* "at" in [since, until); 0: unbounded */
+	const char *cursor;   /* NULL: from the newest; else a next_cursor */
+	size_t limit;         /* 0: 50, at most 1000 */
+};
+/* {"entries": [entry + {"hash", "prev_hash"}, newest first],
+ *  "next_cursor": "SEQ" | null}. Returns owned. */
+int sl_store_audit_list(struct sl_store *s, const struct sl_audit_filter *f, json_t **out, struct sl_err *err);
+
+/* One stored row as it is, for verification: nothing is parsed or checked.
+ * The strings are borrowed for the callback's duration (NULL when the
+ * column is NULL). */
+struct sl_audit_row {
+	int64_t seq;
+	const char *prev_hash, *hash;
+	const char *text;      /* the canonical entry the hash covers */
+	size_t text_len;
+	/* the copies kept in columns for filtering (they must agree with text) */
+	int64_t at;
+	const char *tenant, *action, *run_id;
+};
+/* fn returns 0 to go on, anything else to stop (sl_store_audit_scan then
+ * returns that value). */
+typedef int (*sl_audit_row_fn)(const struct sl_audit_row *row, void *ud);
+/* Calls fn for every row in seq order, from one consistent snapshot. */
+int sl_store_audit_scan(struct sl_store *s, sl_audit_row_fn fn, void *ud, struct sl_err *err);
+
+/* The canonical text of an entry: sorted keys, compact, ASCII only, reals
+ * with 17 significant digits. Returns owned (free()), NULL on OOM. */
+char *sl_store_audit_canonical(const json_t *entry);
+/* hash = SHA-256(prev "\n" text) as hex; prev is 64 hex chars. */
+void sl_store_audit_hash(const char *prev, const char *text, size_t len, char out[SL_AUDIT_HASH_LEN + 1]);
 
 #endif

@@ -89,6 +89,18 @@ struct sl_store_ops {
 	int (*wait)(struct sl_store *s, int64_t timeout_ms);
 	/* NULL: one process per store, so always held. */
 	int (*try_singleton)(struct sl_store *s, const char *name, bool *held);
+	/* The audit log. audit_append appends entries (an array of objects,
+	 * checked by store.c) in one transaction; hashes (may be NULL) gets
+	 * the last one's hash. */
+	int (*audit_append)(struct sl_store *s, const json_t *entries, char hash_out[SL_AUDIT_HASH_LEN + 1],
+			    struct sl_err *err);
+	int (*audit_list)(struct sl_store *s, const struct sl_audit_filter *f, json_t **out, struct sl_err *err);
+	int (*audit_scan)(struct sl_store *s, sl_audit_row_fn fn, void *ud, struct sl_err *err);
+	/* run_cancel and dlq_replay with an audit entry (checked, not NULL) in
+	 * the same transaction; NULL: store.c does the two one after the other. */
+	int (*run_cancel_audited)(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err);
+	int (*dlq_replay_audited)(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
+				  int new_version, const json_t *audit, char run_id_out[SL_ID_MAX], struct sl_err *err);
 	/* New members are appended here. */
 };
 
@@ -110,6 +122,14 @@ size_t sl_store__limit(size_t limit);
 int sl_store__commit_check(const struct sl_commit *c, struct sl_err *err);
 /* Checks a run to create (run_create and spawns). 0 or SL_EINVAL. */
 int sl_store__run_new_check(const struct sl_run_new *r, struct sl_err *err);
+/* Seals an audit entry for appending after the head (head_seq, head_hash;
+ * 0 and SL_AUDIT_GENESIS for an empty log): sets "seq", "at" (now unless
+ * the entry has one) and, when run_id is not NULL, "run_id"; returns the
+ * canonical text (owned) and its hash. NULL on OOM. */
+char *sl_store__audit_seal(const json_t *entry, int64_t head_seq, const char *head_hash, int64_t now,
+			   const char *run_id, char hash[SL_AUDIT_HASH_LEN + 1]);
+/* An audit entry is an object with a non-empty string "action". */
+bool sl_store__audit_entry_ok(const json_t *entry);
 /* Copies an id into a caller's SL_ID_MAX buffer, always terminated. */
 void sl_store__id_copy(char dst[SL_ID_MAX], const char *src);
 

@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "engine/engine.h"
+#include "gov/audit.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -367,7 +368,7 @@ static void test_retries_run_out_then_dead_and_replay(void **state)
 	assert_string_equal(str(entry, "error_class"), "transient");
 	srv.fail_status = 0;
 	char rid[SL_ID_MAX];
-	assert_int_equal(sl_engine_replay(f->e, str(entry, "id"), NULL, true, rid, &err), 0);
+	assert_int_equal(sl_engine_replay(f->e, str(entry, "id"), NULL, true, NULL, rid, &err), 0);
 	assert_string_equal(rid, id);
 	json_decref(dl);
 	assert_int_equal(sl_engine_wait_tree(f->e, id, 20000), 0);
@@ -377,6 +378,95 @@ static void test_retries_run_out_then_dead_and_replay(void **state)
 	assert_int_equal(json_integer_value(json_object_get(step_of(run, "first"), "attempts")), 1);
 	assert_int_equal(srv.effects, effects_before + 1);
 	json_decref(run);
+}
+
+/* A run's audit entries oldest first, as "action[:outcome]" joined by
+ * spaces (outcome: the effect's, for writes). */
+static char *audit_trail(struct fixture *f, const char *run_id)
+{
+	struct sl_audit_filter af = {.run_id = run_id, .limit = 1000};
+	json_t *page = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_store_audit_list(f->s, &af, &page, &err), 0);
+	json_t *entries = json_object_get(page, "entries");
+	struct sl_buf b;
+	sl_buf_init(&b, SL_BUF_MAX_LINE);
+	for (size_t i = json_array_size(entries); i-- > 0;) {
+		const json_t *e = json_array_get(entries, i);
+		const json_t *eff = json_object_get(e, "effect");
+		sl_buf_printf(&b, "%s%s%s%s%s", b.len ? " " : "", str(e, "action"), eff ? ":" : "",
+			      eff ? str(eff, "outcome") : "", json_is_true(json_object_get(eff, "compensate")) ? "#c" : "");
+	}
+	json_decref(page);
+	return sl_buf_detach(&b);
+}
+
+/* What the engine writes to the audit log: the start, every attempt of a
+ * write (failed ones too, with the key), the replay, compensations. */
+static void test_audit_records_writes(void **state)
+{
+	struct fixture *f = *state;
+	srv.fail_status = 503;
+	char id[SL_ID_MAX];
+	struct sl_err err;
+	sl_err_clear(&err);
+	struct sl_start st = {.workflow = "dead", .trigger = "test", .actor = {SL_ACTOR_USER, "ann"}};
+	assert_int_equal(sl_engine_start_run(f->e, &st, id, NULL, &err), 0);
+	json_t *run = finish(f, id);
+	assert_string_equal(str(run, "status"), "dead");
+	json_decref(run);
+	struct sl_dlq_filter df = {.workflow = "dead", .error_class = -1};
+	json_t *dl = NULL;
+	assert_int_equal(sl_store_dlq_list(f->s, &df, &dl, &err), 0);
+	srv.fail_status = 0;
+	char rid[SL_ID_MAX];
+	struct sl_audit_actor op = {SL_ACTOR_USER, "bob"};
+	assert_int_equal(sl_engine_replay(f->e, str(json_array_get(json_object_get(dl, "entries"), 0), "id"), NULL,
+					  false, &op, rid, &err),
+			 0);
+	json_decref(dl);
+	assert_int_equal(sl_engine_wait_tree(f->e, id, 20000), 0);
+	char *trail = audit_trail(f, id);
+	assert_string_equal(trail, "run.start step.write:ok step.write:error step.write:error step.write:error "
+				   "dlq.replay step.write:ok");
+	free(trail);
+
+	/* the start names its actor; a write its key and the connector action */
+	struct sl_audit_filter af = {.run_id = id, .limit = 1000};
+	json_t *page = NULL;
+	assert_int_equal(sl_store_audit_list(f->s, &af, &page, &err), 0);
+	json_t *entries = json_object_get(page, "entries");
+	const json_t *first = json_array_get(entries, json_array_size(entries) - 1);
+	assert_string_equal(str(json_object_get(first, "actor"), "id"), "ann");
+	const json_t *last = json_array_get(entries, 0);
+	char key[128];
+	snprintf(key, sizeof key, "%s:bad", id);
+	assert_string_equal(str(json_object_get(last, "effect"), "idempotency_key"), key);
+	assert_string_equal(str(json_object_get(last, "effect"), "action"), "fail");
+	const json_t *replay = json_array_get(entries, 1);
+	assert_string_equal(str(json_object_get(replay, "actor"), "id"), "bob");
+	json_decref(page);
+
+	/* compensations are writes too */
+	char cid[SL_ID_MAX];
+	start(f, "comp", NULL, cid);
+	assert_int_equal(sl_engine_wait_tree(f->e, cid, 20000), 0);
+	trail = audit_trail(f, cid);
+	assert_string_equal(trail, "run.start step.write:ok step.write:ok step.write:ok#c step.write:ok#c");
+	free(trail);
+
+	/* cancel: a run the stopped engine has not reached */
+	sl_engine_stop(f->e);
+	char wid[SL_ID_MAX];
+	start(f, "flow", json_pack("{s:i}", "n", 1), wid);
+	assert_int_equal(sl_engine_cancel(f->e, wid, &op, &err), 0);
+	trail = audit_trail(f, wid);
+	assert_string_equal(trail, "run.start run.cancel");
+	free(trail);
+	struct sl_audit_report rep;
+	assert_int_equal(sl_audit_verify(f->s, NULL, &rep), 0);
+	assert_true(rep.intact);
 }
 
 static void test_permanent_errors_are_not_retried(void **state)
@@ -628,6 +718,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow_runs_every_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_errors_are_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retries_run_out_then_dead_and_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_records_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_permanent_errors_are_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compensation_runs_in_reverse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_on_error_continue, setup, teardown),
