@@ -38,6 +38,8 @@ int cmd_dlq(int argc, char **argv);
 void help_dlq(FILE *out);
 int cmd_connectors(int argc, char **argv);
 void help_connectors(FILE *out);
+int cmd_slo(int argc, char **argv);
+void help_slo(FILE *out);
 int cmd_costs(int argc, char **argv);
 void help_costs(FILE *out);
 int cmd_sim(int argc, char **argv);

@@ -28,6 +28,8 @@ int cmd_costs(int argc, char **argv);
 void help_costs(FILE *out);
 int cmd_connectors(int argc, char **argv);
 void help_connectors(FILE *out);
+int cmd_slo(int argc, char **argv);
+void help_slo(FILE *out);
 
 #define DEFAULT_SERVER CLI_DEFAULT_SERVER
 
@@ -763,6 +765,84 @@ int cmd_connectors(int argc, char **argv)
 		       (long long)json_integer_value(json_object_get(c, "calls")),
 		       (long long)json_integer_value(json_object_get(c, "errors")), err);
 	}
+	json_decref(doc);
+	return ret;
+}
+
+/* ---- sluice slo ------------------------------------------------------------------------- */
+
+void help_slo(FILE *out)
+{
+	fprintf(out,
+		"Usage: sluice slo [--json] [--server URL]\n\n"
+		"Each workflow's service level objectives (its `slo:` block) on a running\n"
+		"`sluice serve` (GET /v1/slo): state (ok, no_data, slow_burn, fast_burn), burn\n"
+		"rate over 5m, 1h and 6h, and the error budget left over 30 days.\n\n"
+		"Options:\n"
+		"  --server URL        default " DEFAULT_SERVER " (token: SLUICE_TOKEN)\n"
+		"  --json              print the server's JSON\n"
+		"  -h, --help          this text\n\n"
+		"Exit: 0 no objective burning, 1 one is (or the server refused), 2 usage or\n"
+		"connection error.\n");
+}
+
+static void burn_cell(const json_t *burns, const char *window, char out[16])
+{
+	const json_t *v = json_object_get(burns, window);
+	if (json_is_number(v))
+		snprintf(out, 16, "%.2f", json_number_value(v));
+	else
+		snprintf(out, 16, "-");
+}
+
+int cmd_slo(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		help_slo(stdout);
+		return EXIT_OK;
+	}
+	struct client_opts o = {0};
+	if (parse_opts("slo", argc, argv, &o))
+		return EXIT_USAGE;
+	if (argc - optind > 0)
+		return cli_usage_error("slo", "takes no arguments");
+	long status;
+	json_t *doc;
+	if (api_call("slo", &o, "GET", "/v1/slo", NULL, &status, &doc)) {
+		json_decref(doc);
+		return EXIT_USAGE;
+	}
+	if (status != 200) {
+		int ret = print_problem("slo", status, doc);
+		json_decref(doc);
+		return ret;
+	}
+	int ret = EXIT_OK;
+	if (o.json)
+		print_json(doc);
+	else
+		printf("%-22s %-14s %10s %-10s %8s %8s %8s %8s\n", "WORKFLOW", "OBJECTIVE", "TARGET", "STATE", "BURN 5m",
+		       "BURN 1h", "BURN 6h", "BUDGET");
+	size_t i, j;
+	const json_t *w, *ob;
+	json_array_foreach(json_object_get(doc, "workflows"), i, w)
+		json_array_foreach(json_object_get(w, "objectives"), j, ob)
+		{
+			const char *state = jstr(ob, "state", "");
+			if (strstr(state, "burn"))
+				ret = EXIT_FAIL;
+			if (o.json)
+				continue;
+			const json_t *b = json_object_get(ob, "burn_rate");
+			char b5[16], b1[16], b6[16], left[16] = "-";
+			burn_cell(b, "5m", b5);
+			burn_cell(b, "1h", b1);
+			burn_cell(b, "6h", b6);
+			if (json_is_number(json_object_get(ob, "budget_left")))
+				snprintf(left, sizeof left, "%.0f%%", 100 * json_number_value(json_object_get(ob, "budget_left")));
+			printf("%-22s %-14s %10g %-10s %8s %8s %8s %8s\n", jstr(w, "workflow", ""), jstr(ob, "objective", ""),
+			       json_number_value(json_object_get(ob, "target")), state, b5, b1, b6, left);
+		}
 	json_decref(doc);
 	return ret;
 }

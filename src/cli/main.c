@@ -25,6 +25,7 @@ static const struct cli_verb verbs[] = {
 	{"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq},
 	{"connectors", "connector health (state, last success, last error) on a server", cmd_connectors,
 	 help_connectors},
+	{"slo", "workflows' service level objectives: state, burn rates, budget left, on a server", cmd_slo, help_slo},
 	{"costs", "what model calls cost, by workflow, route, model or tenant, on a server", cmd_costs, help_costs},
 	{"sim", "run a vendor (helpdesk, crm, erp) or model API simulator with fault injection", cmd_sim, help_sim},
 	{"model", "models: list and try routes, train and measure the local models", cmd_model, help_model},

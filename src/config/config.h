@@ -145,6 +145,11 @@ struct sl_workflow {
 	struct sl_expr *output; /* optional `output:` jq over the context; NULL: last step's output */
 	struct sl_step *steps;
 	size_t nsteps;
+	/* `slo:` objectives; a value < 0 is not set */
+	struct {
+		double p95_ms, max_error_rate, max_review_rate, max_cost_usd;
+	} slo;
+	bool has_slo;
 };
 void sl_workflow_ref(struct sl_workflow *w);
 void sl_workflow_unref(struct sl_workflow *w);

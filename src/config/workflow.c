@@ -939,9 +939,23 @@ static void parse_slo(struct wfb *b, const json_t *slo)
 	if (!json_is_object(slo))
 		return;
 	conf_check_keys(b->cf, slo, "/slo", "slo", sl_slo_keys);
+	struct sl_workflow *w = b->w;
+	w->has_slo = true;
+	w->slo.p95_ms = w->slo.max_error_rate = w->slo.max_review_rate = w->slo.max_cost_usd = -1;
 	const char *key;
 	json_t *v;
 	json_object_foreach((json_t *)slo, key, v) {
+		if (json_is_number(v) && json_number_value(v) >= 0) {
+			double x = json_number_value(v);
+			if (strcmp(key, "p95_ms") == 0)
+				w->slo.p95_ms = x;
+			else if (strcmp(key, "max_error_rate") == 0)
+				w->slo.max_error_rate = x;
+			else if (strcmp(key, "max_review_rate") == 0)
+				w->slo.max_review_rate = x;
+			else if (strcmp(key, "max_cost_usd") == 0)
+				w->slo.max_cost_usd = x;
+		}
 		if (!key_known(sl_slo_keys, key) || (json_is_number(v) && json_number_value(v) >= 0))
 			continue;
 		char p[CONF_PTR_MAX];

@@ -78,6 +78,12 @@
 	  "workflow,step,signal")                                                                                  \
 	X(AI_DRIFTED, GAUGE, "sluice_ai_drifted", "1 while an ai step's outputs have drifted past the threshold",   \
 	  "workflow,step")                                                                                         \
+	X(SLO_BURN, GAUGE, "sluice_slo_burn_rate",                                                               \
+	  "How fast a workflow spends an objective's error budget (1: exactly over 30 days), by window",          \
+	  "workflow,objective,window")                                                                             \
+	X(SLO_ALERT, GAUGE, "sluice_slo_alert", "1 while an objective burns fast (1h and 5m >= 14.4) or slowly "    \
+	  "(6h and 30m >= 6)", "workflow,objective")                                                               \
+	X(SLO_BREACHES, COUNTER, "sluice_slo_breaches_total", "Times an objective started burning", "workflow,objective") \
 	X(OTLP_SPANS, COUNTER, "sluice_otlp_spans_exported_total", "Spans sent to the OTLP endpoint", "")          \
 	X(OTLP_DROPPED, COUNTER, "sluice_otlp_spans_dropped_total",                                                \
 	  "Spans not exported because the OTLP endpoint failed or timed out", "")                                  \

@@ -89,6 +89,7 @@ void srv_collect_metrics(void *server)
 	collect_queue(st);
 	collect_connectors(sl_engine_project(s->e));
 	srv_collect_drift(s);
+	srv_collect_slo(s);
 	sl_metric_clear(SL_M_AI_BUDGET_LEFT);
 	sl_ai_budgets(sl_engine_project(s->e)->ai, budget_left, NULL);
 	/* this scrape is one of them: it is not counted */

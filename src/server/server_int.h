@@ -36,6 +36,7 @@ struct sl_server {
 	size_t nhooks;
 	pthread_mutex_t drift_mu; /* guards drift_state */
 	json_t *drift_state;      /* "workflow/step" -> drifted at the last look, to log changes once */
+	json_t *slo_state;        /* "workflow/objective" -> state at the last look (under drift_mu) */
 };
 
 /* One request: lives from the headers to the completion callback. */
@@ -85,6 +86,8 @@ void srv_metrics(struct sl_server *s, struct srv_req *r);
 void srv_costs(struct sl_server *s, struct srv_req *r);
 void srv_connectors(struct sl_server *s, struct srv_req *r);
 void srv_drift(struct sl_server *s, struct srv_req *r);
+void srv_slo(struct sl_server *s, struct srv_req *r);
+void srv_collect_slo(struct sl_server *s); /* slo.c: the SLO gauges at scrape time */
 void srv_collect_drift(struct sl_server *s); /* drift.c: the drift gauges at scrape time */
 struct sl_health;
 const char *srv_connector_state(const struct sl_health *h); /* metrics.c */

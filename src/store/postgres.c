@@ -188,6 +188,15 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(AI_COSTS_ROUTE, PG_AI_COSTS("c.route"))                                                           \
 	X(AI_COSTS_MODEL, PG_AI_COSTS("c.model"))                                                           \
 	X(AI_COSTS_TENANT, PG_AI_COSTS("c.tenant"))                                                         \
+	X(RUN_STATS, "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed'), "                       \
+		     "COUNT(*) FILTER (WHERE status IN ('dead', 'compensated')), "                            \
+		     "COUNT(*) FILTER (WHERE status = 'review'), "                                             \
+		     "COUNT(*) FILTER (WHERE status = 'completed' AND finished_at - created_at > $3), "       \
+		     "COALESCE(SUM((SELECT COALESCE(SUM(a.cost_usd), 0) FROM ai_calls a WHERE a.run_id = r.id)), 0) " \
+		     "FROM runs r WHERE workflow = $1 AND updated_at >= $2 AND status IN "                  \
+		     "('completed', 'dead', 'cancelled', 'compensated', 'review')")                         \
+	X(RUN_P95, "SELECT finished_at - created_at AS d FROM runs WHERE workflow = $1 AND updated_at >= $2 "  \
+		   "AND status = 'completed' ORDER BY d LIMIT 1 OFFSET $3")                                  \
 	X(STEP_OUTPUTS, "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = $1 "  \
 			"AND s.step_id = $2 AND s.status = 'completed' AND s.output IS NOT NULL "            \
 			"ORDER BY s.finished_at DESC, s.run_id DESC LIMIT $3 OFFSET $4")                    \
@@ -1955,6 +1964,38 @@ static int pg_ai_costs(struct sl_store *base, const char *group_by, int64_t sinc
 	return 0;
 }
 
+static int pg_run_stats(struct sl_store *base, const char *workflow, int64_t since_ms, int64_t slow_ms,
+			struct sl_run_stats *out, struct sl_err *err)
+{
+	struct pp p = {0};
+	pp_text(&p, workflow);
+	pp_i64(&p, since_ms);
+	pp_i64(&p, slow_ms);
+	PGresult *r = pg_one(pg(base), PG_RUN_STATS, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	if (PQntuples(r) == 1) {
+		out->runs = r_i64(r, 0, 0);
+		out->completed = r_i64(r, 0, 1);
+		out->failed = r_i64(r, 0, 2);
+		out->review = r_i64(r, 0, 3);
+		out->slow = r_i64(r, 0, 4);
+		out->cost_usd = strtod(PQgetvalue(r, 0, 5), NULL);
+	}
+	PQclear(r);
+	if (out->completed > 0) {
+		struct pp q2 = {0};
+		pp_text(&q2, workflow);
+		pp_i64(&q2, since_ms);
+		pp_i64(&q2, (out->completed * 95 + 99) / 100 - 1);
+		PGresult *pr = pg_one(pg(base), PG_RUN_P95, &q2, err);
+		if (pr && PQntuples(pr) == 1)
+			out->p95_ms = r_i64(pr, 0, 0);
+		PQclear(pr);
+	}
+	return 0;
+}
+
 static int pg_step_outputs(struct sl_store *base, const char *workflow, const char *step_id, size_t offset,
 			   size_t limit, json_t **out, struct sl_err *err)
 {
@@ -2506,6 +2547,7 @@ const struct sl_store_ops sl_store_postgres_ops = {
 	.ai_record = pg_ai_record,
 	.ai_costs = pg_ai_costs,
 	.step_outputs = pg_step_outputs,
+	.run_stats = pg_run_stats,
 	.dlq_replay = pg_dlq_replay,
 	.dlq_purge = pg_dlq_purge,
 	.idem_get = pg_idem_get,

@@ -88,6 +88,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	"FROM ai_calls c LEFT JOIN runs r ON r.id = c.run_id WHERE c.created_at >= ?1 "                  \
 	"GROUP BY " col " ORDER BY 5 DESC"
 
+/* the statuses a run's SLO counts it in: ended, or parked for review */
+#define SQL_ENDED "('completed', 'dead', 'cancelled', 'compensated', 'review')"
+
 #define SQ_STMTS(X)                                                                                         \
 	X(BEGIN_WRITE, "BEGIN IMMEDIATE")                                                                   \
 	X(BEGIN_READ, "BEGIN")                                                                              \
@@ -183,6 +186,13 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(AI_COSTS_ROUTE, AI_COSTS_SQL("c.route"))                                                          \
 	X(AI_COSTS_MODEL, AI_COSTS_SQL("c.model"))                                                          \
 	X(AI_COSTS_TENANT, AI_COSTS_SQL("c.tenant"))                                                        \
+	X(RUN_STATS, "SELECT COUNT(*), IFNULL(SUM(status = 'completed'), 0), IFNULL(SUM(status IN ('dead', 'compensated')), 0), " \
+		     "IFNULL(SUM(status = 'review'), 0), "                                                      \
+		     "IFNULL(SUM(status = 'completed' AND finished_at - created_at > ?3), 0), "                \
+		     "IFNULL(SUM((SELECT IFNULL(SUM(a.cost_usd), 0) FROM ai_calls a WHERE a.run_id = r.id)), 0) " \
+		     "FROM runs r WHERE workflow = ?1 AND updated_at >= ?2 AND status IN " SQL_ENDED)     \
+	X(RUN_P95, "SELECT finished_at - created_at AS d FROM runs WHERE workflow = ?1 AND updated_at >= ?2 " \
+		   "AND status = 'completed' ORDER BY d LIMIT 1 OFFSET ?3")                                 \
 	X(STEP_OUTPUTS, "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.workflow = ?1 "  \
 			"AND s.step_id = ?2 AND s.status = 'completed' AND s.output IS NOT NULL "            \
 			"ORDER BY s.finished_at DESC, s.run_id DESC LIMIT ?3 OFFSET ?4")                    \
@@ -2198,6 +2208,44 @@ static int sq_ai_costs(struct sl_store *base, const char *group_by, int64_t sinc
 	return ret;
 }
 
+static int sq_run_stats(struct sl_store *base, const char *workflow, int64_t since_ms, int64_t slow_ms,
+			struct sl_run_stats *out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	int ret = SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, SQ_RUN_STATS, err);
+	if (st && !(b_text(st, 1, workflow) | b_i64(st, 2, since_ms) | b_i64(st, 3, slow_ms))) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			out->runs = sqlite3_column_int64(st, 0);
+			out->completed = sqlite3_column_int64(st, 1);
+			out->failed = sqlite3_column_int64(st, 2);
+			out->review = sqlite3_column_int64(st, 3);
+			out->slow = sqlite3_column_int64(st, 4);
+			out->cost_usd = sqlite3_column_double(st, 5);
+			ret = 0;
+		} else {
+			ret = db_err(c, err, "run stats");
+		}
+	}
+	if (st)
+		st_done(st);
+	if (ret == 0 && out->completed > 0) {
+		/* the nearest-rank 95th percentile */
+		int64_t rank = (out->completed * 95 + 99) / 100;
+		st = st_get(c, SQ_RUN_P95, err);
+		if (st && !(b_text(st, 1, workflow) | b_i64(st, 2, since_ms) | b_i64(st, 3, rank - 1)) &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			out->p95_ms = sqlite3_column_int64(st, 0);
+		if (st)
+			st_done(st);
+	}
+	rd_put(s, c);
+	return ret;
+}
+
 static int sq_step_outputs(struct sl_store *base, const char *workflow, const char *step_id, size_t offset,
 			   size_t limit, json_t **out, struct sl_err *err)
 {
@@ -2425,6 +2473,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.ai_record = sq_ai_record,
 	.ai_costs = sq_ai_costs,
 	.step_outputs = sq_step_outputs,
+	.run_stats = sq_run_stats,
 	.dlq_replay = sq_dlq_replay,
 	.dlq_purge = sq_dlq_purge,
 	.idem_get = sq_idem_get,

@@ -597,6 +597,16 @@ json_t *store_cost_group(const char *key, int64_t calls, int64_t tokens_in, int6
 			 runs_completed > 0 ? json_real(cost_usd / (double)runs_completed) : json_null());
 }
 
+int sl_store_run_stats(struct sl_store *s, const char *workflow, int64_t since_ms, int64_t slow_ms,
+		       struct sl_run_stats *out, struct sl_err *err)
+{
+	NEED(s && workflow && out, "store, workflow and out are required");
+	memset(out, 0, sizeof *out);
+	out->p95_ms = -1;
+	SLOT(s, run_stats);
+	return s->ops->run_stats(s, workflow, since_ms, slow_ms, out, err);
+}
+
 int sl_store_step_outputs(struct sl_store *s, const char *workflow, const char *step_id, size_t offset, size_t limit,
 			  json_t **out, struct sl_err *err)
 {

@@ -318,6 +318,18 @@ int sl_store_dlq_purge(struct sl_store *s, int64_t before_ms, int64_t *purged, s
 int sl_store_ai_spent(struct sl_store *s, const char *scope, const char *name, int64_t since_ms, double *usd,
 		      struct sl_err *err);
 
+/* A workflow's runs that ended (or went to review) since since_ms, for
+ * SLOs: how many, how many failed (dead, compensated), went to review, took
+ * longer than slow_ms (completed ones), what their model calls cost, and
+ * the 95th percentile duration of the completed ones (-1: none). */
+struct sl_run_stats {
+	int64_t runs, completed, failed, review, slow;
+	double cost_usd;
+	int64_t p95_ms;
+};
+int sl_store_run_stats(struct sl_store *s, const char *workflow, int64_t since_ms, int64_t slow_ms,
+		       struct sl_run_stats *out, struct sl_err *err);
+
 /* The outputs of a workflow's completed step, newest first, skipping the
  * newest offset, at most limit (drift windows). *out is an owned array. */
 int sl_store_step_outputs(struct sl_store *s, const char *workflow, const char *step_id, size_t offset, size_t limit,

@@ -78,6 +78,8 @@ struct sl_store_ops {
 	int (*release)(struct sl_store *s, const struct sl_task *tasks, size_t n, struct sl_err *err);
 	int (*lease_owners)(struct sl_store *s, json_t **out, struct sl_err *err);
 	int (*release_owner)(struct sl_store *s, const char *owner, int64_t *released, struct sl_err *err);
+	int (*run_stats)(struct sl_store *s, const char *workflow, int64_t since_ms, int64_t slow_ms,
+			 struct sl_run_stats *out, struct sl_err *err);
 	int (*step_outputs)(struct sl_store *s, const char *workflow, const char *step_id, size_t offset, size_t limit,
 			    json_t **out, struct sl_err *err);
 	int (*ai_costs)(struct sl_store *s, const char *group_by, int64_t since_ms, json_t **out, struct sl_err *err);

@@ -1877,6 +1877,57 @@ static void test_ai_calls_and_costs(void **state)
 	json_decref(gw);
 }
 
+/* SLO figures: runs that ended (or went to review) in a window, by outcome,
+ * the slow ones, their model cost and the p95 duration. */
+static void test_run_stats(void **state)
+{
+	struct fx *f = *state;
+	const enum sl_run_status ends[] = {SL_RUN_COMPLETED, SL_RUN_COMPLETED, SL_RUN_DEAD, SL_RUN_REVIEW};
+	for (size_t i = 0; i < SL_ARRAY_LEN(ends); i++) {
+		char id[SL_ID_MAX];
+		mk_run(f->s, "slo", (int)i, id);
+	}
+	char other[SL_ID_MAX];
+	mk_run(f->s, "other", 9, other);
+	struct sl_task t[8];
+	assert_int_equal(claim(f->s, "w", 8, t), 5);
+	size_t k = 0;
+	for (size_t i = 0; i < 5; i++) {
+		struct sl_run r = load(f->s, t[i].run_id);
+		bool mine = strcmp(r.workflow, "slo") == 0;
+		sl_run_free(&r);
+		if (!mine)
+			continue;
+		sl_clock_set(T0 + 1000 * (int64_t)(k + 1)); /* durations 1, 2, 3, 4 s */
+		enum sl_run_status st = ends[k++];
+		struct sl_commit c = step_commit(&t[i], NULL, 1, SL_TASK_DONE);
+		c.status = st;
+		if (st == SL_RUN_COMPLETED) {
+			json_t *calls = json_pack("[{s:s, s:s, s:s, s:f, s:s}]", "route", "r", "model", "m", "provider", "p",
+						  "cost_usd", 0.5, "outcome", "ok");
+			c.ai_calls = calls;
+			c.ai_step_id = "a";
+			assert_int_equal(commit1(f->s, &c), 0);
+			json_decref(calls);
+		} else {
+			assert_int_equal(commit1(f->s, &c), 0);
+		}
+	}
+	struct sl_run_stats rs;
+	assert_int_equal(sl_store_run_stats(f->s, "slo", 0, 1500, &rs, &f->err), 0);
+	assert_int_equal(rs.runs, 4);
+	assert_int_equal(rs.completed, 2);
+	assert_int_equal(rs.failed, 1);
+	assert_int_equal(rs.review, 1);
+	assert_int_equal(rs.slow, 1); /* the completed run of 2 s; the 1 s one is not */
+	assert_true(rs.cost_usd > 0.999 && rs.cost_usd < 1.001);
+	assert_int_equal(rs.p95_ms, 2000);
+	/* a window after them: nothing */
+	assert_int_equal(sl_store_run_stats(f->s, "slo", T0 + 60000, 1500, &rs, &f->err), 0);
+	assert_int_equal(rs.runs, 0);
+	assert_int_equal(rs.p95_ms, -1);
+}
+
 /* The contract: every store runs these. */
 #define CONTRACT(X)                                                                                  \
 	X(test_open_and_migrations) X(test_newer_schema_refused) X(test_defs) X(test_create_basic)   \
@@ -1886,7 +1937,7 @@ static void test_ai_calls_and_costs(void **state)
 	X(test_dlq_list_filters) X(test_runs_list) X(test_cancel) X(test_spawn)                       \
 	X(test_tree_pending_statuses) X(test_sql_errors_reported) X(test_reopen)                      \
 	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
-	X(test_wait_and_singletons) X(test_ai_calls_and_costs)
+	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats)
 
 int main(void)
 {
