@@ -23,7 +23,7 @@ trap 'kill $server $model_sim 2>/dev/null; wait $server $model_sim 2>/dev/null' 
 i=0
 until curl -sf "http://$listen/healthz" >/dev/null 2>&1; do
 	i=$((i + 1))
-	if [ $i -gt 100 ] || ! kill -0 $server 2>/dev/null; then
+	if [ $i -gt 300 ] || ! kill -0 $server 2>/dev/null; then
 		echo "make run: the server did not start (is $listen, 9101 or 9201 in use? SLUICE_LISTEN=host:port picks another)" >&2
 		exit 1
 	fi

@@ -14,7 +14,7 @@ mkdir -p "$T_TMP/tools" && cp "$TOP/tools/demo.sh" "$T_TMP/tools/" && ln -s "$SL
 (cd "$T_TMP" && exec tools/demo.sh) >"$T_TMP/demo.out" 2>"$T_TMP/demo.err" &
 demo=$!
 T_PIDS="$T_PIDS $demo"
-for _ in $(seq 100); do grep -q 'Ctrl-C stops' "$T_TMP/demo.out" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q 'Ctrl-C stops' "$T_TMP/demo.out" && break; sleep 0.1; done
 out=$(cat "$T_TMP/demo.out")
 t_like "$out" "Console: +http://127.0.0.1:$port/" "the demo prints the console URL"
 t_is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" 200 "the console page answers"
