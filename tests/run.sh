@@ -29,6 +29,13 @@ esac
 case $tier in
 all | crash) add "$top"/tests/crash/*.t ;;
 esac
+# Last: every log the tests above kept is searched for their secrets.
+case $tier in
+all | integration | crash) add "$top"/tests/final/*.t ;;
+esac
+# Each integration test keeps its logs here when it ends (tests/lib/tap.sh).
+export SLUICE_LOG_DIR="$SLUICE_BUILD/test-logs"
+rm -rf "$SLUICE_LOG_DIR" && mkdir -p "$SLUICE_LOG_DIR"
 if [ -z "$files" ]; then
 	echo "tests/run.sh: no tests found for '$tier'" >&2
 	exit 1

@@ -13,10 +13,23 @@ T_PIDS=""
 # (the escalation finds no model and the route keeps the best it has).
 export OPENAI_API_KEY=${OPENAI_API_KEY:-sk-test-example}
 
+# keep_logs: copies the test's logs (*.err, *.log, *.out) and the values of
+# its secret-looking variables to $SLUICE_LOG_DIR, where tests/final/
+# secrets.t checks that no secret reached a log.
+keep_logs() {
+	[ -n "${SLUICE_LOG_DIR:-}" ] && [ -d "$SLUICE_LOG_DIR" ] || return 0
+	d="$SLUICE_LOG_DIR/$(basename "$0" .t).$$"
+	mkdir -p "$d"
+	find "$T_TMP" -maxdepth 2 -type f \( -name '*.err' -o -name '*.log' -o -name '*.out' \) \
+		-exec sh -c 'cp "$1" "$2/$(echo "${1#$3/}" | tr / _)"' _ {} "$d" "$T_TMP" \; 2>/dev/null
+	env | sed -n 's/^[A-Z_]*\(TOKEN\|SECRET\|PASSWORD\|_KEY\)[A-Z_]*=\(.\{8,\}\)$/\2/p' >"$d/.secrets"
+}
+
 t_cleanup() {
 	exec 2>/dev/null # the shell reports the helpers it kills; that is not news
 	for p in $T_PIDS; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
+	keep_logs
 	rm -rf "$T_TMP"
 }
 trap t_cleanup EXIT
