@@ -41,14 +41,14 @@ void help_serve(FILE *out)
 		"  --max-body BYTES       request body limit (default 1048576): 413 past it\n"
 		"  --max-inflight N       requests in hand at once (default 256): 503 past it\n"
 		"  --log-level LEVEL      debug, info (default: one line per request), warn, error\n"
-		"  --sim KIND[:PORT]      also run a vendor simulator in this process (helpdesk,\n"
-		"                         crm, erp; up to 3): the demo's systems of record\n"
+		"  --sim KIND[:PORT]      also run a simulator in this process (helpdesk, crm,\n"
+		"                         erp, or model: an OpenAI/Anthropic API; up to 4)\n"
 		"  --sim-key KEY          the simulators' API key (or env:NAME / file:PATH)\n"
 		"  -h, --help             this text\n\n"
 		"Exit: 0 after a clean stop, 2 on a usage, project, store or listen error.\n");
 }
 
-#define SERVE_SIMS_MAX 3
+#define SERVE_SIMS_MAX 4
 
 struct serve_opts {
 	const char *dir, *listen, *store_url;
