@@ -622,6 +622,36 @@ int cmd_dlq(int argc, char **argv)
 	return cli_usage_error("dlq", "unknown subcommand '%s' (list, replay)", sub);
 }
 
+/* The start of a report verb (costs, connectors, slo): --help, options, no
+ * arguments, then GET path. Returns -1 with *doc set (200), or an exit
+ * code to return at once. */
+static int report_get(const char *verb, void (*help)(FILE *), int argc, char **argv, struct client_opts *o,
+		      const char *path, json_t **doc)
+{
+	*doc = NULL;
+	if (cli_wants_help(argc, argv)) {
+		help(stdout);
+		return EXIT_OK;
+	}
+	if (parse_opts(verb, argc, argv, o))
+		return EXIT_USAGE;
+	if (argc - optind > 0)
+		return cli_usage_error(verb, "takes no arguments");
+	long status;
+	if (api_call(verb, o, "GET", path, NULL, &status, doc)) {
+		json_decref(*doc);
+		*doc = NULL;
+		return EXIT_USAGE;
+	}
+	if (status != 200) {
+		int ret = print_problem(verb, status, *doc);
+		json_decref(*doc);
+		*doc = NULL;
+		return ret;
+	}
+	return -1;
+}
+
 /* ---- sluice costs ---------------------------------------------------------------------- */
 
 void help_costs(FILE *out)
@@ -723,27 +753,12 @@ void help_connectors(FILE *out)
 
 int cmd_connectors(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
-		help_connectors(stdout);
-		return EXIT_OK;
-	}
 	struct client_opts o = {0};
-	if (parse_opts("connectors", argc, argv, &o))
-		return EXIT_USAGE;
-	if (argc - optind > 0)
-		return cli_usage_error("connectors", "takes no arguments");
-	long status;
 	json_t *doc;
-	if (api_call("connectors", &o, "GET", "/v1/connectors", NULL, &status, &doc)) {
-		json_decref(doc);
-		return EXIT_USAGE;
-	}
-	if (status != 200) {
-		int ret = print_problem("connectors", status, doc);
-		json_decref(doc);
+	int ret = report_get("connectors", help_connectors, argc, argv, &o, "/v1/connectors", &doc);
+	if (ret >= 0)
 		return ret;
-	}
-	int ret = EXIT_OK;
+	ret = EXIT_OK;
 	if (o.json)
 		print_json(doc);
 	else
@@ -797,27 +812,12 @@ static void burn_cell(const json_t *burns, const char *window, char out[16])
 
 int cmd_slo(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
-		help_slo(stdout);
-		return EXIT_OK;
-	}
 	struct client_opts o = {0};
-	if (parse_opts("slo", argc, argv, &o))
-		return EXIT_USAGE;
-	if (argc - optind > 0)
-		return cli_usage_error("slo", "takes no arguments");
-	long status;
 	json_t *doc;
-	if (api_call("slo", &o, "GET", "/v1/slo", NULL, &status, &doc)) {
-		json_decref(doc);
-		return EXIT_USAGE;
-	}
-	if (status != 200) {
-		int ret = print_problem("slo", status, doc);
-		json_decref(doc);
+	int ret = report_get("slo", help_slo, argc, argv, &o, "/v1/slo", &doc);
+	if (ret >= 0)
 		return ret;
-	}
-	int ret = EXIT_OK;
+	ret = EXIT_OK;
 	if (o.json)
 		print_json(doc);
 	else
