@@ -179,25 +179,15 @@ static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, st
 	struct anthropic *a = p->priv;
 	char *url = sl_asprintf("%s/v1/messages", a->base_url);
 	char *key = a->api_key ? sl_asprintf("x-api-key: %s", a->api_key) : NULL;
-	char *corr = in->correlation_id ? sl_asprintf("X-Correlation-Id: %s", in->correlation_id) : NULL;
-	char tp[56], *trace = NULL;
-	if (in->correlation_id) {
-		sl_traceparent(in->correlation_id, tp);
-		trace = sl_asprintf("traceparent: %s", tp);
-	}
-	const char *headers[5] = {"anthropic-version: " ANTHROPIC_VERSION};
+	const char *headers[3] = {"anthropic-version: " ANTHROPIC_VERSION};
 	size_t nh = 1;
 	if (key)
 		headers[nh++] = key;
-	if (corr)
-		headers[nh++] = corr;
-	if (trace)
-		headers[nh++] = trace;
 	json_t *req = request_body(in);
 	char *body = json_dumps(req, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(req);
 	struct ai_http_reply r;
-	int rc = ai_http_post(url, headers, body, in->timeout_ms, a->allow_link_local, a->api_key, &r, err);
+	int rc = ai_http_post(url, headers, body, in->correlation_id, in->timeout_ms, a->allow_link_local, a->api_key, &r, err);
 	if (!rc && (r.status < 200 || r.status > 299)) {
 		rc = ai_http_error("anthropic", &r, error_message(r.body), err);
 		if (r.status == 529 && err) /* overloaded */
@@ -209,8 +199,6 @@ static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, st
 	}
 	ai_http_reply_free(&r);
 	free(body);
-	free(corr);
-	free(trace);
 	if (key) {
 		explicit_bzero(key, strlen(key));
 		free(key);

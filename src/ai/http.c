@@ -85,8 +85,9 @@ static int64_t retry_after(const char *headers)
 	return -1;
 }
 
-int ai_http_post(const char *url, const char *const *headers, const char *body, int64_t timeout_ms,
-		 bool allow_link_local, const char *secret, struct ai_http_reply *out, struct sl_err *err)
+int ai_http_post(const char *url, const char *const *headers, const char *body, const char *correlation_id,
+		 int64_t timeout_ms, bool allow_link_local, const char *secret, struct ai_http_reply *out,
+		 struct sl_err *err)
 {
 	memset(out, 0, sizeof *out);
 	out->retry_after_ms = -1;
@@ -103,6 +104,14 @@ int ai_http_post(const char *url, const char *const *headers, const char *body, 
 	hl = curl_slist_append(hl, "Content-Type: application/json");
 	hl = curl_slist_append(hl, "Accept: application/json");
 	hl = curl_slist_append(hl, "Expect:");
+	if (correlation_id) { /* the model call joins the run's trace */
+		char line[SL_ID_MAX + 256], tp[56];
+		snprintf(line, sizeof line, "X-Correlation-Id: %.200s", correlation_id);
+		hl = curl_slist_append(hl, line);
+		sl_traceparent(correlation_id, tp);
+		snprintf(line, sizeof line, "traceparent: %s", tp);
+		hl = curl_slist_append(hl, line);
+	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));

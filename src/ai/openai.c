@@ -121,25 +121,15 @@ static int openai_call(struct ai_provider *p, const struct ai_call_in *in, struc
 	struct openai *o = p->priv;
 	char *url = sl_asprintf("%s/chat/completions", o->base_url);
 	char *auth = o->api_key ? sl_asprintf("Authorization: Bearer %s", o->api_key) : NULL;
-	char *corr = in->correlation_id ? sl_asprintf("X-Correlation-Id: %s", in->correlation_id) : NULL;
-	char tp[56], *trace = NULL;
-	if (in->correlation_id) {
-		sl_traceparent(in->correlation_id, tp);
-		trace = sl_asprintf("traceparent: %s", tp);
-	}
-	const char *headers[4] = {0};
+	const char *headers[2] = {0};
 	size_t nh = 0;
 	if (auth)
 		headers[nh++] = auth;
-	if (corr)
-		headers[nh++] = corr;
-	if (trace)
-		headers[nh++] = trace;
 	json_t *req = request_body(in);
 	char *body = json_dumps(req, JSON_COMPACT | SL_JSON_REAL);
 	json_decref(req);
 	struct ai_http_reply r;
-	int rc = ai_http_post(url, headers, body, in->timeout_ms, o->allow_link_local, o->api_key, &r, err);
+	int rc = ai_http_post(url, headers, body, in->correlation_id, in->timeout_ms, o->allow_link_local, o->api_key, &r, err);
 	if (!rc && (r.status < 200 || r.status > 299))
 		rc = ai_http_error("openai", &r, error_message(r.body), err);
 	else if (!rc && !json_is_object(r.body))
@@ -148,8 +138,6 @@ static int openai_call(struct ai_provider *p, const struct ai_call_in *in, struc
 		rc = ai_openai_parse(r.body, in, out, err);
 	ai_http_reply_free(&r);
 	free(body);
-	free(corr);
-	free(trace);
 	if (auth) {
 		explicit_bzero(auth, strlen(auth));
 		free(auth);

@@ -94,12 +94,15 @@ struct ai_http_reply {
 	int64_t retry_after_ms; /* -1 when none */
 };
 /* POSTs body (JSON text) to url with the header lines (NULL-terminated),
- * refusing link-local and metadata destinations unless allow_link_local.
+ * plus X-Correlation-Id and a traceparent of its trace when correlation_id
+ * is set, refusing link-local and metadata destinations unless
+ * allow_link_local.
  * Returns 0 when an HTTP answer came (any status), else a negative code
  * with err (transient: connection, timeout). secret is redacted from any
  * message. */
-int ai_http_post(const char *url, const char *const *headers, const char *body, int64_t timeout_ms,
-		 bool allow_link_local, const char *secret, struct ai_http_reply *out, struct sl_err *err);
+int ai_http_post(const char *url, const char *const *headers, const char *body, const char *correlation_id,
+		 int64_t timeout_ms, bool allow_link_local, const char *secret, struct ai_http_reply *out,
+		 struct sl_err *err);
 void ai_http_reply_free(struct ai_http_reply *r);
 /* Maps an HTTP error answer to err: class by status (429/5xx transient, 401/
  * 403 auth, else permanent), the provider's message if the body has one. */

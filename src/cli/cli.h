@@ -69,6 +69,14 @@ int cli_opt_int(const char *verb, const char *name, const char *arg, int64_t lo,
 int cli_opt_log_level(const char *verb, const char *arg);
 
 struct sl_project;
+/* Loads and checks DIR (secrets resolved when asked), printing every
+ * problem as FILE:LINE:COL on stderr. NULL when there was any. */
+struct sl_project *cli_load_project(const char *dir, bool resolve_secrets);
+/* Blocks SIGINT and SIGTERM in the calling thread (and so in every thread
+ * it starts after), filling set, so only a sigwait(set) sees them; and
+ * ignores SIGPIPE. For the long-running verbs (serve, worker). */
+#include <signal.h>
+void cli_block_stop_signals(sigset_t *set);
 /* The store URL a verb opens: override (--store) when given, else the
  * project's `store:`, a relative sqlite path taken from the project folder.
  * Either may be env:NAME or file:PATH (a URL holding a password): it is

@@ -105,16 +105,9 @@ static struct sl_store *open_store(const struct audit_opts *o)
 	if (o->store) {
 		url = sl_strdup(o->store);
 	} else {
-		struct sl_project *p = NULL;
-		struct sl_diags diags = {0};
-		struct sl_load_opts lo = {.resolve_secrets = false};
-		if (sl_project_load(o->dir ? o->dir : ".", &lo, &p, &diags)) {
-			sl_diags_sort(&diags);
-			sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
-			sl_diags_free(&diags);
+		struct sl_project *p = cli_load_project(o->dir ? o->dir : ".", false);
+		if (!p)
 			return NULL;
-		}
-		sl_diags_free(&diags);
 		url = cli_store_url(NULL, p);
 		sl_project_free(p);
 	}

@@ -19,20 +19,6 @@
 #define EVAL_ITEMS_MAX 100000
 #define EVAL_LINE_MAX (256 * 1024)
 
-/* Loads DIR, printing problems; with secrets resolved when calls are made. */
-static struct sl_project *load_project(const char *dir, bool secrets)
-{
-	struct sl_project *p = NULL;
-	struct sl_diags diags = {0};
-	struct sl_load_opts lo = {.resolve_secrets = secrets};
-	if (sl_project_load(dir, &lo, &p, &diags)) {
-		sl_diags_sort(&diags);
-		sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
-	}
-	sl_diags_free(&diags);
-	return p;
-}
-
 /* ---- list ------------------------------------------------------------------------ */
 
 void help_model_list(FILE *out)
@@ -57,7 +43,7 @@ int model_list_main(int argc, char **argv)
 	}
 	if (!dir)
 		return cli_usage_error("model list", "wants DIR and optionally --json");
-	struct sl_project *p = load_project(dir, false);
+	struct sl_project *p = cli_load_project(dir, false);
 	if (!p)
 		return EXIT_USAGE;
 	const char *const *routes = sl_ai_routes(p->ai);
@@ -184,7 +170,7 @@ int model_test_main(int argc, char **argv)
 		free(lab_copy);
 		return cli_usage_error("model test", "%s wants --labels with at least two answers", task_name);
 	}
-	struct sl_project *p = load_project(argv[optind], true);
+	struct sl_project *p = cli_load_project(argv[optind], true);
 	if (!p) {
 		free(lab_copy);
 		return EXIT_USAGE;
@@ -479,7 +465,7 @@ int model_eval_main(int argc, char **argv)
 		eval_set_free(&set);
 		return EXIT_USAGE;
 	}
-	struct sl_project *p = load_project(argv[optind], true);
+	struct sl_project *p = cli_load_project(argv[optind], true);
 	if (!p) {
 		eval_set_free(&set);
 		return EXIT_USAGE;

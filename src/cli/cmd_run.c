@@ -274,16 +274,9 @@ int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	signal(SIGPIPE, SIG_IGN);
 
-	struct sl_project *p = NULL;
-	struct sl_diags diags = {0};
-	struct sl_load_opts lo = {.resolve_secrets = true};
-	if (sl_project_load(o.dir, &lo, &p, &diags)) {
-		sl_diags_sort(&diags);
-		sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
-		sl_diags_free(&diags);
+	struct sl_project *p = cli_load_project(o.dir, true);
+	if (!p)
 		return EXIT_USAGE;
-	}
-	sl_diags_free(&diags);
 	if (!sl_project_workflow(p, o.workflow)) {
 		fprintf(stderr, "sluice run: %s has no workflow named '%s'\n", o.dir, o.workflow);
 		sl_project_free(p);

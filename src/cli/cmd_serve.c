@@ -147,25 +147,13 @@ int cmd_serve(int argc, char **argv)
 	struct serve_opts o = {0};
 	if (parse_args(argc, argv, &o))
 		return EXIT_USAGE;
-	signal(SIGPIPE, SIG_IGN);
-	/* Block the stop signals before any thread starts, so every thread
-	 * inherits the mask and only sigwait below sees them. */
+	/* before any thread starts: only the sigwait below sees them */
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	cli_block_stop_signals(&stop);
 
-	struct sl_project *p = NULL;
-	struct sl_diags diags = {0};
-	struct sl_load_opts lo = {.resolve_secrets = true};
-	if (sl_project_load(o.dir, &lo, &p, &diags)) {
-		sl_diags_sort(&diags);
-		sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
-		sl_diags_free(&diags);
+	struct sl_project *p = cli_load_project(o.dir, true);
+	if (!p)
 		return EXIT_USAGE;
-	}
-	sl_diags_free(&diags);
 
 	int code = EXIT_USAGE;
 	struct sl_err err;

@@ -168,14 +168,9 @@ int cmd_sim(int argc, char **argv)
 	} else {
 		o.api_key = key_ref;
 	}
-	/* Block the stop signals before the server threads start, so that only
-	 * sigwait below receives them. */
+	/* before the server threads start: only the sigwait below sees them */
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_block_stop_signals(&sigs);
 
 	struct sl_sim *s = NULL;
 	int rc = sl_sim_start(&o, &s, &err);

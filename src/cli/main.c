@@ -3,6 +3,7 @@
  */
 #include <jansson.h>
 #include <jq.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -82,6 +83,28 @@ int cli_opt_log_level(const char *verb, const char *arg)
 		return cli_usage_error(verb, "unknown log level '%s' (want debug, info, warn, error or off)", arg);
 	sl_log_set_level((enum sl_log_level)lvl);
 	return 0;
+}
+
+struct sl_project *cli_load_project(const char *dir, bool resolve_secrets)
+{
+	struct sl_project *p = NULL;
+	struct sl_diags diags = {0};
+	struct sl_load_opts lo = {.resolve_secrets = resolve_secrets};
+	if (sl_project_load(dir, &lo, &p, &diags)) {
+		sl_diags_sort(&diags);
+		sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
+	}
+	sl_diags_free(&diags);
+	return p;
+}
+
+void cli_block_stop_signals(sigset_t *set)
+{
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
 char *cli_store_url(const char *override, const struct sl_project *p)
