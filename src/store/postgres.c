@@ -1286,49 +1286,87 @@ static int task_advance(struct pg_conn *c, const struct sl_commit *m, int64_t no
 	return changed ? 0 : SL_EFENCED;
 }
 
+/* The parameters of each commit statement, shared by the one-by-one path
+ * (commit_one) and the pipelined one (pipe_commit). */
+static void params_step(struct pp *p, const char *run_id, const struct sl_step_rec *st)
+{
+	pp_text(p, run_id);
+	pp_text(p, st->step_id);
+	pp_i64(p, st->index);
+	pp_text(p, sl_step_status_name(st->status));
+	pp_json(p, st->output);
+	pp_json(p, st->error);
+	pp_i64(p, st->attempts);
+	pp_i64(p, st->started_at);
+	pp_i64(p, st->finished_at);
+}
+
+static void params_attempt(struct pp *p, const char *run_id, const struct sl_attempt_rec *a)
+{
+	pp_text(p, run_id);
+	pp_text(p, a->step_id);
+	pp_i64(p, a->attempt);
+	pp_i64(p, a->started_at);
+	pp_i64(p, a->duration_ms);
+	pp_text(p, a->outcome);
+	pp_text(p, sl_class_name(a->error_class));
+	pp_text(p, a->error);
+}
+
+static void params_run_update(struct pp *p, const struct sl_commit *m, int64_t now)
+{
+	pp_text(p, m->run_id);
+	pp_text(p, sl_run_status_name(m->status));
+	pp_text(p, sl_store__phase_name(m->phase));
+	pp_i64(p, m->cursor);
+	pp_i64(p, m->attempt_no);
+	pp_i64(p, m->wake_at);
+	pp_json(p, m->output);
+	pp_json(p, m->error);
+	pp_i64(p, now);
+	pp_i64(p, sl_run_status_terminal(m->status) ? now : 0);
+	pp_i64(p, m->fence);
+}
+
+/* id: a buffer of SL_ID_MAX that must outlive the statement */
+static void params_dlq(struct pp *p, char *id, const char *run_id, const struct sl_dlq_new *d, int64_t now)
+{
+	sl_id_new("dlq_", id);
+	pp_text(p, id);
+	pp_text(p, run_id);
+	pp_text(p, d->step_id);
+	pp_text(p, sl_class_name(d->error_class));
+	pp_text(p, d->error);
+	pp_json(p, d->evidence);
+	pp_i64(p, now);
+}
+
+static void params_ai_call(struct pp *p, const struct sl_commit *m, const json_t *rec, int64_t now)
+{
+	pp_text(p, m->run_id);
+	pp_text(p, m->ai_step_id ? m->ai_step_id : "");
+	pp_json(p, rec);
+	pp_i64(p, now);
+}
+
 static int step_put(struct pg_conn *c, const char *run_id, const struct sl_step_rec *st, struct sl_err *err)
 {
 	struct pp p = {0};
-	pp_text(&p, run_id);
-	pp_text(&p, st->step_id);
-	pp_i64(&p, st->index);
-	pp_text(&p, sl_step_status_name(st->status));
-	pp_json(&p, st->output);
-	pp_json(&p, st->error);
-	pp_i64(&p, st->attempts);
-	pp_i64(&p, st->started_at);
-	pp_i64(&p, st->finished_at);
+	params_step(&p, run_id, st);
 	return q_run(c, PG_STEP_PUT, &p, NULL, err);
 }
 
 static int attempt_put(struct pg_conn *c, const char *run_id, const struct sl_attempt_rec *a, struct sl_err *err)
 {
 	struct pp p = {0};
-	pp_text(&p, run_id);
-	pp_text(&p, a->step_id);
-	pp_i64(&p, a->attempt);
-	pp_i64(&p, a->started_at);
-	pp_i64(&p, a->duration_ms);
-	pp_text(&p, a->outcome);
-	pp_text(&p, sl_class_name(a->error_class));
-	pp_text(&p, a->error);
+	params_attempt(&p, run_id, a);
 	return q_run(c, PG_ATTEMPT_PUT, &p, NULL, err);
 }
 
 static int run_update(struct pg_conn *c, const struct sl_commit *m, int64_t now, struct sl_err *err)
 {
 	struct pp p = {0};
-	pp_text(&p, m->run_id);
-	pp_text(&p, sl_run_status_name(m->status));
-	pp_text(&p, sl_store__phase_name(m->phase));
-	pp_i64(&p, m->cursor);
-	pp_i64(&p, m->attempt_no);
-	pp_i64(&p, m->wake_at);
-	pp_json(&p, m->output);
-	pp_json(&p, m->error);
-	pp_i64(&p, now);
-	pp_i64(&p, sl_run_status_terminal(m->status) ? now : 0);
-	pp_i64(&p, m->fence);
+	params_run_update(&p, m, now);
 	int64_t changed = 0;
 	int rc = q_run(c, PG_RUN_UPDATE, &p, &changed, err);
 	if (rc == 0 && changed == 0)
@@ -1340,30 +1378,19 @@ static int dlq_put(struct pg_conn *c, const char *run_id, const struct sl_dlq_ne
 		   struct sl_err *err)
 {
 	char id[SL_ID_MAX];
-	sl_id_new("dlq_", id);
 	struct pp p = {0};
-	pp_text(&p, id);
-	pp_text(&p, run_id);
-	pp_text(&p, d->step_id);
-	pp_text(&p, sl_class_name(d->error_class));
-	pp_text(&p, d->error);
-	pp_json(&p, d->evidence);
-	pp_i64(&p, now);
+	params_dlq(&p, id, run_id, d, now);
 	return q_run(c, PG_DLQ_PUT, &p, NULL, err);
 }
 
-static int ai_calls_put(struct pg_conn *c, const char *run_id, const char *step_id, const json_t *calls, int64_t now,
-			struct sl_err *err)
+static int ai_calls_put(struct pg_conn *c, const struct sl_commit *m, int64_t now, struct sl_err *err)
 {
 	size_t i;
 	const json_t *rec;
-	json_array_foreach(calls, i, rec)
+	json_array_foreach(m->ai_calls, i, rec)
 	{
 		struct pp p = {0};
-		pp_text(&p, run_id);
-		pp_text(&p, step_id);
-		pp_json(&p, rec);
-		pp_i64(&p, now);
+		params_ai_call(&p, m, rec, now);
 		int rc = q_run(c, PG_AI_CALL_PUT, &p, NULL, err);
 		if (rc)
 			return rc;
@@ -1383,7 +1410,7 @@ static int commit_one(struct pg_conn *c, const struct sl_commit *m, int64_t now,
 	if (!rc && m->dlq)
 		rc = dlq_put(c, m->run_id, m->dlq, now, err);
 	if (!rc && m->ai_calls)
-		rc = ai_calls_put(c, m->run_id, m->ai_step_id ? m->ai_step_id : "", m->ai_calls, now, err);
+		rc = ai_calls_put(c, m, now, err);
 	for (size_t i = 0; !rc && i < m->nspawn; i++) {
 		char id[SL_ID_MAX];
 		bool existed;
@@ -1450,62 +1477,25 @@ static void pipe_commit(struct pipe *pl, const struct sl_commit *m, int64_t now)
 		pipe_send(pl, PG_TASK_DONE, &p, true);
 	}
 	if (m->step) {
-		const struct sl_step_rec *st = m->step;
-		pp_text(&p, m->run_id);
-		pp_text(&p, st->step_id);
-		pp_i64(&p, st->index);
-		pp_text(&p, sl_step_status_name(st->status));
-		pp_json(&p, st->output);
-		pp_json(&p, st->error);
-		pp_i64(&p, st->attempts);
-		pp_i64(&p, st->started_at);
-		pp_i64(&p, st->finished_at);
+		params_step(&p, m->run_id, m->step);
 		pipe_send(pl, PG_STEP_PUT, &p, false);
 	}
 	if (m->attempt) {
-		const struct sl_attempt_rec *at = m->attempt;
-		pp_text(&p, m->run_id);
-		pp_text(&p, at->step_id);
-		pp_i64(&p, at->attempt);
-		pp_i64(&p, at->started_at);
-		pp_i64(&p, at->duration_ms);
-		pp_text(&p, at->outcome);
-		pp_text(&p, sl_class_name(at->error_class));
-		pp_text(&p, at->error);
+		params_attempt(&p, m->run_id, m->attempt);
 		pipe_send(pl, PG_ATTEMPT_PUT, &p, false);
 	}
-	pp_text(&p, m->run_id);
-	pp_text(&p, sl_run_status_name(m->status));
-	pp_text(&p, sl_store__phase_name(m->phase));
-	pp_i64(&p, m->cursor);
-	pp_i64(&p, m->attempt_no);
-	pp_i64(&p, m->wake_at);
-	pp_json(&p, m->output);
-	pp_json(&p, m->error);
-	pp_i64(&p, now);
-	pp_i64(&p, sl_run_status_terminal(m->status) ? now : 0);
-	pp_i64(&p, m->fence);
+	params_run_update(&p, m, now);
 	pipe_send(pl, PG_RUN_UPDATE, &p, true);
 	if (m->dlq) {
 		char id[SL_ID_MAX];
-		sl_id_new("dlq_", id);
-		pp_text(&p, id);
-		pp_text(&p, m->run_id);
-		pp_text(&p, m->dlq->step_id);
-		pp_text(&p, sl_class_name(m->dlq->error_class));
-		pp_text(&p, m->dlq->error);
-		pp_json(&p, m->dlq->evidence);
-		pp_i64(&p, now);
+		params_dlq(&p, id, m->run_id, m->dlq, now);
 		pipe_send(pl, PG_DLQ_PUT, &p, true);
 	}
 	size_t i;
 	const json_t *rec;
 	json_array_foreach(m->ai_calls, i, rec)
 	{
-		pp_text(&p, m->run_id);
-		pp_text(&p, m->ai_step_id ? m->ai_step_id : "");
-		pp_json(&p, rec);
-		pp_i64(&p, now);
+		params_ai_call(&p, m, rec, now);
 		pipe_send(pl, PG_AI_CALL_PUT, &p, true);
 	}
 }
