@@ -16,14 +16,17 @@ echo "== server: durable webhook accepts (sluice serve, SQLite, signed GitHub-st
 "$(dirname "$0")/webhooks.sh"
 
 echo
-<<<<<<< HEAD
 echo "== local models: the support-triage classifier and the pattern extractors (one thread)"
 "$SLUICE_BUILD/bench/bench_local" "${BENCH_LOCAL_SECONDS:-2}"
 
 echo
 echo "== AI gateway: POST /v1/chat/completions direct to the model simulator vs through sluice serve"
 "$(dirname "$0")/ai.sh"
-=======
+
+echo
 echo "== store: worker processes on PostgreSQL and on SQLite (sluice worker, five-step map runs)"
 "$(dirname "$0")/pg.sh"
->>>>>>> wt-pg
+
+echo
+echo "== observability: webhook accepts and end-to-end runs with metrics off, on, and with the OTLP exporter"
+"$(dirname "$0")/obs.sh"

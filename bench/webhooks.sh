@@ -2,6 +2,8 @@
 # Webhooks accepted per second at 1, 16 and 64 connections against
 # `sluice serve` on a copy of the example (a helpdesk simulator in the same
 # process), then the same runs measured end to end (all completed).
+# BENCH_HOOKS=N requests per connection count (3000); BENCH_OTLP=URL adds
+# an OTLP/HTTP exporter; SLUICE_METRICS=off turns metrics recording off.
 set -eu
 : "${SLUICE_BIN:?}" "${SLUICE_BUILD:?}"
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +11,8 @@ tmp=$(mktemp -d /tmp/sluice-bench-http.XXXXXX)
 trap 'kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 cp -r "$top/examples/support-triage" "$tmp/p" && rm -rf "$tmp/p/.sluice" "$tmp/p/out"
 sed -i "s#^base_url: .*#base_url: http://127.0.0.1:19101#" "$tmp/p/connectors/helpdesk.yaml"
+# BENCH_OTLP=URL: every ended run's spans go to that collector (bench/obs.sh)
+[ -n "${BENCH_OTLP:-}" ] && printf 'otlp_endpoint: %s\n' "$BENCH_OTLP" >>"$tmp/p/sluice.yaml"
 export HELPDESK_TOKEN=bench EMAIL_HOOK_SECRET=bench-secret OPENAI_API_KEY=bench-openai-key
 port=$((30000 + $$ % 20000))
 "$SLUICE_BIN" serve --listen 127.0.0.1:$port --log-level error --max-inflight 1024 \

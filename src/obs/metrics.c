@@ -46,6 +46,10 @@ static struct family families[SL_M__COUNT] = {
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+/* SLUICE_METRICS=off turns recording off (bench/obs.sh measures what
+ * metrics cost with and without); /metrics then shows only the gauges its
+ * collectors fill at scrape time. */
+static bool recording = true;
 
 struct collector {
 	sl_metrics_collect_fn fn;
@@ -57,6 +61,8 @@ static size_t ncollectors;
 
 static void init_families(void)
 {
+	const char *env = getenv("SLUICE_METRICS");
+	recording = !(env && strcmp(env, "off") == 0);
 	for (size_t i = 0; i < SL_M__COUNT; i++) {
 		struct family *f = &families[i];
 		pthread_mutex_init(&f->mu, NULL);
@@ -73,6 +79,13 @@ static struct family *family(enum sl_metric m)
 {
 	pthread_once(&init_once, init_families);
 	return (unsigned)m < SL_M__COUNT ? &families[m] : NULL;
+}
+
+/* A family to record into, or NULL when recording is off. */
+static struct family *recorded(enum sl_metric m)
+{
+	struct family *f = family(m);
+	return recording ? f : NULL;
 }
 
 static uint64_t fnv1a(const char *s)
@@ -137,7 +150,7 @@ static struct series *series_get(struct family *f, const char *const *labels)
 
 void sl_metric_add(enum sl_metric m, const char *const *labels, double v)
 {
-	struct family *f = family(m);
+	struct family *f = recorded(m);
 	if (!f || !(v >= 0) || f->type == HISTOGRAM)
 		return;
 	pthread_mutex_lock(&f->mu);
@@ -161,7 +174,7 @@ void sl_metric_set(enum sl_metric m, const char *const *labels, double v)
 
 void sl_metric_observe(enum sl_metric m, const char *const *labels, double v)
 {
-	struct family *f = family(m);
+	struct family *f = recorded(m);
 	if (!f || f->type != HISTOGRAM || isnan(v))
 		return;
 	pthread_mutex_lock(&f->mu);
