@@ -25,6 +25,9 @@ routes:
   direct: { models: [gpt] }
   cached: { models: [gpt], cache: 1h }
 YAML
+# the gateway wants an API key (operator); bench_chat sends SLUICE_TOKEN
+SLUICE_TOKEN=$("$SLUICE_BIN" keys create --principal bench --role operator "$tmp/p" 2>/dev/null)
+export SLUICE_TOKEN
 "$SLUICE_BIN" serve --listen 127.0.0.1:$gport --log-level error "$tmp/p" >"$tmp/serve.out" 2>&1 &
 srv=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gport/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -43,7 +43,11 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	hdr = curl_slist_append(hdr, "Authorization: Bearer bench");
+	/* the gateway wants an API key (SLUICE_TOKEN); the simulator takes any */
+	const char *tok = getenv("SLUICE_TOKEN");
+	char *auth = sl_asprintf("Authorization: Bearer %s", tok && *tok ? tok : "bench");
+	hdr = curl_slist_append(hdr, auth);
+	free(auth);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);

@@ -2,7 +2,10 @@
 # `make run`: the demo. Serves examples/support-triage on its embedded SQLite
 # store with a helpdesk simulator on 127.0.0.1:9101 and a model API
 # simulator (OpenAI's wire format) on 127.0.0.1:9201, prints the console URL
-# and a curl command that posts a signed email webhook. Ctrl-C stops it.
+# and a curl command that posts a signed email webhook. The API wants a key:
+# the demo makes an admin key on first start (sluice keys create, on the
+# store directly) and keeps it beside its store, in .sluice/demo-admin.key,
+# so every start prints the same one. Ctrl-C stops it.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 ex="$top/examples/support-triage"
@@ -13,6 +16,13 @@ export EMAIL_HOOK_SECRET=${EMAIL_HOOK_SECRET:-demo-hook-secret}
 export OPENAI_API_KEY=${OPENAI_API_KEY:-demo-openai-key}
 
 "$top/sluice" check "$ex"
+keyfile="$ex/.sluice/demo-admin.key"
+if [ ! -s "$keyfile" ]; then
+	mkdir -p "$ex/.sluice"
+	(umask 077 && "$top/sluice" keys create --principal demo-admin --role admin --tenant '*' \
+		--name "make run" "$ex" >"$keyfile" 2>/dev/null)
+fi
+admin_key=$(cat "$keyfile")
 "$top/sluice" sim model --port 9201 --api-key env:OPENAI_API_KEY --rules "$ex/fixtures/model-rules.json" \
 	--log-level warn >/dev/null &
 model_sim=$!
@@ -36,6 +46,10 @@ cat <<MSG
   Helpdesk:  http://127.0.0.1:9101 (simulator; key: $HELPDESK_TOKEN)
   Models:    http://127.0.0.1:9201/v1 (OpenAI-format simulator; GET /_sim/calls shows what it was sent)
 
+The API wants a key (webhooks are signed instead). The demo's admin key:
+
+  export SLUICE_TOKEN=$admin_key
+
 Send a signed email webhook (from the repository folder, in another terminal):
 
   curl -s http://$listen/hooks/email -H 'Content-Type: application/json' \\
@@ -43,7 +57,7 @@ Send a signed email webhook (from the repository folder, in another terminal):
     -H "X-Hub-Signature-256: sha256=\$(openssl dgst -sha256 -hmac $EMAIL_HOOK_SECRET < $rel/fixtures/email-urgent.json | sed 's/^.*= //')" \\
     --data-binary @$rel/fixtures/email-urgent.json
 
-Then see it:
+Then see it (the CLI sends \$SLUICE_TOKEN):
 
   ./sluice runs list --server http://$listen
   ./sluice runs show RUN_ID --server http://$listen     # the classify step's model calls and cost
@@ -51,7 +65,8 @@ Then see it:
 
 Ask the governed chat gateway (any OpenAI client works; the model is a route):
 
-  curl -s http://$listen/v1/chat/completions -H 'Content-Type: application/json' \\
+  curl -s http://$listen/v1/chat/completions -H "Authorization: Bearer \$SLUICE_TOKEN" \\
+    -H 'Content-Type: application/json' \\
     -d '{"model": "chat", "messages": [{"role": "user", "content": "Draft a reply to ada@example.com"}]}' | jq .
 
 Ctrl-C stops the server.

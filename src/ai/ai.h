@@ -40,6 +40,11 @@ void sl_ai_free(struct sl_ai *ai);
 bool sl_ai_has_route(const struct sl_ai *ai, const char *route);
 /* NULL-terminated route names (owned by ai). */
 const char *const *sl_ai_routes(const struct sl_ai *ai);
+/* Whether a route has a model served by provider (kill switches: a paused
+ * provider holds every step whose route may call it). */
+bool sl_ai_route_uses_provider(const struct sl_ai *ai, const char *route, const char *provider);
+/* Whether provider is one models.yaml declares. */
+bool sl_ai_has_provider(const struct sl_ai *ai, const char *provider);
 /* Whether a route has a model able to do the task (local models classify
  * and extract only). */
 bool sl_ai_route_can(const struct sl_ai *ai, const char *route, enum sl_ai_task task);

@@ -508,6 +508,23 @@ const char *const *sl_ai_routes(const struct sl_ai *ai)
 	return ai ? ai->route_names : none;
 }
 
+bool sl_ai_route_uses_provider(const struct sl_ai *ai, const char *route, const char *provider)
+{
+	const struct ai_route *r = ai ? ai_route_find(ai, route) : NULL;
+	for (size_t i = 0; r && provider && i < r->nmodels; i++)
+		if (strcmp(r->models[i]->provider->name, provider) == 0)
+			return true;
+	return false;
+}
+
+bool sl_ai_has_provider(const struct sl_ai *ai, const char *provider)
+{
+	for (size_t i = 0; ai && provider && i < ai->nproviders; i++)
+		if (strcmp(ai->providers[i]->name, provider) == 0)
+			return true;
+	return false;
+}
+
 bool sl_ai_route_can(const struct sl_ai *ai, const char *route, enum sl_ai_task task)
 {
 	const struct ai_route *r = ai_route_find(ai, route);

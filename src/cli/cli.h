@@ -55,6 +55,12 @@ int model_eval_main(int argc, char **argv);
 void help_model_eval(FILE *out);
 int cmd_audit(int argc, char **argv);
 void help_audit(FILE *out);
+int cmd_keys(int argc, char **argv);
+void help_keys(FILE *out);
+int cmd_pause(int argc, char **argv);
+void help_pause(FILE *out);
+int cmd_resume(int argc, char **argv);
+void help_resume(FILE *out);
 int cmd_version(int argc, char **argv);
 void help_version(FILE *out);
 
@@ -100,6 +106,8 @@ int cli_api_call(const char *verb, const char *server, const char *method, const
 int cli_print_problem(const char *verb, long status, const json_t *doc);
 /* Appends ?name=value or &name=value, URL-escaped, when value is set. */
 void cli_add_query(struct sl_buf *q, const char *name, const char *value);
+/* Appends segment, URL-escaped, to a path. */
+void cli_add_path_segment(struct sl_buf *b, const char *segment);
 
 /* Whether stdout/stderr is a terminal (tables and colour for people). */
 bool cli_isatty(FILE *f);

@@ -199,6 +199,13 @@ void cli_add_query(struct sl_buf *q, const char *name, const char *value)
 	add_query(q, name, value);
 }
 
+void cli_add_path_segment(struct sl_buf *b, const char *segment)
+{
+	char *esc = curl_easy_escape(NULL, segment, 0);
+	sl_buf_adds(b, esc ? esc : "");
+	curl_free(esc);
+}
+
 static void fmt_time(const json_t *v, char out[32])
 {
 	if (json_is_integer(v))

@@ -31,6 +31,9 @@ static const struct cli_verb verbs[] = {
 	{"sim", "run a vendor (helpdesk, crm, erp) or model API simulator with fault injection", cmd_sim, help_sim},
 	{"model", "models: list and try routes, train and measure the local models", cmd_model, help_model},
 	{"audit", "verify the hash-chained audit log, print its head, list entries", cmd_audit, help_audit},
+	{"keys", "create, list and revoke API keys (on the store: the first needs none)", cmd_keys, help_keys},
+	{"pause", "kill switch: hold a workflow, connector or provider on a server", cmd_pause, help_pause},
+	{"resume", "lift a kill switch: held runs go on where they stopped", cmd_resume, help_resume},
 	{"version", "print the version and the libraries Sluice was built with", cmd_version, help_version},
 };
 

@@ -187,6 +187,9 @@ struct sl_project {
 	/* while loading, when models.yaml has errors: its routes section, so a
 	 * workflow naming a declared (but broken) route gets no second error */
 	json_t *broken_routes;
+	/* policies.yaml's tenants: and principals: (src/gov/auth.h); never NULL
+	 * once loaded (no file: one tenant "default", no principals) */
+	struct sl_principals *principals;
 };
 
 struct sl_load_opts {

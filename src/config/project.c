@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "config/config_int.h"
+#include "gov/auth.h"
 
 /* Files of one kind in one folder; more is not a hand-written project. */
 #define DIR_FILES_MAX 10000
@@ -425,6 +426,43 @@ static void load_models(struct loader *L)
 	free(shown);
 }
 
+/* ---- policies.yaml: tenants and principals ------------------------------------------------------- */
+
+/* The principals and tenants (src/gov/principals.c); a project without
+ * policies.yaml has one tenant, "default", and no principals. The file's
+ * other keys (rules:) are the policy engine's. */
+static void load_policies(struct loader *L)
+{
+	struct sl_project *p = L->p;
+	char *full = sl_path_join(p->dir, "policies.yaml");
+	struct stat sb;
+	bool exists = stat(full, &sb) == 0;
+	free(full);
+	char *shown = NULL, *text = NULL;
+	size_t len = 0;
+	struct sl_locmap *locs = NULL;
+	json_t *doc = NULL;
+	if (exists) {
+		text = read_file(L, "policies.yaml", CONF_FILE_MAX, &len, &shown);
+		doc = text ? sl_yaml_parse(text, len, shown, &locs, L->diags) : NULL;
+		if (doc && !json_is_object(doc))
+			sl_diags_add(L->diags, shown, 1, 1, "policies.yaml must be a mapping (tenants:, principals:, rules:)");
+	}
+	struct conf_file cf = {.file = shown ? shown : "policies.yaml", .locs = locs, .diags = L->diags};
+	struct sl_conf_ctx ctx = {
+		.file = cf.file,
+		.project_dir = p->dir,
+		.report_fn = conn_report,
+		.locate_fn = conn_locate,
+		.ud = &cf,
+	};
+	p->principals = sl_principals_parse(json_is_object(doc) ? doc : NULL, &ctx);
+	json_decref(doc);
+	sl_locmap_free(locs);
+	free(text);
+	free(shown);
+}
+
 const struct sl_prompt *sl_project_prompt(const struct sl_project *p, const char *name)
 {
 	for (size_t i = 0; p && name && i < p->nprompts; i++)
@@ -627,6 +665,7 @@ int sl_project_load(const char *dir, const struct sl_load_opts *opts, struct sl_
 	load_connectors(&L);
 	load_prompts(&L);
 	load_models(&L);
+	load_policies(&L);
 	load_workflows(&L);
 	check_duplicates(&L);
 	check_cycles(&L);
@@ -651,6 +690,7 @@ void sl_project_free(struct sl_project *p)
 	free(p->connectors);
 	sl_contracts_free(p->contracts);
 	sl_ai_free(p->ai);
+	sl_principals_free(p->principals);
 	json_decref(p->broken_routes);
 	for (size_t i = 0; i < p->nprompts; i++) {
 		free(p->prompts[i].name);

@@ -125,6 +125,7 @@ int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engi
 	}
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_mutex_init(&e->defs_mu, NULL);
+	pthread_mutex_init(&e->pause_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -313,6 +314,7 @@ void sl_engine_free(struct sl_engine *e)
 	free(e->defs);
 	pthread_mutex_destroy(&e->mu);
 	pthread_mutex_destroy(&e->defs_mu);
+	engine_pauses_free(e);
 	pthread_cond_destroy(&e->work_cv);
 	pthread_cond_destroy(&e->done_cv);
 	free(e);

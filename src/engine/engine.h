@@ -73,6 +73,14 @@ int sl_engine_replay(struct sl_engine *e, const char *dlq_id, const json_t *inpu
  * run.cancel audit entry with actor (may be NULL: the system). */
 int sl_engine_cancel(struct sl_engine *e, const char *run_id, const struct sl_audit_actor *actor,
 		     struct sl_err *err);
+/* Kill switches: pauses (paused = true) or resumes kind ("workflow",
+ * "connector", "provider") name, with a pause or resume audit entry (actor
+ * may be NULL: the system; tenant NULL: "default") in the same transaction.
+ * Takes effect at once here (the cached set is reloaded and, on resume, the
+ * parked runs woken); other processes see it within PAUSE_REFRESH_MS (250
+ * ms) and a PostgreSQL NOTIFY. *changed (may be NULL): whether it changed. */
+int sl_engine_pause(struct sl_engine *e, const char *kind, const char *name, bool paused,
+		    const struct sl_audit_actor *actor, const char *tenant, bool *changed, struct sl_err *err);
 /* The project and store the engine runs on (borrowed). */
 struct sl_project *sl_engine_project(struct sl_engine *e);
 struct sl_store *sl_engine_store(struct sl_engine *e);

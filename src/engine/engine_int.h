@@ -32,7 +32,21 @@ struct sl_engine {
 
 	atomic_uint_fast64_t stat_steps, stat_commits, stat_fenced, stat_claims, stat_runs_done;
 	struct sl_otlp *otlp; /* the span exporter while started, when otlp_endpoint is set */
+
+	/* kill switches (pause.c): the store's pauses, cached; refreshed at most
+	 * every PAUSE_REFRESH_MS by whichever worker looks first */
+	pthread_mutex_t pause_mu;  /* guards pauses */
+	json_t *pauses;            /* {"KIND:NAME": true} */
+	atomic_int npauses;        /* its size: 0 is the fast path of every step */
+	atomic_int_fast64_t pauses_at; /* sl_mono_ms() of the last load; 0: never */
 };
+
+struct slot;
+/* pause.c: whether the step a slot is about to run is held by a kill
+ * switch; if so the task is parked (lease given back, due again later or at
+ * once on resume) and true is returned: the caller drops the slot. */
+bool engine_park_if_paused(struct sl_engine *e, struct slot *s);
+void engine_pauses_free(struct sl_engine *e);
 
 struct engine_worker {
 	struct sl_engine *engine;

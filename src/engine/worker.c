@@ -60,7 +60,11 @@ static size_t claim_more(struct sl_engine *e, struct engine_worker *w, struct sl
 		struct slot *s = &slots[held];
 		memset(s, 0, sizeof *s);
 		s->task = tasks[i];
-		if (slot_load(e, s) == 0)
+		if (slot_load(e, s) != 0)
+			continue;
+		if (engine_park_if_paused(e, s))
+			slot_release(s);
+		else
 			held++;
 	}
 	return held;
@@ -225,7 +229,8 @@ static bool settle(struct sl_engine *e, struct slot *s, struct outcome *o, bool 
 	if (o->c.next != SL_TASK_CONTINUE)
 		return false;
 	s->task.lease_until = sl_now_ms() + e->lease_ms;
-	return true;
+	/* a kill switch may hold the run's next step (the caller drops it) */
+	return !engine_park_if_paused(e, s);
 }
 
 static size_t run_round(struct sl_engine *e, struct slot *slots, size_t held, struct outcome *outs, int *results)

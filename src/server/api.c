@@ -158,14 +158,16 @@ static void reply_started(struct srv_req *r, const char *run_id, bool existed)
 				 "duplicate", existed, "links", links));
 }
 
-/* Until API keys exist (issue 6), an API caller is an anonymous user and a
- * webhook is the service its path names. */
+/* Who is acting for the audit log: the principal of the caller's API key
+ * (user, service or agent), or the service a webhook's path names. */
 struct sl_audit_actor srv_actor(const struct srv_req *r, const char *webhook_scope)
 {
-	(void)r;
 	if (webhook_scope)
 		return (struct sl_audit_actor){SL_ACTOR_SERVICE, webhook_scope};
-	return (struct sl_audit_actor){SL_ACTOR_USER, "anonymous"};
+	if (!r->auth.ok)
+		return (struct sl_audit_actor){SL_ACTOR_USER, "anonymous"};
+	int k = sl_actor_kind_parse(r->auth.kind);
+	return (struct sl_audit_actor){k > 0 ? (enum sl_actor_kind)k : SL_ACTOR_USER, r->auth.principal};
 }
 
 void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl_workflow *w, json_t *in,
@@ -179,6 +181,7 @@ void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl
 		.correlation_id = r->corr,
 		.trigger = trigger,
 		.actor = srv_actor(r, strcmp(trigger, "webhook") == 0 ? scope : NULL),
+		.tenant = srv_tenant_of_new(r),
 	};
 	char run_id[SL_ID_MAX] = "";
 	bool existed = false;
@@ -241,6 +244,7 @@ void srv_runs_list(struct sl_server *s, struct srv_req *r)
 	}
 	if (srv_parse_limit(r, &f.limit))
 		return;
+	f.tenant = srv_tenant_scope(r);
 	json_t *doc = NULL;
 	struct sl_err err;
 	sl_err_clear(&err);
@@ -258,6 +262,10 @@ void srv_run_get(struct sl_server *s, struct srv_req *r)
 	struct sl_err err;
 	sl_err_clear(&err);
 	int rc = sl_store_run_get(sl_engine_store(s->e), r->params[0], &doc, &err);
+	if (!rc && !srv_doc_visible(r, doc)) {
+		json_decref(doc);
+		rc = SL_ENOTFOUND; /* another tenant's run: as if there were none */
+	}
 	if (rc) {
 		srv_problem_code(r, rc, rc == SL_ENOTFOUND ? NULL : &err);
 		return;
@@ -273,6 +281,10 @@ void srv_run_trace(struct sl_server *s, struct srv_req *r)
 	struct sl_err err;
 	sl_err_clear(&err);
 	int rc = sl_store_run_get(sl_engine_store(s->e), r->params[0], &doc, &err);
+	if (!rc && !srv_doc_visible(r, doc)) {
+		json_decref(doc);
+		rc = SL_ENOTFOUND; /* another tenant's run: as if there were none */
+	}
 	if (rc) {
 		srv_problem_code(r, rc, rc == SL_ENOTFOUND ? NULL : &err);
 		return;
@@ -292,6 +304,10 @@ void srv_run_cancel(struct sl_server *s, struct srv_req *r)
 	struct sl_err err;
 	sl_err_clear(&err);
 	snprintf(r->run_id, sizeof r->run_id, "%s", r->params[0]);
+	if (!srv_run_visible(s, r, r->params[0])) {
+		srv_problem_code(r, SL_ENOTFOUND, NULL);
+		return;
+	}
 	struct sl_audit_actor actor = srv_actor(r, NULL);
 	int rc = sl_engine_cancel(s->e, r->params[0], &actor, &err);
 	if (rc == SL_EINVAL) {
@@ -339,6 +355,7 @@ static int dlq_filter(struct srv_req *r, struct sl_dlq_filter *f)
 	f->include_replayed = inc && strcmp(inc, "true") == 0;
 	if (srv_parse_time(r, "since", &f->since) || srv_parse_time(r, "until", &f->until))
 		return -1;
+	f->tenant = srv_tenant_scope(r);
 	return srv_parse_limit(r, &f->limit);
 }
 
@@ -396,11 +413,31 @@ static int replay_opts(struct srv_req *r, json_t **body, const json_t **input, b
 	return 0;
 }
 
+/* Whether the DLQ entry belongs to a run of the caller's tenant. */
+static bool dlq_visible(struct sl_server *s, struct srv_req *r, const char *dlq_id)
+{
+	if (!srv_tenant_scope(r))
+		return true;
+	struct sl_dlq_filter f = {.error_class = -1, .include_replayed = true, .id = dlq_id,
+				  .tenant = srv_tenant_scope(r), .limit = 1};
+	json_t *doc = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	bool ok = sl_store_dlq_list(sl_engine_store(s->e), &f, &doc, &err) == 0 &&
+		  json_array_size(json_object_get(doc, "entries")) > 0;
+	json_decref(doc);
+	return ok;
+}
+
 void srv_dlq_replay(struct sl_server *s, struct srv_req *r)
 {
 	json_t *body;
 	const json_t *input;
 	bool newest;
+	if (!dlq_visible(s, r, r->params[0])) {
+		srv_problem_code(r, SL_ENOTFOUND, NULL);
+		return;
+	}
 	if (replay_opts(r, &body, &input, &newest))
 		return;
 	char run_id[SL_ID_MAX] = "";
@@ -497,7 +534,7 @@ void srv_costs(struct sl_server *s, struct srv_req *r)
 	json_t *groups = NULL;
 	struct sl_err err;
 	sl_err_clear(&err);
-	int rc = sl_store_ai_costs(sl_engine_store(s->e), group_by, since, &groups, &err);
+	int rc = sl_store_ai_costs_tenant(sl_engine_store(s->e), group_by, since, srv_tenant_scope(r), &groups, &err);
 	if (rc) {
 		srv_problem_code(r, rc, &err);
 		return;

@@ -13,7 +13,8 @@ void srv_audit_list(struct sl_server *s, struct srv_req *r)
 	struct sl_audit_filter f = {0};
 	f.action = srv_query(r, "action");
 	f.run_id = srv_query(r, "run_id");
-	f.tenant = srv_query(r, "tenant"); /* until API keys scope it to the caller's */
+	/* a key sees its tenant's entries; a key of every tenant may pick one */
+	f.tenant = srv_tenant_scope(r) ? srv_tenant_scope(r) : srv_query(r, "tenant");
 	f.cursor = srv_query(r, "cursor");
 	if (f.cursor) {
 		int64_t c;

@@ -261,7 +261,7 @@ static void chat_record(struct sl_server *s, struct srv_req *r, const json_t *ca
 		return;
 	struct sl_err err;
 	sl_err_clear(&err);
-	if (sl_store_ai_record(sl_engine_store(s->e), "", calls, &err) != 0)
+	if (sl_store_ai_record(sl_engine_store(s->e), srv_tenant_of_new(r), calls, &err) != 0)
 		sl_log(SL_LOG_WARN, "server", "chat calls not recorded", "error", err.msg, "correlation_id", r->corr,
 		       NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gov/auth.h"
 #include "obs/obs.h"
 #include "server/server_int.h"
 
@@ -37,15 +38,40 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/v1/runs/{id}/trace"},
 	{"GET", "/v1/drift"},
 	{"GET", "/v1/slo"},
+	{"GET", "/v1/pauses"},
+	{"POST", "/v1/pauses"},
+	{"DELETE", "/v1/pauses/{kind}/{name}"},
+	{"GET", "/v1/keys"},
+	{"POST", "/v1/keys/{id}/revoke"},
 };
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_audit_list, srv_webhook,
 	srv_chat_completions, srv_models, srv_costs,  srv_connectors, srv_run_trace,  srv_drift,
-	srv_slo,
+	srv_slo,        srv_pauses_list, srv_pause_create, srv_pause_delete, srv_keys_list, srv_key_revoke,
 };
 
+/* The role each route needs (docs/reference/api.md has the matrix). Public:
+ * the probes, the console page and the OpenAPI document (nothing in them is
+ * a tenant's), and webhooks, which carry their own HMAC signature. /metrics
+ * wants a key like the rest: Prometheus sends one (bearer_token_file). */
+#define V SL_ROLE_VIEWER
+#define O SL_ROLE_OPERATOR
+#define A SL_ROLE_ADMIN
+#define P SRV_PUBLIC
+static const int route_roles[] = {
+	P, P, P, P, V, V, O, V,
+	V, O, V, O, O, V, P,
+	O, V, V, V, V, V,
+	V, V, A, A, A, A,
+};
+#undef V
+#undef O
+#undef A
+#undef P
+
+_Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(route_roles), "one role per route");
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");
 
 const struct sl_server_route *sl_server_routes(size_t *n)
@@ -97,6 +123,7 @@ static const char *problem_title(int status)
 	switch (status) {
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
@@ -113,6 +140,7 @@ static const char *problem_slug(int status)
 	switch (status) {
 	case 400: return "bad-request";
 	case 401: return "unauthorized";
+	case 403: return "forbidden";
 	case 404: return "not-found";
 	case 405: return "method-not-allowed";
 	case 409: return "conflict";
@@ -195,6 +223,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct srv_req *r)
 	}
 	if (r->location[0])
 		MHD_add_response_header(resp, "Location", r->location);
+	if (r->status == 401 && r->www_auth)
+		MHD_add_response_header(resp, "WWW-Authenticate", r->www_auth);
 	if (r->status == 405 && r->allow[0])
 		MHD_add_response_header(resp, "Allow", r->allow);
 	if (r->corr[0])
@@ -252,7 +282,8 @@ static void dispatch(struct sl_server *s, struct srv_req *r)
 			continue;
 		memcpy(r->params, params, sizeof params);
 		r->route = routes[i].path;
-		handlers[i](s, r);
+		if (srv_authorize(s, r, route_roles[i]))
+			handlers[i](s, r);
 		return;
 	}
 	if (path_known)

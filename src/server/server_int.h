@@ -56,12 +56,42 @@ struct srv_req {
 	const char *resp_type;
 	char location[256];
 	char allow[32];      /* Allow header of a 405 */
+	const char *www_auth; /* WWW-Authenticate of a 401 (static), or NULL */
+	/* the caller, once srv_authorize accepted its key */
+	struct {
+		bool ok;
+		int role;          /* enum sl_role */
+		char key_id[17];
+		char principal[128];
+		char kind[16];     /* user, service, agent */
+		char tenant[128];  /* "*": every tenant */
+	} auth;
 	/* for the log line */
 	char run_id[SL_ID_MAX];
 	char corr[SRV_CORR_MAX];
 };
 
 typedef void (*srv_handler_fn)(struct sl_server *s, struct srv_req *r);
+
+/* auth.c: the role a route needs (enum sl_role), or SRV_PUBLIC. */
+#define SRV_PUBLIC (-1)
+/* Checks the bearer key against need; false after answering 401, 403 or
+ * 503 (store down). On success r->auth says who is calling. */
+bool srv_authorize(struct sl_server *s, struct srv_req *r, int need);
+/* The tenant the caller may see, or NULL for every tenant ("*"). */
+const char *srv_tenant_scope(const struct srv_req *r);
+/* The tenant of what the caller creates ("default" for a "*" key). */
+const char *srv_tenant_of_new(const struct srv_req *r);
+/* Whether the run is the caller's tenant's (a run another tenant owns is
+ * answered 404, as if it did not exist, so ids do not leak). A run that
+ * cannot be loaded counts as visible: the handler's own lookup answers. */
+bool srv_run_visible(struct sl_server *s, struct srv_req *r, const char *run_id);
+bool srv_doc_visible(const struct srv_req *r, const json_t *run_doc);
+void srv_pauses_list(struct sl_server *s, struct srv_req *r);
+void srv_pause_create(struct sl_server *s, struct srv_req *r);
+void srv_pause_delete(struct sl_server *s, struct srv_req *r);
+void srv_keys_list(struct sl_server *s, struct srv_req *r);
+void srv_key_revoke(struct sl_server *s, struct srv_req *r);
 
 void srv_reply_json(struct srv_req *r, int status, json_t *doc); /* takes doc */
 /* Starts a run of w with input in (taken) and answers once it is committed:

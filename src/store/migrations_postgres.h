@@ -153,6 +153,28 @@ static const struct pg_migration pg_migrations[] = {
 	 "CREATE INDEX ai_calls_run ON ai_calls(run_id, seq);"
 	 "CREATE INDEX ai_calls_route ON ai_calls(route, created_at);"
 	 "CREATE INDEX ai_calls_workflow ON ai_calls(workflow, created_at);"},
+
+	/* API keys and kill switches (src/gov/auth.h); see migrations_sqlite.h. */
+	{3, "api keys and pauses",
+	 "CREATE TABLE api_keys ("
+	 " id TEXT COLLATE \"C\" PRIMARY KEY,"
+	 " hash TEXT NOT NULL,"
+	 " principal TEXT NOT NULL,"
+	 " kind TEXT NOT NULL,"
+	 " role TEXT NOT NULL,"
+	 " tenant TEXT NOT NULL,"
+	 " name TEXT NOT NULL DEFAULT '',"
+	 " created_at BIGINT NOT NULL,"
+	 " expires_at BIGINT NOT NULL DEFAULT 0,"
+	 " revoked_at BIGINT NOT NULL DEFAULT 0);"
+	 "CREATE TABLE pauses ("
+	 " kind TEXT NOT NULL,"
+	 " name TEXT NOT NULL,"
+	 " by_whom TEXT NOT NULL,"
+	 " at BIGINT NOT NULL,"
+	 " PRIMARY KEY (kind, name));"
+	 "ALTER TABLE tasks ADD COLUMN parked TEXT;"
+	 "CREATE INDEX tasks_parked ON tasks(parked) WHERE parked IS NOT NULL;"},
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

@@ -187,6 +187,32 @@ static const struct sq_migration sq_migrations[] = {
 	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 	 "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
 	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"},
+
+	/* API keys and kill switches (src/gov/auth.h). A key keeps only the
+	 * SHA-256 of its secret. A pause is a row; a task the engine parked
+	 * for one carries its key ("KIND:NAME") in tasks.parked, so a resume
+	 * wakes exactly those (the partial index keeps that cheap and costs
+	 * nothing to tasks that were never parked). */
+	{4, "api keys and pauses",
+	 "CREATE TABLE api_keys ("
+	 " id TEXT PRIMARY KEY,"
+	 " hash TEXT NOT NULL,"
+	 " principal TEXT NOT NULL,"
+	 " kind TEXT NOT NULL,"
+	 " role TEXT NOT NULL,"
+	 " tenant TEXT NOT NULL,"
+	 " name TEXT NOT NULL DEFAULT '',"
+	 " created_at INTEGER NOT NULL,"
+	 " expires_at INTEGER NOT NULL DEFAULT 0,"
+	 " revoked_at INTEGER NOT NULL DEFAULT 0);"
+	 "CREATE TABLE pauses ("
+	 " kind TEXT NOT NULL,"
+	 " name TEXT NOT NULL,"
+	 " by TEXT NOT NULL,"
+	 " at INTEGER NOT NULL,"
+	 " PRIMARY KEY (kind, name));"
+	 "ALTER TABLE tasks ADD COLUMN parked TEXT;"
+	 "CREATE INDEX tasks_parked ON tasks(parked) WHERE parked IS NOT NULL;"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

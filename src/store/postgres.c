@@ -99,7 +99,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	"COALESCE(SUM(c.cost_usd), 0), COALESCE(SUM(c.cache_hit), 0), "                                  \
 	"COUNT(DISTINCT CASE WHEN r.status = 'completed' THEN c.run_id END) "                            \
 	"FROM ai_calls c LEFT JOIN runs r ON r.id = c.run_id WHERE c.created_at >= $1 "                  \
-	"GROUP BY " col " ORDER BY 5 DESC"
+	"AND ($2::text IS NULL OR c.tenant = $2) GROUP BY " col " ORDER BY 5 DESC"
+
+#define KEY_COLS "id, hash, principal, kind, role, tenant, name, created_at, expires_at, revoked_at"
 
 #define PG_STMTS(X)                                                                                         \
 	X(DEF_PUT, "INSERT INTO workflow_defs(digest, name, version, file, source, created_at) "           \
@@ -207,7 +209,21 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 			  "AND created_at >= $2")                                                           \
 	X(AI_SPENT_WORKFLOW, "SELECT COALESCE(SUM(cost_usd), 0) FROM ai_calls WHERE workflow = $1 "         \
 			     "AND created_at >= $2")                                                        \
-	X(NOTIFY, "SELECT pg_notify('" PG_CHANNEL "', '')")
+	X(NOTIFY, "SELECT pg_notify('" PG_CHANNEL "', '')")                                                \
+	X(KEY_PUT, "INSERT INTO api_keys(id, hash, principal, kind, role, tenant, name, created_at, "      \
+		   "expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING")   \
+	X(KEY_GET, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1")                                       \
+	X(KEY_LIST, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id")                            \
+	X(KEY_REVOKE, "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0")               \
+	X(KEY_EXISTS, "SELECT 1 FROM api_keys WHERE id = $1")                                               \
+	X(PAUSE_PUT, "INSERT INTO pauses(kind, name, by_whom, at) VALUES ($1, $2, $3, $4) "                 \
+		     "ON CONFLICT (kind, name) DO NOTHING")                                                 \
+	X(PAUSE_DEL, "DELETE FROM pauses WHERE kind = $1 AND name = $2")                                    \
+	X(PAUSE_LIST, "SELECT kind, name, by_whom, at FROM pauses ORDER BY at, kind, name")                 \
+	X(PAUSE_WAKE, "UPDATE tasks SET due_at = LEAST(due_at, $2), parked = NULL "                        \
+		      "WHERE parked = $1 AND lease_owner IS NULL")                                          \
+	X(TASK_PARK, "UPDATE tasks SET due_at = $3, lease_owner = NULL, lease_until = 0, parked = $4 "     \
+		     "WHERE run_id = $1 AND fence = $2")
 
 enum pg_st {
 #define PG_ENUM(name, sql) PG_##name,
@@ -1932,8 +1948,8 @@ static int pg_ai_record(struct sl_store *base, const char *tenant, const json_t 
 	return pg_tx(pg(base), PG_WRITE, ai_record_body, &a, err);
 }
 
-static int pg_ai_costs(struct sl_store *base, const char *group_by, int64_t since_ms, json_t **out,
-		       struct sl_err *err)
+static int pg_ai_costs_tenant(struct sl_store *base, const char *group_by, int64_t since_ms, const char *tenant,
+			      json_t **out, struct sl_err *err)
 {
 	enum pg_st id = strcmp(group_by, "route") == 0    ? PG_AI_COSTS_ROUTE
 			: strcmp(group_by, "model") == 0  ? PG_AI_COSTS_MODEL
@@ -1941,6 +1957,7 @@ static int pg_ai_costs(struct sl_store *base, const char *group_by, int64_t sinc
 							  : PG_AI_COSTS_WORKFLOW;
 	struct pp p = {0};
 	pp_i64(&p, since_ms);
+	pp_text(&p, tenant);
 	PGresult *r = pg_one(pg(base), id, &p, err);
 	if (!r)
 		return SL_ESTORE;
@@ -1952,6 +1969,12 @@ static int pg_ai_costs(struct sl_store *base, const char *group_by, int64_t sinc
 	PQclear(r);
 	*out = groups;
 	return 0;
+}
+
+static int pg_ai_costs(struct sl_store *base, const char *group_by, int64_t since_ms, json_t **out,
+		       struct sl_err *err)
+{
+	return pg_ai_costs_tenant(base, group_by, since_ms, NULL, out, err);
 }
 
 static int pg_run_stats(struct sl_store *base, const char *workflow, int64_t since_ms, int64_t slow_ms,
@@ -2105,6 +2128,8 @@ static int pg_runs_list(struct sl_store *base, const struct sl_run_filter *f, js
 		where_text(&b, &p, " AND root_run_id = $%d", f->root_run_id);
 	if (f->cursor)
 		where_text(&b, &p, " AND id < $%d", f->cursor);
+	if (f->tenant)
+		where_text(&b, &p, " AND tenant = $%d", f->tenant);
 	where_i64(&b, &p, " ORDER BY id DESC LIMIT $%d", (int64_t)limit + 1);
 	int rc = b.err ? sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long")
 		       : list_page(pg(base), sl_buf_str(&b), &p, limit, run_summary, "runs", out, err);
@@ -2257,6 +2282,8 @@ static void dlq_where(struct sl_buf *b, struct pp *p, const struct sl_dlq_filter
 		where_text(b, p, " AND id < $%d", f->cursor);
 	if (f->id)
 		where_text(b, p, " AND id = $%d", f->id);
+	if (f->tenant)
+		where_text(b, p, " AND run_id IN (SELECT id FROM runs WHERE tenant = $%d)", f->tenant);
 }
 
 static int pg_dlq_list(struct sl_store *base, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err)
@@ -2512,6 +2539,183 @@ static int pg_try_singleton(struct sl_store *base, const char *name, bool *held)
 
 /* ---- the ops table ---------------------------------------------------------------------------- */
 
+/* ---- API keys and kill switches ------------------------------------------------------------ */
+
+static void key_from_row(const PGresult *r, int i, struct sl_api_key *k)
+{
+	memset(k, 0, sizeof *k);
+	char *dst[] = {k->id, k->hash, k->principal, k->kind, k->role, k->tenant, k->name};
+	size_t len[] = {sizeof k->id, sizeof k->hash, sizeof k->principal, sizeof k->kind,
+			sizeof k->role, sizeof k->tenant, sizeof k->name};
+	for (int c = 0; c < 7; c++) {
+		const char *v = r_text(r, i, c);
+		snprintf(dst[c], len[c], "%s", v ? v : "");
+	}
+	k->created_at = r_i64(r, i, 7);
+	k->expires_at = r_i64(r, i, 8);
+	k->revoked_at = r_i64(r, i, 9);
+}
+
+/* PostgreSQL has no audit log yet (the entry is left out, as for cancels). */
+static int pg_key_put(struct sl_store *base, const struct sl_api_key *k, const json_t *audit, struct sl_err *err)
+{
+	(void)audit;
+	struct pp p = {0};
+	pp_text(&p, k->id);
+	pp_text(&p, k->hash);
+	pp_text(&p, k->principal);
+	pp_text(&p, k->kind);
+	pp_text(&p, k->role);
+	pp_text(&p, k->tenant);
+	pp_text(&p, k->name);
+	pp_i64(&p, k->created_at);
+	pp_i64(&p, k->expires_at);
+	PGresult *r = pg_one(pg(base), PG_KEY_PUT, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	bool inserted = strtoll(PQcmdTuples(r), NULL, 10) > 0;
+	PQclear(r);
+	return inserted ? 0 : sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: key %s exists", k->id);
+}
+
+static int pg_key_get(struct sl_store *base, const char *id, struct sl_api_key *out, struct sl_err *err)
+{
+	struct pp p = {0};
+	pp_text(&p, id);
+	PGresult *r = pg_one(pg(base), PG_KEY_GET, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	int rc = 0;
+	if (PQntuples(r) > 0)
+		key_from_row(r, 0, out);
+	else
+		rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no key %s", id);
+	PQclear(r);
+	return rc;
+}
+
+static int pg_key_list(struct sl_store *base, json_t **out, struct sl_err *err)
+{
+	struct pp p = {0};
+	PGresult *r = pg_one(pg(base), PG_KEY_LIST, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct sl_api_key k;
+		key_from_row(r, i, &k);
+		json_array_append_new(arr, sl_store__key_doc(&k));
+	}
+	PQclear(r);
+	*out = json_pack("{s:o}", "keys", arr);
+	return 0;
+}
+
+struct revoke_arg {
+	const char *id;
+	int64_t now;
+};
+
+static int revoke_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
+{
+	(void)s;
+	struct revoke_arg *a = arg;
+	struct pp p = {0};
+	pp_text(&p, a->id);
+	pp_i64(&p, a->now);
+	int64_t changed = 0;
+	int rc = q_run(c, PG_KEY_REVOKE, &p, &changed, err);
+	if (rc || changed)
+		return rc;
+	pp_text(&p, a->id);
+	PGresult *r = q(c, PG_KEY_EXISTS, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	bool exists = PQntuples(r) > 0;
+	PQclear(r);
+	return exists ? sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: key %s is already revoked", a->id)
+		      : sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no key %s", a->id);
+}
+
+static int pg_key_revoke(struct sl_store *base, const char *id, int64_t now, const json_t *audit, struct sl_err *err)
+{
+	(void)audit;
+	struct revoke_arg a = {id, now};
+	return pg_tx(pg(base), PG_WRITE, revoke_body, &a, err);
+}
+
+struct pause_arg {
+	const char *kind, *name, *by;
+	bool paused, *changed;
+};
+
+/* A resume wakes the parked tasks and NOTIFYs every process (pg_tx sends
+ * it with the commit when c->notify is set). */
+static int pause_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
+{
+	(void)s;
+	struct pause_arg *a = arg;
+	int64_t now = sl_now_ms();
+	struct pp p = {0};
+	pp_text(&p, a->kind);
+	pp_text(&p, a->name);
+	if (a->paused) {
+		pp_text(&p, a->by);
+		pp_i64(&p, now);
+	}
+	int64_t n = 0;
+	int rc = q_run(c, a->paused ? PG_PAUSE_PUT : PG_PAUSE_DEL, &p, &n, err);
+	*a->changed = n > 0;
+	if (rc || a->paused || !n)
+		return rc;
+	char key[256];
+	snprintf(key, sizeof key, "%s:%s", a->kind, a->name);
+	pp_text(&p, key);
+	pp_i64(&p, now);
+	c->notify = true;
+	return q_run(c, PG_PAUSE_WAKE, &p, NULL, err);
+}
+
+static int pg_pause_set(struct sl_store *base, const char *kind, const char *name, bool paused, const char *by,
+			const json_t *audit, bool *changed, struct sl_err *err)
+{
+	(void)audit;
+	struct pause_arg a = {kind, name, by, paused, changed};
+	return pg_tx(pg(base), PG_WRITE, pause_body, &a, err);
+}
+
+static int pg_pause_list(struct sl_store *base, json_t **out, struct sl_err *err)
+{
+	struct pp p = {0};
+	PGresult *r = pg_one(pg(base), PG_PAUSE_LIST, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++)
+		json_array_append_new(arr, json_pack("{s:o, s:o, s:o, s:I}", "kind", r_jstr(r, i, 0), "name",
+						     r_jstr(r, i, 1), "by", r_jstr(r, i, 2), "at",
+						     (json_int_t)r_i64(r, i, 3)));
+	PQclear(r);
+	*out = json_pack("{s:o}", "pauses", arr);
+	return 0;
+}
+
+static int pg_task_park(struct sl_store *base, const struct sl_task *t, const char *key, int64_t due_at,
+			struct sl_err *err)
+{
+	struct pp p = {0};
+	pp_text(&p, t->run_id);
+	pp_i64(&p, t->fence);
+	pp_i64(&p, due_at);
+	pp_text(&p, key);
+	PGresult *r = pg_one(pg(base), PG_TASK_PARK, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	bool parked = strtoll(PQcmdTuples(r), NULL, 10) > 0;
+	PQclear(r);
+	return parked ? 0 : sl_err_set(err, SL_EFENCED, SL_CLASS_NONE, "store: task of %s moved on", t->run_id);
+}
+
 const struct sl_store_ops sl_store_postgres_ops = {
 	.name = "postgres",
 	.open = pg_open,
@@ -2547,4 +2751,12 @@ const struct sl_store_ops sl_store_postgres_ops = {
 	.release_owner = pg_release_owner,
 	.wait = pg_wait,
 	.try_singleton = pg_try_singleton,
+	.key_put = pg_key_put,
+	.key_get = pg_key_get,
+	.key_list = pg_key_list,
+	.key_revoke = pg_key_revoke,
+	.pause_set = pg_pause_set,
+	.pause_list = pg_pause_list,
+	.task_park = pg_task_park,
+	.ai_costs_tenant = pg_ai_costs_tenant,
 };

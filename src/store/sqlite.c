@@ -59,6 +59,8 @@ enum {
 #define DLQ_COLS "id, run_id, workflow, version, step_id, error_class, error, evidence, created_at, replayed_at"
 enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_EVIDENCE, DC_CREATED, DC_REPLAYED };
 
+#define KEY_COLS "id, hash, principal, kind, role, tenant, name, created_at, expires_at, revoked_at"
+
 /* The terminal statuses, as sl_run_status_terminal() has them (a unit test
  * checks the two agree). */
 #define SQL_TERMINAL "('completed', 'dead', 'cancelled', 'compensated')"
@@ -86,7 +88,7 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	"IFNULL(SUM(c.cost_usd), 0), IFNULL(SUM(c.cache_hit), 0), "                                      \
 	"COUNT(DISTINCT CASE WHEN r.status = 'completed' THEN c.run_id END) "                            \
 	"FROM ai_calls c LEFT JOIN runs r ON r.id = c.run_id WHERE c.created_at >= ?1 "                  \
-	"GROUP BY " col " ORDER BY 5 DESC"
+	"AND (?2 IS NULL OR c.tenant = ?2) GROUP BY " col " ORDER BY 5 DESC"
 
 /* the statuses a run's SLO counts it in: ended, or parked for review */
 #define SQL_ENDED "('completed', 'dead', 'cancelled', 'compensated', 'review')"
@@ -202,7 +204,22 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(AUDIT_SCAN, "SELECT seq, prev_hash, hash, entry, at, tenant, action, run_id FROM audit ORDER BY seq") \
 	X(AI_SPENT_ROUTE, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE route = ?1 AND created_at >= ?2") \
 	X(AI_SPENT_WORKFLOW, "SELECT IFNULL(SUM(cost_usd), 0) FROM ai_calls WHERE workflow = ?1 "           \
-			     "AND created_at >= ?2")
+			     "AND created_at >= ?2")                                                        \
+	X(KEY_PUT, "INSERT INTO api_keys(id, hash, principal, kind, role, tenant, name, created_at, "      \
+		   "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")                               \
+	X(KEY_GET, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?1")                                       \
+	X(KEY_LIST, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id")                            \
+	X(KEY_REVOKE, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0")               \
+	X(KEY_EXISTS, "SELECT 1 FROM api_keys WHERE id = ?1")                                               \
+	X(PAUSE_PUT, "INSERT INTO pauses(kind, name, by, at) VALUES (?1, ?2, ?3, ?4) "                      \
+		     "ON CONFLICT(kind, name) DO NOTHING")                                                  \
+	X(PAUSE_DEL, "DELETE FROM pauses WHERE kind = ?1 AND name = ?2")                                    \
+	X(PAUSE_LIST, "SELECT kind, name, by, at FROM pauses ORDER BY at, kind, name")                      \
+	/* a leased task's due_at is its lease end: leave those to their holder */                  \
+	X(PAUSE_WAKE, "UPDATE tasks SET due_at = MIN(due_at, ?2), parked = NULL "                          \
+		      "WHERE parked = ?1 AND lease_owner IS NULL")                                          \
+	X(TASK_PARK, "UPDATE tasks SET due_at = ?3, lease_owner = NULL, lease_until = 0, parked = ?4 "     \
+		     "WHERE run_id = ?1 AND fence = ?2")
 
 enum sq_st {
 #define SQ_ENUM(name, sql) SQ_##name,
@@ -1732,6 +1749,8 @@ static int runs_bind(sqlite3_stmt *st, const void *filter, size_t limit)
 		b |= b_text(st, k++, f->root_run_id);
 	if (f->cursor)
 		b |= b_text(st, k++, f->cursor);
+	if (f->tenant)
+		b |= b_text(st, k++, f->tenant);
 	return b | b_i64(st, k, (int64_t)limit + 1);
 }
 
@@ -1749,6 +1768,8 @@ static int sq_runs_list(struct sl_store *base, const struct sl_run_filter *f, js
 		sl_buf_adds(&q, " AND root_run_id = ?");
 	if (f->cursor)
 		sl_buf_adds(&q, " AND id < ?");
+	if (f->tenant)
+		sl_buf_adds(&q, " AND tenant = ?");
 	sl_buf_adds(&q, " ORDER BY id DESC LIMIT ?");
 	int rc = q.err ? sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long")
 		       : list_run(sq(base), sl_buf_str(&q), runs_bind, f, limit, run_summary, "runs", out, err);
@@ -1963,6 +1984,8 @@ static int dlq_bind(sqlite3_stmt *st, const void *filter, size_t limit)
 		b |= b_text(st, k++, f->cursor);
 	if (f->id)
 		b |= b_text(st, k++, f->id);
+	if (f->tenant)
+		b |= b_text(st, k++, f->tenant);
 	return b | b_i64(st, k, (int64_t)limit + 1);
 }
 
@@ -1985,6 +2008,8 @@ static void dlq_where(struct sl_buf *q, const struct sl_dlq_filter *f)
 		sl_buf_adds(q, " AND id < ?");
 	if (f->id)
 		sl_buf_adds(q, " AND id = ?");
+	if (f->tenant)
+		sl_buf_adds(q, " AND run_id IN (SELECT id FROM runs WHERE tenant = ?)");
 }
 
 static int sq_dlq_list(struct sl_store *base, const struct sl_dlq_filter *f, json_t **out, struct sl_err *err)
@@ -2173,8 +2198,8 @@ static int sq_dlq_purge(struct sl_store *base, int64_t before_ms, int64_t *purge
 	return purge(sq(base), SQ_DLQ_PURGE, before_ms, purged, err);
 }
 
-static int sq_ai_costs(struct sl_store *base, const char *group_by, int64_t since_ms, json_t **out,
-		       struct sl_err *err)
+static int sq_ai_costs_tenant(struct sl_store *base, const char *group_by, int64_t since_ms, const char *tenant,
+			      json_t **out, struct sl_err *err)
 {
 	struct sq_store *s = sq(base);
 	enum sq_st id = strcmp(group_by, "route") == 0    ? SQ_AI_COSTS_ROUTE
@@ -2186,7 +2211,7 @@ static int sq_ai_costs(struct sl_store *base, const char *group_by, int64_t sinc
 		return SL_ESTORE;
 	sqlite3_stmt *st = st_get(c, id, err);
 	int ret = SL_ESTORE;
-	if (st && !b_i64(st, 1, since_ms)) {
+	if (st && !b_i64(st, 1, since_ms) && !b_text(st, 2, tenant)) {
 		json_t *groups = json_array();
 		int rc;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -2206,6 +2231,12 @@ static int sq_ai_costs(struct sl_store *base, const char *group_by, int64_t sinc
 		st_done(st);
 	rd_put(s, c);
 	return ret;
+}
+
+static int sq_ai_costs(struct sl_store *base, const char *group_by, int64_t since_ms, json_t **out,
+		       struct sl_err *err)
+{
+	return sq_ai_costs_tenant(base, group_by, since_ms, NULL, out, err);
 }
 
 static int sq_run_stats(struct sl_store *base, const char *workflow, int64_t since_ms, int64_t slow_ms,
@@ -2446,6 +2477,207 @@ static int sq_audit_scan(struct sl_store *base, sl_audit_row_fn fn, void *ud, st
 	return ret;
 }
 
+/* ---- API keys and kill switches ------------------------------------------------------------ */
+
+static void key_from_row(sqlite3_stmt *st, struct sl_api_key *k)
+{
+	memset(k, 0, sizeof *k);
+	char *dst[] = {k->id, k->hash, k->principal, k->kind, k->role, k->tenant, k->name};
+	size_t len[] = {sizeof k->id, sizeof k->hash, sizeof k->principal, sizeof k->kind,
+			sizeof k->role, sizeof k->tenant, sizeof k->name};
+	for (int i = 0; i < 7; i++) {
+		const char *v = c_text(st, i);
+		snprintf(dst[i], len[i], "%s", v ? v : "");
+	}
+	k->created_at = sqlite3_column_int64(st, 7);
+	k->expires_at = sqlite3_column_int64(st, 8);
+	k->revoked_at = sqlite3_column_int64(st, 9);
+}
+
+static int key_put_tx(struct sq_conn *c, const struct sl_api_key *k, struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, SQ_KEY_EXISTS, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, k->id);
+	int r = b ? SQLITE_MISUSE : sqlite3_step(st);
+	st_done(st);
+	if (r == SQLITE_ROW)
+		return sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: key %s exists", k->id);
+	if (r != SQLITE_DONE)
+		return b ? bind_err(b, err, "key") : db_err(c, err, "key");
+	st = st_get(c, SQ_KEY_PUT, err);
+	if (!st)
+		return SL_ESTORE;
+	b = b_text(st, 1, k->id) | b_text(st, 2, k->hash) | b_text(st, 3, k->principal) | b_text(st, 4, k->kind) |
+	    b_text(st, 5, k->role) | b_text(st, 6, k->tenant) | b_text(st, 7, k->name) | b_i64(st, 8, k->created_at) |
+	    b_i64(st, 9, k->expires_at);
+	if (b) {
+		st_done(st);
+		return bind_err(b, err, "key");
+	}
+	return x_run(c, st, NULL, err, "key");
+}
+
+static int sq_key_put(struct sl_store *base, const struct sl_api_key *k, const json_t *audit, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	rc = key_put_tx(&s->w, k, err);
+	if (!rc && audit)
+		rc = audit_put(&s->w, audit, NULL, sl_now_ms(), NULL, err);
+	return wr_end(s, rc, err);
+}
+
+static int sq_key_get(struct sl_store *base, const char *id, struct sl_api_key *out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, SQ_KEY_GET, err);
+	int rc = SL_ESTORE;
+	if (st) {
+		int b = b_text(st, 1, id);
+		int r = b ? SQLITE_MISUSE : sqlite3_step(st);
+		if (r == SQLITE_ROW) {
+			key_from_row(st, out);
+			rc = 0;
+		} else if (r == SQLITE_DONE) {
+			rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no key %s", id);
+		} else {
+			rc = b ? bind_err(b, err, "key") : db_err(c, err, "key");
+		}
+		st_done(st);
+	}
+	rd_put(s, c);
+	return rc;
+}
+
+/* Rows of a cached statement without parameters, each made a document. */
+static int rows_doc(struct sq_store *s, enum sq_st id, json_t *(*row_fn)(sqlite3_stmt *st), const char *key,
+		    json_t **out, struct sl_err *err)
+{
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, id, err);
+	int rc = SL_ESTORE;
+	if (st) {
+		json_t *arr = json_array();
+		int r;
+		while ((r = sqlite3_step(st)) == SQLITE_ROW)
+			json_array_append_new(arr, row_fn(st));
+		if (r == SQLITE_DONE) {
+			*out = json_pack("{s:o}", key, arr);
+			rc = 0;
+		} else {
+			json_decref(arr);
+			rc = db_err(c, err, key);
+		}
+		st_done(st);
+	}
+	rd_put(s, c);
+	return rc;
+}
+
+static json_t *key_row_doc(sqlite3_stmt *st)
+{
+	struct sl_api_key k;
+	key_from_row(st, &k);
+	return sl_store__key_doc(&k);
+}
+
+static int sq_key_list(struct sl_store *base, json_t **out, struct sl_err *err)
+{
+	return rows_doc(sq(base), SQ_KEY_LIST, key_row_doc, "keys", out, err);
+}
+
+static int sq_key_revoke(struct sl_store *base, const char *id, int64_t now, const json_t *audit, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	int64_t changed = 0;
+	rc = exec_ti(&s->w, SQ_KEY_REVOKE, id, now, 2, err);
+	changed = rc ? 0 : sqlite3_changes64(s->w.db);
+	if (!rc && !changed) {
+		sqlite3_stmt *st = st_get(&s->w, SQ_KEY_EXISTS, err);
+		int r = !st || b_text(st, 1, id) ? SQLITE_MISUSE : sqlite3_step(st);
+		if (st)
+			st_done(st);
+		rc = r == SQLITE_ROW    ? sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: key %s is already revoked", id)
+		     : r == SQLITE_DONE ? sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no key %s", id)
+					: db_err(&s->w, err, "key");
+	}
+	if (!rc && audit)
+		rc = audit_put(&s->w, audit, NULL, now, NULL, err);
+	return wr_end(s, rc, err);
+}
+
+static int pause_tx(struct sq_conn *c, const char *kind, const char *name, bool paused, const char *by,
+		    bool *changed, struct sl_err *err)
+{
+	int64_t now = sl_now_ms();
+	sqlite3_stmt *st = st_get(c, paused ? SQ_PAUSE_PUT : SQ_PAUSE_DEL, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, kind) | b_text(st, 2, name) | (paused ? b_text(st, 3, by) | b_i64(st, 4, now) : 0);
+	int64_t n = 0;
+	int rc = b ? (st_done(st), bind_err(b, err, "pause")) : x_run(c, st, &n, err, "pause");
+	*changed = n > 0;
+	if (rc || paused || !n)
+		return rc;
+	char key[256];
+	snprintf(key, sizeof key, "%s:%s", kind, name);
+	return exec_ti(c, SQ_PAUSE_WAKE, key, now, 2, err);
+}
+
+static int sq_pause_set(struct sl_store *base, const char *kind, const char *name, bool paused, const char *by,
+			const json_t *audit, bool *changed, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	rc = pause_tx(&s->w, kind, name, paused, by, changed, err);
+	if (!rc && audit && *changed)
+		rc = audit_put(&s->w, audit, NULL, sl_now_ms(), NULL, err);
+	return wr_end(s, rc, err);
+}
+
+static json_t *pause_doc(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:I}", "kind", c_jstr(st, 0), "name", c_jstr(st, 1), "by", c_jstr(st, 2),
+			 "at", (json_int_t)sqlite3_column_int64(st, 3));
+}
+
+static int sq_pause_list(struct sl_store *base, json_t **out, struct sl_err *err)
+{
+	return rows_doc(sq(base), SQ_PAUSE_LIST, pause_doc, "pauses", out, err);
+}
+
+static int sq_task_park(struct sl_store *base, const struct sl_task *t, const char *key, int64_t due_at,
+			struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = st_get(&s->w, SQ_TASK_PARK, err);
+	if (!st)
+		return wr_end(s, SL_ESTORE, err);
+	int b = b_text(st, 1, t->run_id) | b_i64(st, 2, t->fence) | b_i64(st, 3, due_at) | b_text(st, 4, key);
+	int64_t n = 0;
+	rc = b ? (st_done(st), bind_err(b, err, "park")) : x_run(&s->w, st, &n, err, "park");
+	if (!rc && n == 0)
+		rc = sl_err_set(err, SL_EFENCED, SL_CLASS_NONE, "store: task of %s moved on", t->run_id);
+	return wr_end(s, rc, err);
+}
+
 /* ---- the ops table ---------------------------------------------------------------------------- */
 
 const struct sl_store_ops sl_store_sqlite_ops = {
@@ -2486,4 +2718,12 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.audit_scan = sq_audit_scan,
 	.run_cancel_audited = sq_run_cancel_audited,
 	.dlq_replay_audited = sq_dlq_replay_audited,
+	.key_put = sq_key_put,
+	.key_get = sq_key_get,
+	.key_list = sq_key_list,
+	.key_revoke = sq_key_revoke,
+	.pause_set = sq_pause_set,
+	.pause_list = sq_pause_list,
+	.task_park = sq_task_park,
+	.ai_costs_tenant = sq_ai_costs_tenant,
 };

@@ -842,3 +842,109 @@ int sl_store_audit_scan(struct sl_store *s, sl_audit_row_fn fn, void *ud, struct
 	SLOT(s, audit_scan);
 	return s->ops->audit_scan(s, fn, ud, err);
 }
+
+/* ---- API keys and kill switches ------------------------------------------------------ */
+
+static bool key_id_ok(const char *id)
+{
+	if (!id || strlen(id) != 16)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+json_t *sl_store__key_doc(const struct sl_api_key *k)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id", k->id, "name", k->name, "principal",
+			      k->principal, "kind", k->kind, "role", k->role, "tenant", k->tenant, "created_at",
+			      (json_int_t)k->created_at);
+	json_object_set_new(d, "expires_at", k->expires_at ? json_integer(k->expires_at) : json_null());
+	json_object_set_new(d, "revoked_at", k->revoked_at ? json_integer(k->revoked_at) : json_null());
+	return d;
+}
+
+int sl_store_key_put(struct sl_store *s, const struct sl_api_key *k, const json_t *audit, struct sl_err *err)
+{
+	NEED(s && k && key_id_ok(k->id), "store and a key with a 16-hex-digit id are required");
+	NEED(strlen(k->hash) == 64 && k->principal[0] && k->role[0] && k->tenant[0] && k->kind[0],
+	     "a key needs its hash, principal, kind, role and tenant");
+	NEED(!audit || sl_store__audit_entry_ok(audit), "an audit entry is an object with a non-empty \"action\"");
+	SLOT(s, key_put);
+	if (k->created_at)
+		return s->ops->key_put(s, k, audit, err);
+	struct sl_api_key c = *k;
+	c.created_at = sl_now_ms();
+	return s->ops->key_put(s, &c, audit, err);
+}
+
+int sl_store_key_get(struct sl_store *s, const char *id, struct sl_api_key *out, struct sl_err *err)
+{
+	NEED(s && id && out, "store, id and out are required");
+	memset(out, 0, sizeof *out);
+	if (!key_id_ok(id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no key %.20s", id);
+	SLOT(s, key_get);
+	return s->ops->key_get(s, id, out, err);
+}
+
+int sl_store_key_list(struct sl_store *s, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	SLOT(s, key_list);
+	return s->ops->key_list(s, out, err);
+}
+
+int sl_store_key_revoke(struct sl_store *s, const char *id, const json_t *audit, struct sl_err *err)
+{
+	NEED(s && id, "store and id are required");
+	NEED(!audit || sl_store__audit_entry_ok(audit), "an audit entry is an object with a non-empty \"action\"");
+	if (!key_id_ok(id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no key %.20s", id);
+	SLOT(s, key_revoke);
+	return s->ops->key_revoke(s, id, sl_now_ms(), audit, err);
+}
+
+int sl_store_pause_set(struct sl_store *s, const char *kind, const char *name, bool paused, const char *by,
+		       const json_t *audit, bool *changed, struct sl_err *err)
+{
+	bool dummy;
+	NEED(s && kind && name && *name && strlen(name) < 200, "store, kind and a name (< 200 bytes) are required");
+	NEED(strcmp(kind, "workflow") == 0 || strcmp(kind, "connector") == 0 || strcmp(kind, "provider") == 0,
+	     "kind is workflow, connector or provider");
+	NEED(!audit || sl_store__audit_entry_ok(audit), "an audit entry is an object with a non-empty \"action\"");
+	SLOT(s, pause_set);
+	return s->ops->pause_set(s, kind, name, paused, by ? by : "unknown", audit, changed ? changed : &dummy, err);
+}
+
+int sl_store_pause_list(struct sl_store *s, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	SLOT(s, pause_list);
+	return s->ops->pause_list(s, out, err);
+}
+
+int sl_store_task_park(struct sl_store *s, const struct sl_task *t, const char *key, int64_t due_at,
+		       struct sl_err *err)
+{
+	NEED(s && t && key && *key, "store, task and key are required");
+	SLOT(s, task_park);
+	return s->ops->task_park(s, t, key, due_at, err);
+}
+
+int sl_store_ai_costs_tenant(struct sl_store *s, const char *group_by, int64_t since_ms, const char *tenant,
+			     json_t **out, struct sl_err *err)
+{
+	if (!tenant)
+		return sl_store_ai_costs(s, group_by, since_ms, out, err);
+	NEED(s && group_by && out, "store, group_by and out are required");
+	NEED(strcmp(group_by, "workflow") == 0 || strcmp(group_by, "route") == 0 || strcmp(group_by, "model") == 0 ||
+		     strcmp(group_by, "tenant") == 0,
+	     "group_by is workflow, route, model or tenant");
+	*out = NULL;
+	SLOT(s, ai_costs_tenant);
+	return s->ops->ai_costs_tenant(s, group_by, since_ms, tenant, out, err);
+}

@@ -265,6 +265,7 @@ struct sl_run_filter {
 	const char *root_run_id; /* NULL: any */
 	const char *cursor;   /* NULL: from the newest */
 	size_t limit;         /* 0: 50 */
+	const char *tenant;   /* NULL: any (an API key's tenant scopes it) */
 };
 /* {"runs": [summaries newest first], "next_cursor": "..." | null} */
 int sl_store_runs_list(struct sl_store *s, const struct sl_run_filter *f, json_t **out, struct sl_err *err);
@@ -290,6 +291,7 @@ struct sl_dlq_filter {
 	const char *cursor;
 	size_t limit;                   /* 0: 50 */
 	const char *id;                 /* NULL: any; else that one entry */
+	const char *tenant;             /* NULL: any; else entries of that tenant's runs */
 };
 /* {"entries": [{"id","run_id","workflow","version","step_id","error_class",
  *  "error","evidence","created_at","replayed_at"}], "next_cursor": ...} */
@@ -341,6 +343,9 @@ int sl_store_step_outputs(struct sl_store *s, const char *workflow, const char *
  * cache_hits, tokens_in, tokens_out, cost_usd, runs_completed,
  * cost_per_completed_run (null without completed runs)}. */
 int sl_store_ai_costs(struct sl_store *s, const char *group_by, int64_t since_ms, json_t **out, struct sl_err *err);
+/* The same, only the calls of one tenant (NULL: every tenant). */
+int sl_store_ai_costs_tenant(struct sl_store *s, const char *group_by, int64_t since_ms, const char *tenant,
+			     json_t **out, struct sl_err *err);
 
 /* Records model calls made outside any run (the chat gateway): calls is an
  * array of call records (see sl_ai_result.calls); they count toward their
@@ -407,5 +412,46 @@ int sl_store_audit_scan(struct sl_store *s, sl_audit_row_fn fn, void *ud, struct
 char *sl_store_audit_canonical(const json_t *entry);
 /* hash = SHA-256(prev "\n" text) as hex; prev is 64 hex chars. */
 void sl_store_audit_hash(const char *prev, const char *text, size_t len, char out[SL_AUDIT_HASH_LEN + 1]);
+
+/* ---- API keys (src/gov/auth.h): only the hash of a key's secret is kept -------- */
+struct sl_api_key {
+	char id[17];        /* 16 lowercase hex */
+	char hash[65];      /* SHA-256 of the secret, hex */
+	char principal[128];
+	char kind[16];      /* user, service, agent */
+	char role[16];      /* viewer, operator, admin */
+	char tenant[128];   /* a tenant, or "*" */
+	char name[128];     /* a label; may be "" */
+	int64_t created_at, expires_at, revoked_at; /* ms; 0: never / not revoked */
+};
+/* Stores a new key (created_at 0: now) with its audit entry (borrowed, may
+ * be NULL) in the same transaction. SL_EEXISTS when the id is taken. */
+int sl_store_key_put(struct sl_store *s, const struct sl_api_key *k, const json_t *audit, struct sl_err *err);
+/* Reads one key by id into out: SL_ENOTFOUND when there is none. */
+int sl_store_key_get(struct sl_store *s, const char *id, struct sl_api_key *out, struct sl_err *err);
+/* {"keys": [{id, name, principal, kind, role, tenant, created_at,
+ *  expires_at, revoked_at}]} oldest first, never a hash. Owned. */
+int sl_store_key_list(struct sl_store *s, json_t **out, struct sl_err *err);
+/* Revokes a key now, with its audit entry in the same transaction.
+ * SL_ENOTFOUND, or SL_EINVAL when it was already revoked. */
+int sl_store_key_revoke(struct sl_store *s, const char *id, const json_t *audit, struct sl_err *err);
+
+/* ---- kill switches (src/gov/auth.h) ------------------------------------------------
+ * A pause is (kind, name): "workflow", "connector" or "provider". A task
+ * the engine parks because of one carries its key "KIND:NAME". */
+/* Pauses (paused = true) or resumes (name, kind) with its audit entry
+ * (borrowed, may be NULL) in the same transaction; *changed (may be NULL)
+ * says whether anything changed (pausing twice changes nothing). A resume
+ * makes every task parked under KIND:NAME due at once and wakes the workers
+ * of every process (PostgreSQL: NOTIFY). by: who, for the list. */
+int sl_store_pause_set(struct sl_store *s, const char *kind, const char *name, bool paused, const char *by,
+		       const json_t *audit, bool *changed, struct sl_err *err);
+/* {"pauses": [{kind, name, by, at}]} oldest first. Owned. */
+int sl_store_pause_list(struct sl_store *s, json_t **out, struct sl_err *err);
+/* Parks a claimed task: due at due_at, lease given back, marked with key
+ * ("KIND:NAME") so a resume wakes it. A task whose fence moved on is left
+ * alone (SL_EFENCED). */
+int sl_store_task_park(struct sl_store *s, const struct sl_task *t, const char *key, int64_t due_at,
+		       struct sl_err *err);
 
 #endif

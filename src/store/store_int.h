@@ -103,6 +103,21 @@ struct sl_store_ops {
 	int (*run_cancel_audited)(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err);
 	int (*dlq_replay_audited)(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
 				  int new_version, const json_t *audit, char run_id_out[SL_ID_MAX], struct sl_err *err);
+	/* API keys and kill switches (src/gov/auth.h); audit may be NULL. A
+	 * store without an audit log ignores it. */
+	int (*key_put)(struct sl_store *s, const struct sl_api_key *k, const json_t *audit, struct sl_err *err);
+	int (*key_get)(struct sl_store *s, const char *id, struct sl_api_key *out, struct sl_err *err);
+	int (*key_list)(struct sl_store *s, json_t **out, struct sl_err *err);
+	int (*key_revoke)(struct sl_store *s, const char *id, int64_t now, const json_t *audit, struct sl_err *err);
+	int (*pause_set)(struct sl_store *s, const char *kind, const char *name, bool paused, const char *by,
+			 const json_t *audit, bool *changed, struct sl_err *err);
+	int (*pause_list)(struct sl_store *s, json_t **out, struct sl_err *err);
+	int (*task_park)(struct sl_store *s, const struct sl_task *t, const char *key, int64_t due_at,
+			 struct sl_err *err);
+	/* ai_costs with a tenant (NULL: all); NULL slot: ai_costs, unfiltered
+	 * only. */
+	int (*ai_costs_tenant)(struct sl_store *s, const char *group_by, int64_t since_ms, const char *tenant,
+			       json_t **out, struct sl_err *err);
 	/* New members are appended here. */
 };
 
@@ -134,6 +149,9 @@ char *sl_store__audit_seal(const json_t *entry, int64_t head_seq, const char *he
 bool sl_store__audit_entry_ok(const json_t *entry);
 /* Copies an id into a caller's SL_ID_MAX buffer, always terminated. */
 void sl_store__id_copy(char dst[SL_ID_MAX], const char *src);
+
+/* An API key row as its list document (no hash). Owned. */
+json_t *sl_store__key_doc(const struct sl_api_key *k);
 
 /* One group of sl_store_ai_costs (store.c), built the same for every store. */
 json_t *store_cost_group(const char *key, int64_t calls, int64_t tokens_in, int64_t tokens_out, double cost_usd,

@@ -33,6 +33,7 @@ start_worker() {
 }
 start_worker 1
 start_worker 2
+t_auth "$P" || exit 1
 "$SLUICE" serve --listen 127.0.0.1:0 --workers 1 --log-level warn "$P" >"$T_TMP/serve.out" 2>"$T_TMP/serve.err" &
 SRV=$!
 T_PIDS="$T_PIDS $SRV"

@@ -67,12 +67,12 @@ t_is "$(jq -r '.entries[0].actor.kind + ":" + .entries[0].actor.id + " " + .entr
 t_is "$(code GET '/v1/audit?action=run.cancel')" 200 "GET /v1/audit?action=run.cancel answers 200"
 t_is "$(jq -r '.entries | length' "$T_TMP/body")" 1 "…one entry"
 t_is "$(jq -r '.entries[0].run_id + " " + .entries[0].actor.kind + ":" + .entries[0].actor.id' "$T_TMP/body")" \
-	"$SLOW user:anonymous" "…naming the run and the (anonymous) API caller"
+	"$SLOW user:t-admin" "…naming the run and the API caller (its key's principal)"
 t_is "$(code GET "/v1/audit?action=dlq.replay")" 200 "GET /v1/audit?action=dlq.replay answers 200"
 t_is "$(jq -r '.entries[0].target.id' "$T_TMP/body")" "$DLQ" "…naming the DLQ entry"
 t_is "$(code GET "/v1/audit?run_id=$SLOW")" 200 "GET /v1/audit?run_id= answers 200"
 t_is "$(jq -r '[.entries[].action] | join(",")' "$T_TMP/body")" "run.cancel,run.start" "…the run's entries, newest first"
-t_like "$(jq -r '.entries[0].actor.id' "$T_TMP/body")" 'anonymous' "…a start through the API names its caller"
+t_like "$(jq -r '.entries[0].actor.id' "$T_TMP/body")" 't-admin' "…a start through the API names its caller"
 
 # paging: every entry once, newest first, each linked to the one before
 total=$(q "SELECT MAX(seq) FROM audit")
@@ -100,7 +100,7 @@ t_is "$(jq -r '.entries | length' "$T_TMP/body")" 0 "…nothing in 2020"
 
 out=$("$SLUICE" audit list --server "$URL" --action run.cancel); rc=$?
 t_is "$rc" 0 "sluice audit list: exit 0"
-t_like "$out" "run\.cancel +user:anonymous +$SLOW" "…a table row for the cancel"
+t_like "$out" "run\.cancel +user:t-admin +$SLOW" "…a table row for the cancel"
 t_is "$("$SLUICE" audit list --server "$URL" --json --limit 1 | jq -r '.entries | length')" 1 "audit list --json --limit 1"
 t_like "$("$SLUICE" audit list --server "$URL" --limit 2)" 'more: sluice audit list --cursor [0-9]+' "audit list says how to go on"
 t_is "$("$SLUICE" audit list --server http://127.0.0.1:1 >/dev/null 2>&1; echo $?)" 2 "audit list: a server that is not there is exit 2"

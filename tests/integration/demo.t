@@ -17,6 +17,11 @@ T_PIDS="$T_PIDS $demo"
 for _ in $(seq 300); do grep -q 'Ctrl-C stops' "$T_TMP/demo.out" && break; sleep 0.1; done
 out=$(cat "$T_TMP/demo.out")
 t_like "$out" "Console: +http://127.0.0.1:$port/" "the demo prints the console URL"
+# not exported: the key is in the demo's output on purpose (keep_logs would
+# take an exported *TOKEN for a secret that leaked)
+admin=$(sed -n 's/^  export SLUICE_TOKEN=\(sk_sluice_[0-9a-f_]*\)$/\1/p' "$T_TMP/demo.out")
+t_like "$admin" '^sk_sluice_[0-9a-f]{16}_[0-9a-f]{64}$' "the demo prints an admin API key to export"
+t_is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/runs")" 401 "…which the API wants"
 t_is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" 200 "the console page answers"
 sed -n '/^  curl -s http/,/--data-binary/{p;/--data-binary/q}' "$T_TMP/demo.out" > "$T_TMP/send.sh"
 t_like "$(cat "$T_TMP/send.sh")" 'X-Hub-Signature-256' "the printed curl signs the webhook"
@@ -24,19 +29,19 @@ resp=$(cd "$T_TMP" && sh send.sh)
 t_like "$resp" '"run_id"' "the printed curl is accepted (202 with a run id)"
 run=$(printf '%s' "$resp" | jq -r .run_id)
 for _ in $(seq 100); do
-	st=$("$SLUICE" runs show "$run" --json --server "http://127.0.0.1:$port" 2>/dev/null | jq -r .status)
+	st=$(SLUICE_TOKEN=$admin "$SLUICE" runs show "$run" --json --server "http://127.0.0.1:$port" 2>/dev/null | jq -r .status)
 	[ "$st" = completed ] && break
 	sleep 0.1
 done
 t_is "$st" completed "the webhook's run completes"
-t_like "$("$SLUICE" runs list --server "http://127.0.0.1:$port" 2>&1)" "$run" "…and shows in sluice runs list"
+t_like "$(SLUICE_TOKEN=$admin "$SLUICE" runs list --server "http://127.0.0.1:$port" 2>&1)" "$run" "…and shows in sluice runs list"
 t_like "$(curl -s -H 'X-Api-Key: demo-token' http://127.0.0.1:9101/tickets)" 'URGENT: outage on checkout' "…and its ticket is in the helpdesk simulator"
-doc=$("$SLUICE" runs show "$run" --json --server "http://127.0.0.1:$port")
+doc=$(SLUICE_TOKEN=$admin "$SLUICE" runs show "$run" --json --server "http://127.0.0.1:$port")
 t_is "$(printf '%s' "$doc" | jq -r .output.category)" bug "…classified as a bug"
 t_is "$(printf '%s' "$doc" | jq -r '[.ai_calls[].model] | join(",")')" "triage-local,gpt-mini" \
 	"…by the local classifier, escalated to the model simulator when unsure"
 sed -n '/v1\/chat\/completions/,/jq/p' "$T_TMP/demo.out" | sed 's/ | jq \.$//' > "$T_TMP/chat.sh"
-t_like "$(cd "$T_TMP" && sh chat.sh)" '"object":"chat.completion"' "the printed chat gateway curl answers"
+t_like "$(cd "$T_TMP" && SLUICE_TOKEN=$admin sh chat.sh)" '"object":"chat.completion"' "the printed chat gateway curl answers"
 t_like "$(curl -s http://127.0.0.1:9201/_sim/calls)" "PII_1" "…masking the address before the model simulator"
 t_unlike "$(curl -s http://127.0.0.1:9201/_sim/calls)" "ada@example\\.com" "…which never sees it"
 kill -INT $demo 2>/dev/null

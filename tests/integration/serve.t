@@ -27,6 +27,7 @@ start_serve() {
 	done
 	URL=$(sed -n 's/.* on \(http:[^ ]*\).*/\1/p' "$T_TMP/serve.out" | head -1)
 }
+t_auth "$P" || exit 1
 start_serve
 t_like "$(cat "$T_TMP/serve.out")" "^sluice: serving .* on http://127\.0\.0\.1:[0-9]+$" "serve prints the address it listens on"
 

@@ -5,7 +5,7 @@
 import OpenAI from "openai";
 
 const [baseURL, route] = process.argv.slice(2);
-const client = new OpenAI({ baseURL, apiKey: "sk-test-not-checked", maxRetries: 0, timeout: 10000 });
+const client = new OpenAI({ baseURL, apiKey: process.env.SLUICE_TOKEN || "sk-test-not-checked", maxRetries: 0, timeout: 10000 });
 const out = {};
 
 const r = await client.chat.completions.create({

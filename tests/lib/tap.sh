@@ -105,10 +105,30 @@ start_model_sim() {
 	[ -n "$SIM_URL" ] || { echo "sim model did not start: $(cat "$out.err")" >&2; return 1; }
 }
 
-# start_serve_dir DIR [ARGS...]: serves DIR on a free port; sets SERVE_PID
-# and URL.
+# t_api_key DIR ROLE TENANT [ARGS...]: creates an API key on DIR's store
+# (ARGS: --store URL, --expires, ...) for principal t-ROLE; prints it.
+t_api_key() {
+	d=$1 role=$2 tenant=$3; shift 3
+	"$SLUICE" keys create --principal "t-$role" --role "$role" --tenant "$tenant" "$@" "$d" 2>>"$T_TMP/keys.err"
+}
+
+# t_auth DIR [ARGS...]: the test's own admin key of every tenant: exported
+# as SLUICE_TOKEN (the CLI sends it as a bearer token) and put in a curl
+# config that every plain `curl` of the test reads (CURL_HOME), so the
+# tests' curl lines stay as they are. `curl -q` skips it (authz.t does).
+t_auth() {
+	SLUICE_TOKEN=$(t_api_key "$1" admin '*' "${@:2}") && [ -n "$SLUICE_TOKEN" ] ||
+		{ echo "sluice keys create failed: $(cat "$T_TMP/keys.err")" >&2; return 1; }
+	export SLUICE_TOKEN
+	printf 'header = "Authorization: Bearer %s"\n' "$SLUICE_TOKEN" >"$T_TMP/.curlrc"
+	export CURL_HOME=$T_TMP
+}
+
+# start_serve_dir DIR [ARGS...]: serves DIR on a free port (with an admin
+# key, see t_auth, unless the test made one); sets SERVE_PID and URL.
 start_serve_dir() {
 	d=$1; shift
+	[ -n "${SLUICE_TOKEN:-}" ] || t_auth "$d" || return 1
 	"$SLUICE" serve --listen 127.0.0.1:0 "$@" "$d" >"$T_TMP/serve.out" 2>"$T_TMP/serve.err" &
 	SERVE_PID=$!
 	T_PIDS="$T_PIDS $SERVE_PID"

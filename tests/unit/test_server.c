@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "engine/engine.h"
+#include "gov/auth.h"
 #include "server/server.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -31,6 +32,9 @@
 #define SECRET_PREV "s3cret-previous"
 
 static char dir[64];
+/* "Authorization: Bearer KEY" of an admin key of every tenant, sent by
+ * http_port unless a test passes its own Authorization header */
+static char auth_header[256];
 
 static struct {
 	struct sl_project *p;
@@ -111,8 +115,13 @@ static void http_port(int port, const char *method, const char *path, const char
 	struct curl_slist *hl = NULL;
 	if (body)
 		hl = curl_slist_append(hl, "Content-Type: application/json");
-	for (size_t i = 0; headers && headers[i]; i++)
+	bool own_auth = false;
+	for (size_t i = 0; headers && headers[i]; i++) {
 		hl = curl_slist_append(hl, headers[i]);
+		own_auth = own_auth || strncasecmp(headers[i], "Authorization:", 14) == 0;
+	}
+	if (!own_auth && auth_header[0])
+		hl = curl_slist_append(hl, auth_header);
 	hl = curl_slist_append(hl, "Expect:");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -175,6 +184,22 @@ static void wait_run(const char *id)
 
 /* ---- the fixture ------------------------------------------------------------------ */
 
+/* Stores a key of role and tenant; header gets "Authorization: Bearer KEY". */
+static void add_key(const char *role, const char *tenant, char *header, size_t n)
+{
+	struct sl_api_key k = {0};
+	char token[SL_KEY_MAX + 1];
+	sl_key_generate(token, k.id, k.hash);
+	snprintf(k.principal, sizeof k.principal, "test-%s", role);
+	snprintf(k.kind, sizeof k.kind, "service");
+	snprintf(k.role, sizeof k.role, "%s", role);
+	snprintf(k.tenant, sizeof k.tenant, "%s", tenant);
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_store_key_put(fx.s, &k, NULL, &err), 0);
+	snprintf(header, n, "Authorization: Bearer %s", token);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -213,6 +238,7 @@ static int setup(void **state)
 	sl_err_clear(&err);
 	assert_int_equal(sl_store_open(url, &fx.s, &err), 0);
 	free(url);
+	add_key("admin", "*", auth_header, sizeof auth_header);
 	assert_int_equal(sl_engine_new(fx.p, fx.s, NULL, &fx.e, &err), 0);
 	assert_int_equal(sl_engine_start(fx.e, &err), 0);
 	struct sl_server_opts o = {.listen = "127.0.0.1:0", .max_body = 4096, .max_inflight = 64};

@@ -1929,6 +1929,173 @@ static void test_run_stats(void **state)
 }
 
 /* The contract: every store runs these. */
+/* ---- API keys, kill switches, tenant filters (src/gov/auth.h) ----------------------- */
+
+static struct sl_api_key mk_key(const char *id, const char *tenant)
+{
+	struct sl_api_key k = {0};
+	snprintf(k.id, sizeof k.id, "%s", id);
+	memset(k.hash, 'a', 64);
+	snprintf(k.principal, sizeof k.principal, "alice");
+	snprintf(k.kind, sizeof k.kind, "user");
+	snprintf(k.role, sizeof k.role, "operator");
+	snprintf(k.tenant, sizeof k.tenant, "%s", tenant);
+	snprintf(k.name, sizeof k.name, "laptop");
+	k.expires_at = 4102444800000LL;
+	return k;
+}
+
+static void test_api_keys(void **state)
+{
+	struct fx *f = *state;
+	struct sl_api_key k = mk_key("0123456789abcdef", "acme");
+	json_t *audit = J("{\"action\": \"key.create\", \"tenant\": \"acme\"}");
+	assert_int_equal(sl_store_key_put(f->s, &k, audit, &f->err), 0);
+	assert_int_equal(sl_store_key_put(f->s, &k, NULL, &f->err), SL_EEXISTS);
+	struct sl_api_key bad = mk_key("not-hex", "acme");
+	assert_int_equal(sl_store_key_put(f->s, &bad, NULL, &f->err), SL_EINVAL);
+	struct sl_api_key g;
+	assert_int_equal(sl_store_key_get(f->s, "0123456789abcdef", &g, &f->err), 0);
+	assert_string_equal(g.hash, k.hash);
+	assert_string_equal(g.principal, "alice");
+	assert_string_equal(g.role, "operator");
+	assert_string_equal(g.tenant, "acme");
+	assert_string_equal(g.name, "laptop");
+	assert_true(g.created_at > 0);
+	assert_int_equal(g.expires_at, k.expires_at);
+	assert_int_equal(g.revoked_at, 0);
+	assert_int_equal(sl_store_key_get(f->s, "ffffffffffffffff", &g, &f->err), SL_ENOTFOUND);
+	assert_int_equal(sl_store_key_get(f->s, "x'; --", &g, &f->err), SL_ENOTFOUND);
+	json_t *doc = NULL;
+	assert_int_equal(sl_store_key_list(f->s, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "keys"), 1);
+	json_t *one = json_array_get(json_object_get(doc, "keys"), 0);
+	assert_null(json_object_get(one, "hash")); /* never listed */
+	assert_string_equal(json_string_value(json_object_get(one, "id")), "0123456789abcdef");
+	assert_true(json_is_null(json_object_get(one, "revoked_at")));
+	json_decref(doc);
+	assert_int_equal(sl_store_key_revoke(f->s, "0123456789abcdef", audit, &f->err), 0);
+	assert_int_equal(sl_store_key_get(f->s, "0123456789abcdef", &g, &f->err), 0);
+	assert_true(g.revoked_at > 0);
+	assert_int_equal(sl_store_key_revoke(f->s, "0123456789abcdef", NULL, &f->err), SL_EINVAL);
+	assert_int_equal(sl_store_key_revoke(f->s, "ffffffffffffffff", NULL, &f->err), SL_ENOTFOUND);
+	if (!f->pg) /* the audit entries landed with the key and its revocation */
+		assert_int_equal(fx_count(f, "SELECT count(*) FROM audit WHERE action = 'key.create'"), 2);
+	json_decref(audit);
+}
+
+static void test_pauses_and_parking(void **state)
+{
+	struct fx *f = *state;
+	bool changed = false;
+	json_t *audit = J("{\"action\": \"pause\"}");
+	assert_int_equal(sl_store_pause_set(f->s, "workflow", "wf", true, "user:ops", audit, &changed, &f->err), 0);
+	assert_true(changed);
+	assert_int_equal(sl_store_pause_set(f->s, "workflow", "wf", true, "user:ops", audit, &changed, &f->err), 0);
+	assert_false(changed); /* pausing twice changes nothing */
+	assert_int_equal(sl_store_pause_set(f->s, "planet", "x", true, NULL, NULL, NULL, &f->err), SL_EINVAL);
+	json_t *doc = NULL;
+	assert_int_equal(sl_store_pause_list(f->s, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "pauses"), 1);
+	json_t *p = json_array_get(json_object_get(doc, "pauses"), 0);
+	assert_string_equal(json_string_value(json_object_get(p, "kind")), "workflow");
+	assert_string_equal(json_string_value(json_object_get(p, "by")), "user:ops");
+	json_decref(doc);
+	if (!f->pg)
+		assert_int_equal(fx_count(f, "SELECT count(*) FROM audit WHERE action = 'pause'"), 1);
+
+	/* a parked task sleeps, with its lease given back... */
+	char id[SL_ID_MAX], other[SL_ID_MAX];
+	mk_run(f->s, "wf", 1, id);
+	mk_run(f->s, "other", 2, other);
+	struct sl_task t[2];
+	assert_int_equal(claim(f->s, "w", 2, t), 2);
+	struct sl_task *mine = strcmp(t[0].run_id, id) == 0 ? &t[0] : &t[1];
+	struct sl_task *theirs = mine == &t[0] ? &t[1] : &t[0];
+	assert_int_equal(sl_store_task_park(f->s, mine, "workflow:wf", sl_now_ms() + 3600000, &f->err), 0);
+	assert_int_equal(sl_store_task_park(f->s, theirs, "workflow:other", sl_now_ms() + 3600000, &f->err), 0);
+	struct sl_task stale = *mine;
+	/* parking again under the same fence is fine (another worker's look) */
+	assert_int_equal(sl_store_task_park(f->s, &stale, "workflow:wf", sl_now_ms() + 3600000, &f->err), 0);
+	stale.fence--;
+	assert_int_equal(sl_store_task_park(f->s, &stale, "workflow:wf", sl_now_ms(), &f->err), SL_EFENCED);
+	assert_int_equal(claim(f->s, "w", 2, t), 0);
+	assert_int_equal(sl_store_run_status(f->s, id), SL_RUN_QUEUED); /* the run itself is untouched */
+
+	/* ...until its pause is lifted: then at once, and only its own */
+	assert_int_equal(sl_store_pause_set(f->s, "workflow", "wf", false, NULL, audit, &changed, &f->err), 0);
+	assert_true(changed);
+	assert_int_equal(claim(f->s, "w", 2, t), 1);
+	assert_string_equal(t[0].run_id, id);
+	assert_int_equal(sl_store_pause_set(f->s, "workflow", "wf", false, NULL, NULL, &changed, &f->err), 0);
+	assert_false(changed);
+	assert_int_equal(sl_store_pause_list(f->s, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "pauses"), 0);
+	json_decref(doc);
+	json_decref(audit);
+}
+
+static void test_tenant_filters(void **state)
+{
+	struct fx *f = *state;
+	char a[SL_ID_MAX], b[SL_ID_MAX];
+	const char *tenants[] = {"acme", "globex"};
+	char *ids[] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		json_t *in = json_pack("{s:i}", "n", i);
+		struct sl_run_new r = {.workflow = "wf", .version = 1, .digest = "d1", .input = in, .trigger = "api",
+				       .tenant = tenants[i]};
+		bool existed;
+		assert_int_equal(sl_store_run_create(f->s, &r, ids[i], &existed, &f->err), 0);
+		json_decref(in);
+	}
+	struct sl_run_filter rf = {.status = -1, .tenant = "acme"};
+	json_t *doc = NULL;
+	assert_int_equal(sl_store_runs_list(f->s, &rf, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "runs"), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(doc, "runs"), 0), "id")), a);
+	json_decref(doc);
+	rf.tenant = NULL;
+	assert_int_equal(sl_store_runs_list(f->s, &rf, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "runs"), 2);
+	json_decref(doc);
+	/* both die, each with an ai call */
+	struct sl_task t[2];
+	assert_int_equal(claim(f->s, "w", 2, t), 2);
+	for (int i = 0; i < 2; i++) {
+		struct sl_dlq_new dl = {.step_id = "s1", .error_class = SL_CLASS_PERMANENT, .error = "x"};
+		json_t *calls = json_pack("[{s:s, s:s, s:s, s:f}]", "route", "r", "model", "m", "provider", "p",
+					  "cost_usd", 1.0);
+		struct sl_commit c = step_commit(&t[i], NULL, 0, SL_TASK_DONE);
+		c.status = SL_RUN_DEAD;
+		c.dlq = &dl;
+		c.ai_calls = calls;
+		c.ai_step_id = "s1";
+		assert_int_equal(commit1(f->s, &c), 0);
+		json_decref(calls);
+	}
+	struct sl_dlq_filter df = {.error_class = -1, .tenant = "globex"};
+	assert_int_equal(sl_store_dlq_list(f->s, &df, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "entries"), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(doc, "entries"), 0),
+							       "run_id")), b);
+	json_decref(doc);
+	int64_t n = 0;
+	assert_int_equal(sl_store_dlq_count(f->s, &df, &n, &f->err), 0);
+	assert_int_equal(n, 1);
+	df.tenant = "nobody";
+	assert_int_equal(sl_store_dlq_count(f->s, &df, &n, &f->err), 0);
+	assert_int_equal(n, 0);
+	json_t *groups = NULL;
+	assert_int_equal(sl_store_ai_costs_tenant(f->s, "tenant", 0, "acme", &groups, &f->err), 0);
+	assert_int_equal(json_array_size(groups), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(groups, 0), "key")), "acme");
+	json_decref(groups);
+	assert_int_equal(sl_store_ai_costs_tenant(f->s, "tenant", 0, NULL, &groups, &f->err), 0);
+	assert_int_equal(json_array_size(groups), 2);
+	json_decref(groups);
+}
+
 #define CONTRACT(X)                                                                                  \
 	X(test_open_and_migrations) X(test_newer_schema_refused) X(test_defs) X(test_create_basic)   \
 	X(test_create_idempotent) X(test_create_idempotent_threads) X(test_claim_lease_expiry)        \
@@ -1937,11 +2104,12 @@ static void test_run_stats(void **state)
 	X(test_dlq_list_filters) X(test_runs_list) X(test_cancel) X(test_spawn)                       \
 	X(test_tree_pending_statuses) X(test_sql_errors_reported) X(test_reopen)                      \
 	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
-	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats)
+	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats) X(test_api_keys)       \
+	X(test_pauses_and_parking) X(test_tenant_filters)
 
 int main(void)
 {
-	struct CMUnitTest tests[64];
+	struct CMUnitTest tests[96];
 	size_t n = 0;
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_status_names);
 	/* SQLite only: file paths, URLs, a file that is not a database, memory */
