@@ -187,6 +187,19 @@ static const struct sq_migration sq_migrations[] = {
 	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 	 "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
 	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"},
+
+	/* Fair claiming: tasks_claim now leads with the tenant, so a claim
+	 * walks each tenant's priority levels (one probe per level, then a
+	 * range of due tasks); tasks_inflight counts a tenant's live leases
+	 * for its max_concurrency without touching its backlog; tenant_share
+	 * keeps each tenant's virtual time (store_int.h, SL_FAIR_LAG). */
+	{4, "tenant fair share",
+	 "CREATE TABLE tenant_share ("
+	 " tenant TEXT PRIMARY KEY,"
+	 " pass REAL NOT NULL) WITHOUT ROWID;"
+	 "DROP INDEX tasks_claim;"
+	 "CREATE INDEX tasks_claim ON tasks(tenant, priority, due_at);"
+	 "CREATE INDEX tasks_inflight ON tasks(tenant, lease_until) WHERE lease_owner IS NOT NULL;"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))
