@@ -155,7 +155,9 @@ static const struct pg_migration pg_migrations[] = {
 	 "CREATE INDEX ai_calls_workflow ON ai_calls(workflow, created_at);"},
 
 	/* Fair claiming (docs/internals/store.md "Fair claiming"). tasks_claim
-	 * leads with the tenant; tasks_inflight counts a tenant's live leases;
+	 * leads with the tenant; a claim for a tenant with a max_concurrency
+	 * sets `capped` to it, and tasks_capped counts its live leases (others
+	 * leave it NULL and pay no index entry);
 	 * tenant_share keeps each tenant's virtual time (pass). sluice_claim
 	 * is the whole claim in one round trip and one transaction:
 	 *  1. the tenants with tasks: a skip scan of tasks_claim (one probe each);
@@ -176,7 +178,8 @@ static const struct pg_migration pg_migrations[] = {
 	 " pass DOUBLE PRECISION NOT NULL);"
 	 "DROP INDEX tasks_claim;"
 	 "CREATE INDEX tasks_claim ON tasks(tenant, priority DESC, due_at, run_id);"
-	 "CREATE INDEX tasks_inflight ON tasks(tenant, lease_until) WHERE lease_owner IS NOT NULL;"
+	 "ALTER TABLE tasks ADD COLUMN capped TEXT;"
+	 "CREATE INDEX tasks_capped ON tasks(capped, lease_until) WHERE capped IS NOT NULL;"
 	 "CREATE FUNCTION sluice_claim(p_now BIGINT, p_max INT, p_owner TEXT, p_until BIGINT, "
 	 " p_names TEXT[], p_weights FLOAT8[], p_limits INT[], p_lag FLOAT8) "
 	 "RETURNS TABLE(o_run_id TEXT, o_fence BIGINT) LANGUAGE plpgsql AS $fn$\n"
@@ -203,24 +206,24 @@ static const struct pg_migration pg_migrations[] = {
 	 " FOR a IN\n"
 	 "  WITH cfg AS (SELECT x.t, COALESCE(c.w, 1.0)::float8 AS w, COALESCE(c.lim, 0) AS lim\n"
 	 "    FROM unnest(ts) x(t) LEFT JOIN unnest(p_names, p_weights, p_limits) c(n, w, lim) ON c.n = x.t),\n"
-	 "  st AS (SELECT cfg.t, cfg.w, COALESCE(s.pass, 0) AS pass,\n"
+	 "  st AS (SELECT cfg.t, cfg.w, cfg.lim, COALESCE(s.pass, 0) AS pass,\n"
 	 "    LEAST((SELECT count(*) FROM (SELECT 1 FROM tasks k WHERE k.tenant = cfg.t AND k.due_at <= p_now\n"
 	 "       LIMIT p_max) d),\n"
-	 "     CASE WHEN cfg.lim > 0 THEN cfg.lim - (SELECT count(*) FROM tasks k WHERE k.tenant = cfg.t\n"
-	 "       AND k.lease_owner IS NOT NULL AND k.lease_until > p_now) ELSE p_max END) AS cap\n"
+	 "     CASE WHEN cfg.lim > 0 THEN cfg.lim - (SELECT count(*) FROM tasks k WHERE k.capped = cfg.t\n"
+	 "       AND k.lease_until > p_now) ELSE p_max END) AS cap\n"
 	 "    FROM cfg LEFT JOIN tenant_share s ON s.tenant = cfg.t),\n"
 	 "  el AS (SELECT * FROM st WHERE st.cap > 0),\n"
-	 "  eff AS (SELECT el.t, el.w, el.cap, GREATEST(el.pass, (SELECT max(e2.pass) FROM el e2) - p_lag) AS e FROM el),\n"
-	 "  slots AS (SELECT eff.t, eff.w, eff.e FROM eff, generate_series(1, eff.cap) g(k)\n"
+	 "  eff AS (SELECT el.t, el.w, el.cap, el.lim, GREATEST(el.pass, (SELECT max(e2.pass) FROM el e2) - p_lag) AS e FROM el),\n"
+	 "  slots AS (SELECT eff.t, eff.w, eff.e, eff.lim FROM eff, generate_series(1, eff.cap) g(k)\n"
 	 "    ORDER BY eff.e + g.k / eff.w, eff.t COLLATE \"C\" LIMIT p_max)\n"
-	 "  SELECT sl.t, sl.w, sl.e, count(*) AS n, (SELECT count(*) FROM eff) AS nel\n"
-	 "  FROM slots sl GROUP BY sl.t, sl.w, sl.e ORDER BY sl.t COLLATE \"C\"\n"
+	 "  SELECT sl.t, sl.w, sl.e, sl.lim, count(*) AS n, (SELECT count(*) FROM eff) AS nel\n"
+	 "  FROM slots sl GROUP BY sl.t, sl.w, sl.e, sl.lim ORDER BY sl.t COLLATE \"C\"\n"
 	 " LOOP\n"
 	 "  RETURN QUERY WITH c AS (SELECT k.run_id, k.priority, k.due_at FROM tasks k\n"
 	 "     WHERE k.tenant = a.t AND k.due_at <= p_now\n"
 	 "     ORDER BY k.priority DESC, k.due_at, k.run_id LIMIT a.n FOR UPDATE SKIP LOCKED),\n"
 	 "   u AS (UPDATE tasks k SET lease_owner = p_owner, lease_until = p_until, due_at = p_until,\n"
-	 "     fence = k.fence + 1 FROM c WHERE k.run_id = c.run_id\n"
+	 "     fence = k.fence + 1, capped = CASE WHEN a.lim > 0 THEN a.t END FROM c WHERE k.run_id = c.run_id\n"
 	 "     RETURNING k.run_id, k.fence, c.priority AS p, c.due_at AS d)\n"
 	 "   SELECT u.run_id, u.fence FROM u ORDER BY u.p DESC, u.d, u.run_id;\n"
 	 "  GET DIAGNOSTICS got = ROW_COUNT;\n"

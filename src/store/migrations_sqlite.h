@@ -190,16 +190,20 @@ static const struct sq_migration sq_migrations[] = {
 
 	/* Fair claiming: tasks_claim now leads with the tenant, so a claim
 	 * walks each tenant's priority levels (one probe per level, then a
-	 * range of due tasks); tasks_inflight counts a tenant's live leases
-	 * for its max_concurrency without touching its backlog; tenant_share
-	 * keeps each tenant's virtual time (store_int.h, SL_FAIR_LAG). */
+	 * range of due tasks); tenant_share keeps each tenant's virtual time
+	 * (store_int.h, SL_FAIR_LAG). A claim for a tenant with a
+	 * max_concurrency sets `capped` to the tenant, and tasks_capped counts
+	 * its live leases (capped = T AND lease_until > now) without touching
+	 * its backlog; claims for other tenants leave it NULL, so they pay no
+	 * index entry for it. */
 	{4, "tenant fair share",
 	 "CREATE TABLE tenant_share ("
 	 " tenant TEXT PRIMARY KEY,"
 	 " pass REAL NOT NULL) WITHOUT ROWID;"
 	 "DROP INDEX tasks_claim;"
 	 "CREATE INDEX tasks_claim ON tasks(tenant, priority, due_at);"
-	 "CREATE INDEX tasks_inflight ON tasks(tenant, lease_until) WHERE lease_owner IS NOT NULL;"},
+	 "ALTER TABLE tasks ADD COLUMN capped TEXT;"
+	 "CREATE INDEX tasks_capped ON tasks(capped, lease_until) WHERE capped IS NOT NULL;"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

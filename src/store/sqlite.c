@@ -125,13 +125,15 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		     "ORDER BY priority DESC LIMIT 1")                                                      \
 	X(CLAIM_LEVEL, "SELECT run_id FROM tasks WHERE tenant = ?1 AND priority = ?2 AND due_at <= ?3 "     \
 		       "ORDER BY due_at, run_id LIMIT ?4")                                                  \
-	X(INFLIGHT, "SELECT COUNT(*) FROM tasks WHERE tenant = ?1 AND lease_owner IS NOT NULL "             \
-		    "AND lease_until > ?2")                                                                 \
+	X(INFLIGHT, "SELECT COUNT(*) FROM tasks WHERE capped = ?1 AND lease_until > ?2")                    \
 	X(SHARE_GET, "SELECT pass FROM tenant_share WHERE tenant = ?1")                                     \
 	X(SHARE_PUT, "INSERT INTO tenant_share(tenant, pass) VALUES (?1, ?2) "                              \
 		     "ON CONFLICT(tenant) DO UPDATE SET pass = excluded.pass")                              \
 	X(CLAIM_TAKE, "UPDATE tasks SET lease_owner = ?2, lease_until = ?3, due_at = ?3, fence = fence + 1 " \
 		      "WHERE run_id = ?1 RETURNING fence")                                                  \
+	/* the same for a tenant with a max_concurrency: counted on tasks_capped */                   \
+	X(CLAIM_TAKE_CAPPED, "UPDATE tasks SET lease_owner = ?2, lease_until = ?3, due_at = ?3, "          \
+			     "fence = fence + 1, capped = tenant WHERE run_id = ?1 RETURNING fence")        \
 	/* renew, and a commit that continues: the lease (and so due_at) moves on */                \
 	X(TASK_EXTEND, "UPDATE tasks SET lease_until = ?3, due_at = ?3 WHERE run_id = ?1 AND fence = ?2")   \
 	X(TASK_RESCHEDULE, "UPDATE tasks SET due_at = ?3, lease_owner = NULL, lease_until = 0 "             \
@@ -1047,6 +1049,7 @@ struct sq_claim {
 	struct sl_fair_cand *cand;
 	char **tenant;
 	size_t *first;         /* cand i's candidates start at ids[first[i]] */
+	bool *capped;          /* cand i has a max_concurrency */
 	size_t n, alloc;
 	struct sl_task *ids;
 	size_t nids, ids_alloc;
@@ -1079,7 +1082,7 @@ static int claim_level(struct sq_claim *cl, const char *tenant, int64_t level, s
 }
 
 /* How many more of the tenant's tasks this claim may take: the batch, or
- * less under max_concurrency (its live leases, counted on tasks_inflight). */
+ * less under max_concurrency (its live leases, counted on tasks_capped). */
 static int tenant_room(struct sq_claim *cl, const char *tenant, int limit, size_t *room, struct sl_err *err)
 {
 	*room = cl->max;
@@ -1128,7 +1131,9 @@ static int claim_tenant(struct sq_claim *cl, const struct sl_fair *fair, char *t
 		cl->cand = sl_xrealloc(cl->cand, cl->alloc * sizeof *cl->cand);
 		cl->tenant = sl_xrealloc(cl->tenant, cl->alloc * sizeof *cl->tenant);
 		cl->first = sl_xrealloc(cl->first, cl->alloc * sizeof *cl->first);
+		cl->capped = sl_xrealloc(cl->capped, cl->alloc * sizeof *cl->capped);
 	}
+	cl->capped[cl->n] = limit > 0;
 	cl->cand[cl->n] = (struct sl_fair_cand){.weight = weight, .cap = cl->nids - first};
 	cl->tenant[cl->n] = tenant;
 	cl->first[cl->n++] = first;
@@ -1136,9 +1141,10 @@ static int claim_tenant(struct sq_claim *cl, const struct sl_fair *fair, char *t
 }
 
 /* Leases one selected task: owner, lease end (and so due_at), fence + 1. */
-static int claim_take(struct sq_conn *c, struct sl_task *t, const char *owner, int64_t until, struct sl_err *err)
+static int claim_take(struct sq_conn *c, struct sl_task *t, const char *owner, int64_t until, bool capped,
+		      struct sl_err *err)
 {
-	sqlite3_stmt *st = st_get(c, SQ_CLAIM_TAKE, err);
+	sqlite3_stmt *st = st_get(c, capped ? SQ_CLAIM_TAKE_CAPPED : SQ_CLAIM_TAKE, err);
 	if (!st)
 		return SL_ESTORE;
 	int b = b_text(st, 1, t->run_id) | b_text(st, 2, owner) | b_i64(st, 3, until);
@@ -1191,7 +1197,7 @@ static int claim_split(struct sq_claim *cl, const char *owner, int64_t until, st
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		size_t t = order[i];
 		out[i] = cl->ids[cl->first[t] + taken[t]++];
-		rc = claim_take(cl->c, &out[i], owner, until, err);
+		rc = claim_take(cl->c, &out[i], owner, until, cl->capped[t], err);
 	}
 	/* One tenant alone needs no bookkeeping: a trailing virtual time is
 	 * lifted to the leader's when others come (SL_FAIR_LAG). */
@@ -1210,6 +1216,7 @@ static void claim_free(struct sq_claim *cl)
 	free(cl->tenant);
 	free(cl->cand);
 	free(cl->first);
+	free(cl->capped);
 	free(cl->ids);
 }
 
