@@ -155,6 +155,14 @@ void sl_workflow_ref(struct sl_workflow *w);
 void sl_workflow_unref(struct sl_workflow *w);
 const struct sl_step *sl_workflow_step(const struct sl_workflow *w, const char *id);
 
+/* sluice.yaml `tenants:`: a tenant's runtime share for fair claiming
+ * (store.h sl_tenant_share); who a tenant is lives in policies.yaml. */
+struct sl_tenant_conf {
+	char *name;
+	double weight;       /* > 0, default 1 */
+	int max_concurrency; /* 0: no limit */
+};
+
 struct sl_settings {
 	char *name;       /* project name */
 	char *store;      /* "sqlite:.sluice/sluice.db" by default, relative to the dir */
@@ -165,6 +173,8 @@ struct sl_settings {
 	int batch;        /* tasks a worker holds and commits together, default 16 */
 	int64_t dlq_retention_ms; /* dead-letter entries older than this are purged, default 30 days */
 	char *otlp_endpoint;      /* OTLP/HTTP collector for run spans; NULL: none */
+	struct sl_tenant_conf *tenants; /* `tenants:` in file order */
+	size_t ntenants;
 };
 
 struct sl_prompt {

@@ -29,6 +29,15 @@ const struct sl_conf_key sl_settings_keys[] = {
 	{"batch", SL_CONF_INT, false, "tasks a worker claims and commits together; default 16"},
 	{"dlq_retention", SL_CONF_DURATION, false, "dead-letter entries older than this are deleted; default 30d"},
 	{"otlp_endpoint", SL_CONF_STRING, false, "an OTLP/HTTP collector (http://HOST:4318): every run's spans are sent when it ends"},
+	{"tenants", SL_CONF_OBJECT, false, "runtime shares for fair claiming, TENANT: {weight, max_concurrency}; unlisted tenants: weight 1, no limit"},
+	{NULL, 0, false, NULL},
+};
+
+/* One tenant's runtime share under `tenants:` (not policies.yaml's tenants,
+ * which say who may do what). */
+static const struct sl_conf_key tenant_share_keys[] = {
+	{"weight", SL_CONF_ANY, false, "its share of the workers relative to other tenants' (a number > 0); default 1"},
+	{"max_concurrency", SL_CONF_INT, false, "at most this many of its runs in flight at once, over every process; default: no limit"},
 	{NULL, 0, false, NULL},
 };
 
@@ -184,6 +193,50 @@ static bool listen_ok(const char *s)
 	return sl_parse_i64(colon + 1, &port) == 0 && port >= 0 && port <= 65535;
 }
 
+/* `tenants:`: each entry's weight and max_concurrency, checked. */
+static void tenants_apply(struct sl_settings *s, struct conf_file *cf, const json_t *map)
+{
+	if (!json_is_object(map))
+		return;
+	s->tenants = sl_xcalloc(json_object_size(map) + 1, sizeof *s->tenants);
+	const char *name;
+	const json_t *v;
+	json_object_foreach((json_t *)map, name, v) {
+		char ptr[CONF_PTR_MAX];
+		conf_ptr(ptr, "/tenants", name);
+		if (!*name) {
+			conf_err_key(cf, ptr, "a tenant name must not be empty");
+			continue;
+		}
+		if (!json_is_object(v)) {
+			conf_err(cf, ptr, "tenant '%s' must be a mapping like {weight: 2, max_concurrency: 8}, not %s", name,
+				 conf_kind(v));
+			continue;
+		}
+		if (conf_check_keys(cf, v, ptr, "tenant", tenant_share_keys))
+			continue;
+		struct sl_tenant_conf t = {.weight = 1, .max_concurrency = 0};
+		const json_t *w = json_object_get(v, "weight");
+		char at[CONF_PTR_MAX];
+		if (w && (!json_is_number(w) || json_number_value(w) <= 0 || json_number_value(w) > 1000000)) {
+			conf_ptr(at, ptr, "weight");
+			conf_err(cf, at, "weight must be a number above 0 and at most 1000000");
+			continue;
+		}
+		if (w)
+			t.weight = json_number_value(w);
+		const json_t *mc = json_object_get(v, "max_concurrency");
+		if (mc && (json_integer_value(mc) < 0 || json_integer_value(mc) > 1000000)) {
+			conf_ptr(at, ptr, "max_concurrency");
+			conf_err(cf, at, "max_concurrency must be between 0 (no limit) and 1000000");
+			continue;
+		}
+		t.max_concurrency = mc ? (int)json_integer_value(mc) : 0;
+		t.name = sl_strdup(name);
+		s->tenants[s->ntenants++] = t;
+	}
+}
+
 static void settings_apply(struct sl_project *p, struct conf_file *cf, const json_t *doc)
 {
 	struct sl_settings *s = &p->settings;
@@ -221,6 +274,7 @@ static void settings_apply(struct sl_project *p, struct conf_file *cf, const jso
 		conf_err(cf, "/lease", "lease must be at least 1s");
 	else
 		s->lease_ms = ms;
+	tenants_apply(s, cf, json_object_get(doc, "tenants"));
 	const json_t *ret = json_object_get(doc, "dlq_retention");
 	ms = conf_duration(ret, s->dlq_retention_ms);
 	if (ret && conf_type_ok(SL_CONF_DURATION, ret) && ms < 1000)
@@ -703,6 +757,9 @@ void sl_project_free(struct sl_project *p)
 	free(s->listen);
 	free(s->log_level);
 	free(s->otlp_endpoint);
+	for (size_t i = 0; i < s->ntenants; i++)
+		free(s->tenants[i].name);
+	free(s->tenants);
 	free(p->dir);
 	free(p);
 }

@@ -133,6 +133,18 @@ int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engi
 	pthread_cond_init(&e->done_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
+	/* Claims follow sluice.yaml's tenant shares (fair claiming). */
+	struct sl_tenant_share *sh = sl_xcalloc(p->settings.ntenants + 1, sizeof *sh);
+	for (size_t i = 0; i < p->settings.ntenants; i++)
+		sh[i] = (struct sl_tenant_share){p->settings.tenants[i].name, p->settings.tenants[i].weight,
+						 p->settings.tenants[i].max_concurrency};
+	int src = sl_store_set_tenants(s, sh, p->settings.ntenants, err);
+	free(sh);
+	if (src) {
+		sl_engine_free(e);
+		return src;
+	}
+
 	/* Record every loaded definition, so runs can be resumed on it later. */
 	for (size_t i = 0; i < p->nworkflows; i++) {
 		struct sl_workflow *w = p->workflows[i];

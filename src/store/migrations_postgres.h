@@ -175,6 +175,98 @@ static const struct pg_migration pg_migrations[] = {
 	 " PRIMARY KEY (kind, name));"
 	 "ALTER TABLE tasks ADD COLUMN parked TEXT;"
 	 "CREATE INDEX tasks_parked ON tasks(parked) WHERE parked IS NOT NULL;"},
+	/* Fair claiming (docs/internals/store.md "Fair claiming"). tasks_claim
+	 * leads with the tenant; a claim for a tenant with a max_concurrency
+	 * sets `capped` to it, and tasks_capped counts its live leases (others
+	 * leave it NULL and pay no index entry);
+	 * tenant_share keeps each tenant's virtual time (pass). sluice_claim
+	 * is the whole claim in one round trip and one transaction:
+	 *  1. the tenants with tasks: a skip scan of tasks_claim (one probe each);
+	 *  2. the share rows of the tenants with a max_concurrency are locked,
+	 *     in name order (claimers never deadlock), before their live leases
+	 *     are counted: two processes cannot both fill the last slot;
+	 *  3. each tenant's cap (due tasks, at most the batch, and its free
+	 *     concurrency), its pass lifted to the leader's - lag, and the
+	 *     batch's slots in order of pass + k / weight (store_int.h: the same
+	 *     as sl_store__fair_split);
+	 *  4. per tenant, its share of due tasks in priority order, FOR UPDATE
+	 *     SKIP LOCKED, leased with a new fence; its pass advanced by what it
+	 *     got (an increment, so concurrent claimers add up), unless it was
+	 *     alone. */
+	{4, "tenant fair share",
+	 "CREATE TABLE tenant_share ("
+	 " tenant TEXT COLLATE \"C\" PRIMARY KEY,"
+	 " pass DOUBLE PRECISION NOT NULL);"
+	 "DROP INDEX tasks_claim;"
+	 "CREATE INDEX tasks_claim ON tasks(tenant, priority DESC, due_at, run_id);"
+	 "ALTER TABLE tasks ADD COLUMN capped TEXT;"
+	 "CREATE INDEX tasks_capped ON tasks(capped, lease_until) WHERE capped IS NOT NULL;"
+	 "CREATE FUNCTION sluice_claim(p_now BIGINT, p_max INT, p_owner TEXT, p_until BIGINT, "
+	 " p_names TEXT[], p_weights FLOAT8[], p_limits INT[], p_lag FLOAT8) "
+	 "RETURNS TABLE(o_run_id TEXT, o_fence BIGINT) LANGUAGE plpgsql AS $fn$\n"
+	 "DECLARE\n"
+	 " ts TEXT[];\n"
+	 " a RECORD;\n"
+	 " cur REFCURSOR;\n"
+	 " got BIGINT;\n"
+	 "BEGIN\n"
+	 " WITH RECURSIVE r(t) AS (\n"
+	 "  (SELECT k.tenant FROM tasks k ORDER BY k.tenant LIMIT 1)\n"
+	 "  UNION ALL\n"
+	 "  SELECT (SELECT k.tenant FROM tasks k WHERE k.tenant > r.t ORDER BY k.tenant LIMIT 1)\n"
+	 "  FROM r WHERE r.t IS NOT NULL)\n"
+	 " SELECT array_agg(r.t) INTO ts FROM r WHERE r.t IS NOT NULL;\n"
+	 " IF ts IS NULL THEN RETURN; END IF;\n"
+	 " IF NOT EXISTS (SELECT 1 FROM unnest(p_names, p_limits) c(n, lim) WHERE c.lim > 0 AND c.n = ANY(ts)) THEN\n"
+	 "  IF cardinality(ts) = 1 THEN\n"
+	 "   -- one tenant, no limit: its whole batch, no bookkeeping (the old single-queue claim)\n"
+	 "   OPEN cur FOR SELECT ts[1] AS t, 1.0::float8 AS w, 0::float8 AS e, 0 AS lim, p_max::bigint AS n,\n"
+	 "    1::bigint AS nel;\n"
+	 "  END IF;\n"
+	 " ELSE\n"
+	 "  INSERT INTO tenant_share(tenant, pass)\n"
+	 "   SELECT c.n, 0 FROM unnest(p_names, p_limits) c(n, lim) WHERE c.lim > 0 AND c.n = ANY(ts)\n"
+	 "   ORDER BY c.n COLLATE \"C\" ON CONFLICT (tenant) DO NOTHING;\n"
+	 "  PERFORM 1 FROM tenant_share s WHERE s.tenant IN\n"
+	 "   (SELECT c.n FROM unnest(p_names, p_limits) c(n, lim) WHERE c.lim > 0 AND c.n = ANY(ts))\n"
+	 "   ORDER BY s.tenant FOR UPDATE;\n"
+	 " END IF;\n"
+	 " IF cur IS NULL THEN\n"
+	 "  OPEN cur FOR\n"
+	 "  WITH cfg AS (SELECT x.t, COALESCE(c.w, 1.0)::float8 AS w, COALESCE(c.lim, 0) AS lim\n"
+	 "    FROM unnest(ts) x(t) LEFT JOIN unnest(p_names, p_weights, p_limits) c(n, w, lim) ON c.n = x.t),\n"
+	 "  st AS (SELECT cfg.t, cfg.w, cfg.lim, COALESCE(s.pass, 0) AS pass,\n"
+	 "    LEAST(d.n, CASE WHEN cfg.lim > 0 THEN cfg.lim - (SELECT count(*) FROM tasks k WHERE k.capped = cfg.t\n"
+	 "       AND k.lease_until > p_now) ELSE p_max END) AS cap\n"
+	 "    FROM cfg LEFT JOIN tenant_share s ON s.tenant = cfg.t\n"
+	 "    CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM tasks k WHERE k.tenant = cfg.t\n"
+	 "     AND k.due_at <= p_now ORDER BY k.priority DESC, k.due_at, k.run_id LIMIT p_max) d0) d),\n"
+	 "  el AS (SELECT * FROM st WHERE st.cap > 0),\n"
+	 "  eff AS (SELECT el.t, el.w, el.cap, el.lim, GREATEST(el.pass, (SELECT max(e2.pass) FROM el e2) - p_lag) AS e FROM el),\n"
+	 "  slots AS (SELECT eff.t, eff.w, eff.e, eff.lim FROM eff, generate_series(1, eff.cap) g(k)\n"
+	 "    ORDER BY eff.e + g.k / eff.w, eff.t COLLATE \"C\" LIMIT p_max)\n"
+	 "  SELECT sl.t, sl.w, sl.e, sl.lim, count(*) AS n, (SELECT count(*) FROM eff) AS nel\n"
+	 "  FROM slots sl GROUP BY sl.t, sl.w, sl.e, sl.lim ORDER BY sl.t COLLATE \"C\";\n"
+	 " END IF;\n"
+	 " LOOP\n"
+	 "  FETCH cur INTO a;\n"
+	 "  EXIT WHEN NOT FOUND;\n"
+	 "  RETURN QUERY WITH c AS (SELECT k.run_id, k.priority, k.due_at FROM tasks k\n"
+	 "     WHERE k.tenant = a.t AND k.due_at <= p_now\n"
+	 "     ORDER BY k.priority DESC, k.due_at, k.run_id LIMIT a.n FOR UPDATE SKIP LOCKED),\n"
+	 "   u AS (UPDATE tasks k SET lease_owner = p_owner, lease_until = p_until, due_at = p_until,\n"
+	 "     fence = k.fence + 1, capped = CASE WHEN a.lim > 0 THEN a.t END FROM c WHERE k.run_id = c.run_id\n"
+	 "     RETURNING k.run_id, k.fence, c.priority AS p, c.due_at AS d)\n"
+	 "   SELECT u.run_id, u.fence FROM u ORDER BY u.p DESC, u.d, u.run_id;\n"
+	 "  GET DIAGNOSTICS got = ROW_COUNT;\n"
+	 "  IF a.nel > 1 AND got > 0 THEN\n"
+	 "   INSERT INTO tenant_share AS s(tenant, pass) VALUES (a.t, a.e + got / a.w)\n"
+	 "   ON CONFLICT (tenant) DO UPDATE SET pass = GREATEST(s.pass + got / a.w, excluded.pass);\n"
+	 "  END IF;\n"
+	 " END LOOP;\n"
+	 " CLOSE cur;\n"
+	 "END\n"
+	 "$fn$;"},
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

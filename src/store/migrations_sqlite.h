@@ -213,6 +213,22 @@ static const struct sq_migration sq_migrations[] = {
 	 " PRIMARY KEY (kind, name));"
 	 "ALTER TABLE tasks ADD COLUMN parked TEXT;"
 	 "CREATE INDEX tasks_parked ON tasks(parked) WHERE parked IS NOT NULL;"},
+	/* Fair claiming: tasks_claim now leads with the tenant, so a claim
+	 * walks each tenant's priority levels (one probe per level, then a
+	 * range of due tasks); tenant_share keeps each tenant's virtual time
+	 * (store_int.h, SL_FAIR_LAG). A claim for a tenant with a
+	 * max_concurrency sets `capped` to the tenant, and tasks_capped counts
+	 * its live leases (capped = T AND lease_until > now) without touching
+	 * its backlog; claims for other tenants leave it NULL, so they pay no
+	 * index entry for it. */
+	{5, "tenant fair share",
+	 "CREATE TABLE tenant_share ("
+	 " tenant TEXT PRIMARY KEY,"
+	 " pass REAL NOT NULL) WITHOUT ROWID;"
+	 "DROP INDEX tasks_claim;"
+	 "CREATE INDEX tasks_claim ON tasks(tenant, priority, due_at);"
+	 "ALTER TABLE tasks ADD COLUMN capped TEXT;"
+	 "CREATE INDEX tasks_capped ON tasks(capped, lease_until) WHERE capped IS NOT NULL;"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

@@ -126,12 +126,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		    "fence = GREATEST(tasks.fence, excluded.fence) + 1")                                    \
 	/* Select in claim order, skipping rows other claimers hold, then lease them;              \
 	 * the outer ORDER BY gives them back in claim order. */                                    \
-	X(CLAIM, "WITH c AS (SELECT run_id, priority, due_at FROM tasks WHERE due_at <= $1 "              \
-		 "ORDER BY priority DESC, due_at, run_id LIMIT $2 FOR UPDATE SKIP LOCKED), "               \
-		 "u AS (UPDATE tasks t SET lease_owner = $3, lease_until = $4, due_at = $4, "              \
-		 "fence = t.fence + 1 FROM c WHERE t.run_id = c.run_id "                                   \
-		 "RETURNING t.run_id, t.fence, c.priority AS p, c.due_at AS d) "                           \
-		 "SELECT run_id, fence FROM u ORDER BY p DESC, d, run_id")                                 \
+	/* the fair claim, one round trip (migrations_postgres.h, migration 3):         \
+	 * now, max, owner, lease end, the shares' tenants, weights and limits, lag */ \
+	X(CLAIM, "SELECT o_run_id, o_fence FROM sluice_claim($1, $2, $3, $4, $5, $6, $7, $8)")           \
 	X(TASK_EXTEND, "UPDATE tasks SET lease_until = $3, due_at = $3 WHERE run_id = $1 AND fence = $2")   \
 	X(TASK_RESCHEDULE, "UPDATE tasks SET due_at = $3, lease_owner = NULL, lease_until = 0 "             \
 			   "WHERE run_id = $1 AND fence = $2")                                              \
@@ -1063,6 +1060,37 @@ struct claim_arg {
 	size_t n;
 };
 
+/* The shares as three PostgreSQL array literals ({"a","b"}, {2,1}, {8,0}),
+ * handed to sluice_claim with every claim (each process's sluice.yaml). */
+static void pp_shares(struct pp *p, const struct sl_fair *f)
+{
+	struct sl_buf names, weights, limits;
+	sl_buf_init(&names, SL_BUF_MAX_LINE);
+	sl_buf_init(&weights, SL_BUF_MAX_LINE);
+	sl_buf_init(&limits, SL_BUF_MAX_LINE);
+	sl_buf_addc(&names, '{');
+	sl_buf_addc(&weights, '{');
+	sl_buf_addc(&limits, '{');
+	for (size_t i = 0; i < f->n; i++) {
+		const char *sep = i ? "," : "";
+		sl_buf_printf(&names, "%s\"", sep);
+		for (const char *c = f->t[i].tenant; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				sl_buf_addc(&names, '\\');
+			sl_buf_addc(&names, *c);
+		}
+		sl_buf_addc(&names, '"');
+		sl_buf_printf(&weights, "%s%.17g", sep, f->t[i].weight);
+		sl_buf_printf(&limits, "%s%d", sep, f->t[i].max_concurrency);
+	}
+	struct sl_buf *all[] = {&names, &weights, &limits};
+	for (size_t i = 0; i < 3; i++) {
+		sl_buf_addc(all[i], '}');
+		p->own[p->nown++] = sl_buf_detach(all[i]);
+		pp_text(p, p->own[p->nown - 1]);
+	}
+}
+
 static int claim_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
 {
 	struct claim_arg *a = arg;
@@ -1072,6 +1100,10 @@ static int claim_body(struct pg_store *s, struct pg_conn *c, void *arg, struct s
 	pp_i64(&p, (int64_t)a->max);
 	pp_text(&p, a->owner);
 	pp_i64(&p, now + a->lease_ms);
+	pp_shares(&p, &s->base.fair);
+	char lag[24];
+	snprintf(lag, sizeof lag, "%.17g", SL_FAIR_LAG);
+	pp_text(&p, lag);
 	PGresult *r = q(c, PG_CLAIM, &p, err);
 	if (!r)
 		return SL_ESTORE;

@@ -120,11 +120,22 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		    "VALUES (?1, ?2, NULL, 0, ?3, ?4, ?5) ON CONFLICT(run_id) DO UPDATE SET "              \
 		    "due_at = excluded.due_at, lease_owner = NULL, lease_until = 0, "                       \
 		    "fence = MAX(tasks.fence, excluded.fence) + 1")                                         \
-	X(PRIO_NEXT, "SELECT priority FROM tasks WHERE priority < ?1 ORDER BY priority DESC LIMIT 1")       \
-	X(CLAIM_LEVEL, "SELECT run_id FROM tasks WHERE priority = ?1 AND due_at <= ?2 "                     \
-		       "ORDER BY due_at LIMIT ?3")                                                          \
+	/* fair claiming: the tenants with tasks (a skip scan of tasks_claim), each  \
+	 * tenant's levels and due tasks, its live leases, its virtual time */        \
+	X(TENANT_NEXT, "SELECT tenant FROM tasks WHERE tenant > ?1 ORDER BY tenant LIMIT 1")              \
+	X(PRIO_NEXT, "SELECT priority FROM tasks WHERE tenant = ?1 AND priority < ?2 "                      \
+		     "ORDER BY priority DESC LIMIT 1")                                                      \
+	X(CLAIM_LEVEL, "SELECT run_id FROM tasks WHERE tenant = ?1 AND priority = ?2 AND due_at <= ?3 "     \
+		       "ORDER BY due_at, run_id LIMIT ?4")                                                  \
+	X(INFLIGHT, "SELECT COUNT(*) FROM tasks WHERE capped = ?1 AND lease_until > ?2")                    \
+	X(SHARE_GET, "SELECT pass FROM tenant_share WHERE tenant = ?1")                                     \
+	X(SHARE_PUT, "INSERT INTO tenant_share(tenant, pass) VALUES (?1, ?2) "                              \
+		     "ON CONFLICT(tenant) DO UPDATE SET pass = excluded.pass")                              \
 	X(CLAIM_TAKE, "UPDATE tasks SET lease_owner = ?2, lease_until = ?3, due_at = ?3, fence = fence + 1 " \
 		      "WHERE run_id = ?1 RETURNING fence")                                                  \
+	/* the same for a tenant with a max_concurrency: counted on tasks_capped */                   \
+	X(CLAIM_TAKE_CAPPED, "UPDATE tasks SET lease_owner = ?2, lease_until = ?3, due_at = ?3, "          \
+			     "fence = fence + 1, capped = tenant WHERE run_id = ?1 RETURNING fence")        \
 	/* renew, and a commit that continues: the lease (and so due_at) moves on */                \
 	X(TASK_EXTEND, "UPDATE tasks SET lease_until = ?3, due_at = ?3 WHERE run_id = ?1 AND fence = ?2")   \
 	X(TASK_RESCHEDULE, "UPDATE tasks SET due_at = ?3, lease_owner = NULL, lease_until = 0 "             \
@@ -998,50 +1009,159 @@ failed:
 
 /* ---- claiming --------------------------------------------------------------------------------- */
 
-/* The next lower priority level that has any task, into *level; 1 when
- * found, 0 when none, or a negative code. One index probe per level. */
-static int prio_next(struct sq_conn *c, int64_t *level, struct sl_err *err)
+/* A step of the claim that returns one value: 1 with a row, 0 without,
+ * or a negative code. */
+static int one_row(struct sq_conn *c, sqlite3_stmt *st, int b, struct sl_err *err)
 {
-	sqlite3_stmt *st = st_get(c, SQ_PRIO_NEXT, err);
+	int rc = b ? SQLITE_MISUSE : sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return b ? bind_err(b, err, "claim") : db_err(c, err, "claim");
+}
+
+/* The next tenant after prev ("" for the first) that has any task, into
+ * *out (owned). One probe of tasks_claim per tenant (a skip scan). */
+static int tenant_next(struct sq_conn *c, const char *prev, char **out, struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, SQ_TENANT_NEXT, err);
 	if (!st)
 		return SL_ESTORE;
-	int b = b_i64(st, 1, *level);
-	int rc = b ? SQLITE_MISUSE : sqlite3_step(st);
-	int ret = 0;
-	if (rc == SQLITE_ROW) {
-		*level = sqlite3_column_int64(st, 0);
-		ret = 1;
-	} else if (rc != SQLITE_DONE) {
-		ret = b ? bind_err(b, err, "claim") : db_err(c, err, "claim");
-	}
+	int ret = one_row(c, st, b_text(st, 1, prev), err);
+	if (ret == 1)
+		*out = sl_strdup(c_text(st, 0));
 	st_done(st);
 	return ret;
 }
 
-/* Appends up to max - *n due tasks of one priority level, oldest due first. */
-static int claim_level(struct sq_conn *c, int64_t level, int64_t now, size_t max, struct sl_task *out, size_t *n,
-		       struct sl_err *err)
+/* The tenant's next lower priority level that has any task, into *level. */
+static int prio_next(struct sq_conn *c, const char *tenant, int64_t *level, struct sl_err *err)
 {
-	sqlite3_stmt *st = st_get(c, SQ_CLAIM_LEVEL, err);
+	sqlite3_stmt *st = st_get(c, SQ_PRIO_NEXT, err);
 	if (!st)
 		return SL_ESTORE;
-	int b = b_i64(st, 1, level) | b_i64(st, 2, now) | b_i64(st, 3, (int64_t)(max - *n));
+	int ret = one_row(c, st, b_text(st, 1, tenant) | b_i64(st, 2, *level), err);
+	if (ret == 1)
+		*level = sqlite3_column_int64(st, 0);
+	st_done(st);
+	return ret;
+}
+
+/* One integer or real the statement returns (0 without a row). */
+static int one_num(struct sq_conn *c, sqlite3_stmt *st, int b, double *v, struct sl_err *err)
+{
+	int ret = one_row(c, st, b, err);
+	*v = ret == 1 ? sqlite3_column_double(st, 0) : 0;
+	st_done(st);
+	return ret < 0 ? ret : 0;
+}
+
+/* A claim in the making: the tenants with due work, in tenant order, and
+ * their candidates (each tenant's in its claim order, at most its cap). */
+struct sq_claim {
+	struct sq_conn *c;
+	int64_t now;
+	size_t max;
+	struct sl_fair_cand *cand;
+	char **tenant;
+	size_t *first;         /* cand i's candidates start at ids[first[i]] */
+	bool *capped;          /* cand i has a max_concurrency */
+	size_t n, alloc;
+	struct sl_task *ids;
+	size_t nids, ids_alloc;
+};
+
+/* Appends up to want due tasks of one of the tenant's levels, oldest due first. */
+static int claim_level(struct sq_claim *cl, const char *tenant, int64_t level, size_t want, struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(cl->c, SQ_CLAIM_LEVEL, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, tenant) | b_i64(st, 2, level) | b_i64(st, 3, cl->now) | b_i64(st, 4, (int64_t)want);
 	if (b) {
 		st_done(st);
 		return bind_err(b, err, "claim");
 	}
 	int rc = SQLITE_DONE;
-	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		sl_store__id_copy(out[(*n)++].run_id, c_text(st, 0));
-	int ret = (*n < max && rc != SQLITE_DONE) ? db_err(c, err, "claim") : 0;
+	size_t got = 0;
+	while (got < want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cl->nids == cl->ids_alloc) {
+			cl->ids_alloc = cl->ids_alloc ? 2 * cl->ids_alloc : 64;
+			cl->ids = sl_xrealloc(cl->ids, cl->ids_alloc * sizeof *cl->ids);
+		}
+		sl_store__id_copy(cl->ids[cl->nids++].run_id, c_text(st, 0));
+		got++;
+	}
+	int ret = (got < want && rc != SQLITE_DONE) ? db_err(cl->c, err, "claim") : 0;
 	st_done(st);
 	return ret;
 }
 
-/* Leases one selected task: owner, lease end (and so due_at), fence + 1. */
-static int claim_take(struct sq_conn *c, struct sl_task *t, const char *owner, int64_t until, struct sl_err *err)
+/* How many more of the tenant's tasks this claim may take: the batch, or
+ * less under max_concurrency (its live leases, counted on tasks_capped). */
+static int tenant_room(struct sq_claim *cl, const char *tenant, int limit, size_t *room, struct sl_err *err)
 {
-	sqlite3_stmt *st = st_get(c, SQ_CLAIM_TAKE, err);
+	*room = cl->max;
+	if (limit <= 0)
+		return 0;
+	sqlite3_stmt *st = st_get(cl->c, SQ_INFLIGHT, err);
+	if (!st)
+		return SL_ESTORE;
+	double inflight = 0;
+	int rc = one_num(cl->c, st, b_text(st, 1, tenant) | b_i64(st, 2, cl->now), &inflight, err);
+	if (rc)
+		return rc;
+	size_t free_slots = inflight >= limit ? 0 : (size_t)(limit - (int64_t)inflight);
+	if (free_slots < *room)
+		*room = free_slots;
+	return 0;
+}
+
+/* Adds the tenant when it has due work and room: its candidates, walking
+ * its priority levels highest first (one probe per level, then a range of
+ * due tasks: neither its future timers nor its backlog beyond the batch
+ * are read). */
+static int claim_tenant(struct sq_claim *cl, const struct sl_fair *fair, char *tenant, struct sl_err *err)
+{
+	double weight;
+	int limit;
+	sl_store__fair_share(fair, tenant, &weight, &limit);
+	size_t room = 0;
+	int rc = tenant_room(cl, tenant, limit, &room, err);
+	size_t first = cl->nids;
+	int64_t level = INT64_MAX;
+	while (rc == 0 && cl->nids - first < room) {
+		int more = prio_next(cl->c, tenant, &level, err);
+		if (more <= 0) {
+			rc = more;
+			break;
+		}
+		rc = claim_level(cl, tenant, level, room - (cl->nids - first), err);
+	}
+	if (rc || cl->nids == first) {
+		free(tenant);
+		return rc;
+	}
+	if (cl->n == cl->alloc) {
+		cl->alloc = cl->alloc ? 2 * cl->alloc : 8;
+		cl->cand = sl_xrealloc(cl->cand, cl->alloc * sizeof *cl->cand);
+		cl->tenant = sl_xrealloc(cl->tenant, cl->alloc * sizeof *cl->tenant);
+		cl->first = sl_xrealloc(cl->first, cl->alloc * sizeof *cl->first);
+		cl->capped = sl_xrealloc(cl->capped, cl->alloc * sizeof *cl->capped);
+	}
+	cl->capped[cl->n] = limit > 0;
+	cl->cand[cl->n] = (struct sl_fair_cand){.weight = weight, .cap = cl->nids - first};
+	cl->tenant[cl->n] = tenant;
+	cl->first[cl->n++] = first;
+	return 0;
+}
+
+/* Leases one selected task: owner, lease end (and so due_at), fence + 1. */
+static int claim_take(struct sq_conn *c, struct sl_task *t, const char *owner, int64_t until, bool capped,
+		      struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, capped ? SQ_CLAIM_TAKE_CAPPED : SQ_CLAIM_TAKE, err);
 	if (!st)
 		return SL_ESTORE;
 	int b = b_text(st, 1, t->run_id) | b_text(st, 2, owner) | b_i64(st, 3, until);
@@ -1055,6 +1175,66 @@ static int claim_take(struct sq_conn *c, struct sl_task *t, const char *owner, i
 	}
 	st_done(st);
 	return ret;
+}
+
+/* Reads the virtual times of the tenants (only needed when two or more
+ * share the batch), and after the split stores the served ones' new. */
+static int shares_io(struct sq_claim *cl, bool put, struct sl_err *err)
+{
+	for (size_t i = 0; i < cl->n; i++) {
+		if (put && cl->cand[i].n == 0)
+			continue;
+		sqlite3_stmt *st = st_get(cl->c, put ? SQ_SHARE_PUT : SQ_SHARE_GET, err);
+		if (!st)
+			return SL_ESTORE;
+		int rc;
+		if (put) {
+			double pass = cl->cand[i].eff + (double)cl->cand[i].n / cl->cand[i].weight;
+			int b = b_text(st, 1, cl->tenant[i]) | sqlite3_bind_double(st, 2, pass);
+			rc = b ? (st_done(st), bind_err(b, err, "claim")) : x_run(cl->c, st, NULL, err, "claim");
+		} else {
+			rc = one_num(cl->c, st, b_text(st, 1, cl->tenant[i]), &cl->cand[i].pass, err);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Splits the batch among the tenants and leases the chosen tasks, in slot
+ * order. */
+static int claim_split(struct sq_claim *cl, const char *owner, int64_t until, struct sl_task *out, size_t *got,
+		       struct sl_err *err)
+{
+	bool shared = cl->n > 1;
+	int rc = shared ? shares_io(cl, false, err) : 0;
+	size_t *order = sl_xcalloc(cl->max, sizeof *order);
+	size_t *taken = sl_xcalloc(cl->n ? cl->n : 1, sizeof *taken);
+	size_t n = rc ? 0 : sl_store__fair_split(cl->cand, cl->n, cl->max, order);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		size_t t = order[i];
+		out[i] = cl->ids[cl->first[t] + taken[t]++];
+		rc = claim_take(cl->c, &out[i], owner, until, cl->capped[t], err);
+	}
+	/* One tenant alone needs no bookkeeping: a trailing virtual time is
+	 * lifted to the leader's when others come (SL_FAIR_LAG). */
+	if (rc == 0 && shared)
+		rc = shares_io(cl, true, err);
+	free(order);
+	free(taken);
+	*got = rc ? 0 : n;
+	return rc;
+}
+
+static void claim_free(struct sq_claim *cl)
+{
+	for (size_t i = 0; i < cl->n; i++)
+		free(cl->tenant[i]);
+	free(cl->tenant);
+	free(cl->cand);
+	free(cl->first);
+	free(cl->capped);
+	free(cl->ids);
 }
 
 static int64_t sq_next_due(struct sl_store *base);
@@ -1071,21 +1251,27 @@ static int sq_claim(struct sl_store *base, const char *owner, int64_t lease_ms, 
 	if (rc)
 		return rc;
 	/* Select first, then update: the updates move rows within the index
-	 * being walked. Priority levels are walked highest first, each one a
-	 * range (due_at <= now) of the (priority, due_at) index, so neither
-	 * future timers nor a long backlog are scanned. */
-	size_t got = 0;
-	int64_t level = INT64_MAX;
-	while (rc == 0 && got < max) {
-		int more = prio_next(&s->w, &level, err);
+	 * being walked. Tenants are found by a skip scan of tasks_claim, each
+	 * tenant's due tasks by its priority levels; then the batch is split
+	 * among them (sl_store__fair_split). */
+	struct sq_claim cl = {.c = &s->w, .now = now, .max = max};
+	char *prev = sl_strdup("");
+	while (rc == 0) {
+		char *t = NULL;
+		int more = tenant_next(&s->w, prev, &t, err);
 		if (more <= 0) {
 			rc = more;
 			break;
 		}
-		rc = claim_level(&s->w, level, now, max, out, &got, err);
+		free(prev);
+		prev = sl_strdup(t);
+		rc = claim_tenant(&cl, &base->fair, t, err);
 	}
-	for (size_t i = 0; rc == 0 && i < got; i++)
-		rc = claim_take(&s->w, &out[i], owner, now + lease_ms, err);
+	free(prev);
+	size_t got = 0;
+	if (rc == 0)
+		rc = claim_split(&cl, owner, now + lease_ms, out, &got, err);
+	claim_free(&cl);
 	rc = wr_end(s, rc, err);
 	*n = rc ? 0 : got;
 	return rc;

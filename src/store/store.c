@@ -218,12 +218,71 @@ static int open_by_url(const char *url, struct sl_store **out, struct sl_err *er
 			  (int)scheme_len(url), url);
 }
 
+/* ---- fair claiming: the tenants' shares and the split of a batch ------------ */
+
+static void fair_free(struct sl_fair *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free((char *)f->t[i].tenant);
+	free(f->t);
+	f->t = NULL;
+	f->n = 0;
+}
+
+static int share_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sl_tenant_share *)a)->tenant, ((const struct sl_tenant_share *)b)->tenant);
+}
+
+void sl_store__fair_share(const struct sl_fair *f, const char *tenant, double *weight, int *max_concurrency)
+{
+	struct sl_tenant_share key = {.tenant = tenant};
+	const struct sl_tenant_share *t = f->n ? bsearch(&key, f->t, f->n, sizeof *f->t, share_cmp) : NULL;
+	*weight = t ? t->weight : 1.0;
+	*max_concurrency = t ? t->max_concurrency : 0;
+}
+
+size_t sl_store__fair_split(struct sl_fair_cand *c, size_t nc, size_t max, size_t *order)
+{
+	double top = 0;
+	for (size_t i = 0; i < nc; i++)
+		if (c[i].pass > top)
+			top = c[i].pass;
+	for (size_t i = 0; i < nc; i++) {
+		c[i].eff = c[i].pass > top - SL_FAIR_LAG ? c[i].pass : top - SL_FAIR_LAG;
+		c[i].n = 0;
+	}
+	size_t got = 0;
+	while (got < max) {
+		size_t best = nc;
+		double best_end = 0;
+		for (size_t i = 0; i < nc; i++) {
+			if (c[i].n >= c[i].cap)
+				continue;
+			/* the same arithmetic as PostgreSQL's sluice_claim: e + k / w */
+			double end = c[i].eff + (double)(c[i].n + 1) / c[i].weight;
+			if (best == nc || end < best_end) {
+				best = i;
+				best_end = end;
+			}
+		}
+		if (best == nc)
+			break;
+		c[best].n++;
+		if (order)
+			order[got] = best;
+		got++;
+	}
+	return got;
+}
+
 void sl_store_close(struct sl_store *s)
 {
 	if (!s)
 		return;
 	group_free(s->group);
 	s->group = NULL;
+	fair_free(&s->fair);
 	s->ops->close(s);
 }
 
@@ -398,6 +457,30 @@ int sl_store_claim(struct sl_store *s, const char *owner, int64_t lease_ms, size
 		return 0;
 	SLOT(s, claim);
 	return s->ops->claim(s, owner, lease_ms, max, out, n, err);
+}
+
+int sl_store_set_tenants(struct sl_store *s, const struct sl_tenant_share *t, size_t n, struct sl_err *err)
+{
+	NEED(s && (t || n == 0), "store and shares are required");
+	for (size_t i = 0; i < n; i++) {
+		NEED(t[i].tenant && *t[i].tenant, "a share needs a tenant");
+		NEED(t[i].weight > 0 && t[i].weight <= 1e6, "weight must be in (0, 1000000]");
+		NEED(t[i].max_concurrency >= 0, "max_concurrency must not be negative");
+	}
+	struct sl_fair f = {.t = n ? sl_xcalloc(n, sizeof *f.t) : NULL, .n = n};
+	for (size_t i = 0; i < n; i++) {
+		f.t[i] = t[i];
+		f.t[i].tenant = sl_strdup(t[i].tenant);
+	}
+	qsort(f.t, f.n, sizeof *f.t, share_cmp);
+	for (size_t i = 1; i < f.n; i++)
+		if (strcmp(f.t[i - 1].tenant, f.t[i].tenant) == 0) {
+			fair_free(&f);
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "store: tenant '%s' has two shares", t[i].tenant);
+		}
+	fair_free(&s->fair);
+	s->fair = f;
+	return 0;
 }
 
 int sl_store_renew(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t lease_ms, bool *lost,

@@ -115,9 +115,26 @@ struct sl_task {
 	int64_t lease_until;
 };
 /* Claims up to max due tasks (due_at <= now, lease free or expired) for
- * owner, with a lease of lease_ms. Higher priority first, then oldest due. */
+ * owner, with a lease of lease_ms. Fair across tenants (see
+ * sl_store_set_tenants): the batch is shared among the tenants that have
+ * due work by weighted fair queueing, so one tenant's backlog cannot starve
+ * another's new run; within one tenant, higher priority first, then oldest
+ * due. A tenant at its max_concurrency gets nothing. */
 int sl_store_claim(struct sl_store *s, const char *owner, int64_t lease_ms, size_t max, struct sl_task *out,
 		   size_t *n, struct sl_err *err);
+/* The runtime share of a tenant (sluice.yaml `tenants:`), for claims.
+ * weight: its share relative to others (> 0; unlisted tenants: 1);
+ * max_concurrency: at most this many of its runs leased at once, across
+ * every process on the store (0: no limit). */
+struct sl_tenant_share {
+	const char *tenant;
+	double weight;
+	int max_concurrency;
+};
+/* Sets the shares claims follow (copied; replaces the previous set). Call
+ * before claiming starts, not concurrently with sl_store_claim. Every
+ * process on one database should be given the same set. */
+int sl_store_set_tenants(struct sl_store *s, const struct sl_tenant_share *t, size_t n, struct sl_err *err);
 /* Extends leases (long calls). A task whose fence moved on is reported in
  * lost[i] = true. */
 int sl_store_renew(struct sl_store *s, struct sl_task *tasks, size_t n, int64_t lease_ms, bool *lost,

@@ -17,9 +17,17 @@ struct sl_store_group; /* store.c: the run-creation group commit */
 
 /* Every implementation's handle starts with this. store.c sets group after
  * open and frees it before close; an implementation leaves it alone. */
+/* The tenants' shares for fair claiming (sl_store_set_tenants): sorted by
+ * tenant (strcmp), strings owned. */
+struct sl_fair {
+	struct sl_tenant_share *t;
+	size_t n;
+};
+
 struct sl_store {
 	const struct sl_store_ops *ops;
 	struct sl_store_group *group;
+	struct sl_fair fair; /* store.c sets and frees it; claims read it */
 };
 
 /* One run to create in a batch (run_create_many). The implementation fills
@@ -152,6 +160,28 @@ void sl_store__id_copy(char dst[SL_ID_MAX], const char *src);
 
 /* An API key row as its list document (no hash). Owned. */
 json_t *sl_store__key_doc(const struct sl_api_key *k);
+/* ---- fair claiming (store.c; docs/internals/store.md "Fair claiming") ------
+ * Each tenant has a virtual time, `pass` (table tenant_share): what it was
+ * served, in tasks divided by its weight. A claim's batch goes slot by
+ * slot to the tenant whose next slot ends first (pass + k / weight), so
+ * over time tenants are served in proportion to their weights. A tenant
+ * whose pass trails the leader by more than SL_FAIR_LAG (it was idle) is
+ * lifted to leader - SL_FAIR_LAG: a returning tenant is served at once but
+ * banks no credit from its idle time. */
+#define SL_FAIR_LAG 1.0
+/* The weight and max_concurrency of tenant: its share, else 1 and 0. */
+void sl_store__fair_share(const struct sl_fair *f, const char *tenant, double *weight, int *max_concurrency);
+/* One tenant with due work in a claim. In: pass (0 when none stored),
+ * weight, cap (due tasks, at most the batch and its free concurrency).
+ * Out: eff (its pass lifted as above), n (the slots it got). */
+struct sl_fair_cand {
+	double pass, weight, eff;
+	size_t cap, n;
+};
+/* Splits max slots among c[0..nc) (in tenant order: ties go to the first);
+ * order (max entries, may be NULL) receives the tenant index of each slot
+ * in claim order. Returns the slots given. */
+size_t sl_store__fair_split(struct sl_fair_cand *c, size_t nc, size_t max, size_t *order);
 
 /* One group of sl_store_ai_costs (store.c), built the same for every store. */
 json_t *store_cost_group(const char *key, int64_t calls, int64_t tokens_in, int64_t tokens_out, double cost_usd,

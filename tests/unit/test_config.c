@@ -828,6 +828,39 @@ static void test_defaults_and_cycles(void **state)
 	sl_diags_free(&d);
 	remove_tree(dir);
 	free(dir);
+
+	/* tenants: runtime shares for fair claiming */
+	static const char *const shares[] = {
+		"sluice.yaml", "tenants:\n  acme: {weight: 2, max_concurrency: 8}\n  beta: {weight: 0.5}\n  gamma: {}\n",
+		NULL,
+	};
+	dir = temp_project(shares);
+	assert_int_equal(sl_project_load(dir, NULL, &p, &d), 0);
+	assert_int_equal(p->settings.ntenants, 3);
+	assert_string_equal(p->settings.tenants[0].name, "acme");
+	assert_true(p->settings.tenants[0].weight == 2.0);
+	assert_int_equal(p->settings.tenants[0].max_concurrency, 8);
+	assert_true(p->settings.tenants[1].weight == 0.5);
+	assert_int_equal(p->settings.tenants[1].max_concurrency, 0);
+	assert_true(p->settings.tenants[2].weight == 1.0);
+	sl_project_free(p);
+	remove_tree(dir);
+	free(dir);
+	static const char *const bad_shares[] = {
+		"sluice.yaml",
+		"tenants:\n  acme: {weight: 0}\n  beta: {max_concurrency: -1}\n  gamma: 3\n  delta: {wieght: 2}\n", NULL,
+	};
+	dir = temp_project(bad_shares);
+	assert_int_equal(sl_project_load(dir, NULL, &p, &d), SL_EINVAL);
+	file = sl_asprintf("%s/sluice.yaml", dir);
+	expect_diag(&d, file, 2, 18, "weight must be a number above 0 and at most 1000000");
+	expect_diag(&d, file, 3, 27, "max_concurrency must be between 0 (no limit) and 1000000");
+	expect_diag(&d, file, 4, 10, "tenant 'gamma' must be a mapping like {weight: 2, max_concurrency: 8}, not an integer");
+	expect_diag(&d, file, 5, 11, "unknown key 'wieght' in tenant (did you mean 'weight'?)");
+	free(file);
+	sl_diags_free(&d);
+	remove_tree(dir);
+	free(dir);
 }
 
 static void test_secrets_resolution(void **state)

@@ -696,6 +696,230 @@ static void test_claim_priority(void **state)
 		assert_string_equal(t[i].run_id, ids[order[i]]);
 }
 
+/* ---- fair claiming across tenants --------------------------------------------------------------- */
+
+#define FAIR_BACKLOG 10000 /* issue 8 says 100,000: bench/bench_fair does that; this keeps the suite fast */
+
+/* A run of tenant with priority; its task is due at due (0: now). */
+static void mk_run_t(struct sl_store *s, const char *tenant, int priority, int64_t due, char id[SL_ID_MAX])
+{
+	struct sl_run_new r = {.workflow = "wf", .digest = "d", .tenant = tenant, .priority = priority, .due_at = due};
+	struct sl_err e;
+	assert_int_equal(sl_store_run_create(s, &r, id, NULL, &e), 0);
+}
+
+/* n due tasks of tenant at priority 0 straight into the queue (their runs
+ * are not needed to claim them): run ids PREFIX000001..., due oldest first. */
+static void fx_backlog(struct fx *f, const char *tenant, const char *prefix, int n)
+{
+	char sql[600];
+	if (f->pg)
+		snprintf(sql, sizeof sql,
+			 "INSERT INTO tasks(run_id, due_at, fence, tenant, priority) SELECT '%s' || lpad(i::text, 6, '0'), "
+			 "%lld + i, 0, '%s', 0 FROM generate_series(1, %d) i",
+			 prefix, (long long)(T0 - 1000000), tenant, n);
+	else
+		snprintf(sql, sizeof sql,
+			 "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < %d) "
+			 "INSERT INTO tasks(run_id, due_at, fence, tenant, priority) "
+			 "SELECT printf('%s%%06d', i), %lld + i, 0, '%s', 0 FROM g",
+			 n, prefix, (long long)(T0 - 1000000), tenant);
+	assert_int_equal(fx_exec(f, sql), 0);
+}
+
+static void set_tenants(struct fx *f, const struct sl_tenant_share *t, size_t n)
+{
+	assert_int_equal(sl_store_set_tenants(f->s, t, n, &f->err), 0);
+}
+
+/* How many of t[0..n) belong to the backlog of prefix. */
+static size_t count_prefix(const struct sl_task *t, size_t n, const char *prefix)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += strncmp(t[i].run_id, prefix, strlen(prefix)) == 0;
+	return k;
+}
+
+/* One tenant's backlog of 10,000 (older than anything else) does not
+ * starve another tenant's new run: it is in the next batch, even after the
+ * backlog was served alone for a while, and before that (FIFO) it would
+ * have waited for all 10,000. */
+static void test_fair_backlog(void **state)
+{
+	struct fx *f = *state;
+	fx_backlog(f, "acme", "run_a", FAIR_BACKLOG);
+	struct sl_task t[16];
+	for (int i = 0; i < 20; i++) { /* acme alone: served in due order */
+		assert_int_equal(claim(f->s, "w", 16, t), 16);
+		assert_int_equal(count_prefix(t, 16, "run_a"), 16);
+	}
+	char b[SL_ID_MAX];
+	sl_clock_set(T0 + 1);
+	mk_run_t(f->s, "beta", 0, 0, b);
+	assert_int_equal(claim(f->s, "w", 16, t), 16);
+	bool seen = false;
+	for (size_t i = 0; i < 16; i++)
+		seen |= strcmp(t[i].run_id, b) == 0;
+	assert_true(seen);
+	/* a second beta run, created while acme's backlog was being served: at once too */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(claim(f->s, "w", 16, t), 16);
+	char b2[SL_ID_MAX];
+	mk_run_t(f->s, "beta", 0, 0, b2);
+	assert_int_equal(claim(f->s, "w", 1, t), 1);
+	assert_string_equal(t[0].run_id, b2);
+}
+
+/* Weights: over many claims each tenant gets its weight's share (both
+ * with batches and one task at a time); a tenant alone gets everything. */
+static void test_fair_weights(void **state)
+{
+	struct fx *f = *state;
+	struct sl_tenant_share sh[] = {{"acme", 3, 0}, {"beta", 1, 0}};
+	set_tenants(f, sh, 2);
+	fx_backlog(f, "acme", "run_a", 3000);
+	fx_backlog(f, "beta", "run_b", 3000);
+	fx_backlog(f, "gamma", "run_c", 3000); /* weight 1, unlisted */
+	struct sl_task t[10];
+	size_t got[3] = {0};
+	for (int i = 0; i < 150; i++) {
+		size_t n = claim(f->s, "w", 10, t);
+		assert_int_equal(n, 10);
+		got[0] += count_prefix(t, n, "run_a");
+		got[1] += count_prefix(t, n, "run_b");
+		got[2] += count_prefix(t, n, "run_c");
+	}
+	/* 1500 slots at 3:1:1 = 900:300:300, within 2% */
+	assert_true(got[0] >= 882 && got[0] <= 918);
+	assert_true(got[1] >= 294 && got[1] <= 306);
+	assert_true(got[2] >= 294 && got[2] <= 306);
+	size_t one[3] = {0};
+	for (int i = 0; i < 500; i++) { /* one task at a time */
+		assert_int_equal(claim(f->s, "w", 1, t), 1);
+		one[0] += count_prefix(t, 1, "run_a");
+		one[1] += count_prefix(t, 1, "run_b");
+		one[2] += count_prefix(t, 1, "run_c");
+	}
+	assert_true(one[0] >= 295 && one[0] <= 305);
+	assert_true(one[1] >= 95 && one[1] <= 105);
+	assert_true(one[2] >= 95 && one[2] <= 105);
+}
+
+/* max_concurrency caps a tenant's live leases: the rest of the batch goes
+ * to others; a finished, rescheduled or expired lease frees its slot. */
+static void test_fair_limit(void **state)
+{
+	struct fx *f = *state;
+	struct sl_tenant_share sh[] = {{"acme", 1, 5}};
+	set_tenants(f, sh, 1);
+	char a[SL_ID_MAX];
+	for (int i = 0; i < 20; i++) /* real runs: their commits below update them */
+		mk_run_t(f->s, "acme", 0, 0, a);
+	struct sl_task t[16], x[16];
+	assert_int_equal(claim(f->s, "w", 16, t), 5);
+	assert_int_equal(claim(f->s, "w", 16, x), 0); /* at its limit */
+	char b[SL_ID_MAX];
+	mk_run_t(f->s, "beta", 0, 0, b);
+	assert_int_equal(claim(f->s, "w", 16, x), 1); /* others still get theirs */
+	assert_string_equal(x[0].run_id, b);
+	/* two of acme's end, one waits on a timer: three slots */
+	for (int i = 0; i < 3; i++) {
+		struct sl_commit c = step_commit(&t[i], NULL, 1, i < 2 ? SL_TASK_DONE : SL_TASK_RESCHEDULE);
+		c.due_at = T0 + 10 * LEASE;
+		assert_int_equal(commit1(f->s, &c), 0);
+	}
+	assert_int_equal(claim(f->s, "w", 16, x), 3);
+	for (int i = 0; i < 3; i++)
+		assert_string_not_equal(x[i].run_id, b);
+	assert_int_equal(claim(f->s, "w", 16, x), 0);
+	/* leases that expire no longer count */
+	sl_clock_set(T0 + LEASE);
+	assert_int_equal(claim(f->s, "w", 16, x), 6); /* acme's 5 (reclaimed or new) and beta's */
+	/* no limit set: all of acme's left (20 - 2 done - 1 waiting) */
+	set_tenants(f, NULL, 0);
+	sl_clock_set(T0 + 2 * LEASE);
+	assert_int_equal(claim(f->s, "w", 16, x), 16);
+}
+
+/* Strict priority within one tenant, whatever the other tenants hold; a
+ * tenant's high-priority timer in the future is not in the way. */
+static void test_fair_priority(void **state)
+{
+	struct fx *f = *state;
+	const int prios[] = {0, 5, -1, 5, 0, 2};
+	char ids[6][SL_ID_MAX], later[SL_ID_MAX];
+	for (int i = 0; i < 6; i++) {
+		sl_clock_set(T0 + i);
+		mk_run_t(f->s, "acme", prios[i], 0, ids[i]);
+	}
+	mk_run_t(f->s, "acme", 9, T0 + 100000, later);
+	fx_backlog(f, "beta", "run_b", 50); /* older and at priority 0 */
+	struct sl_task t[2];
+	const int order[] = {1, 3, 5, 0, 4, 2}; /* priority desc, then due */
+	int k = 0, nb = 0;
+	while (k < 6) {
+		size_t n = claim(f->s, "w", 2, t);
+		assert_int_equal(n, 2);
+		for (size_t i = 0; i < n; i++) {
+			if (strncmp(t[i].run_id, "run_b", 5) == 0) {
+				nb++;
+				continue;
+			}
+			assert_string_equal(t[i].run_id, ids[order[k++]]);
+		}
+	}
+	assert_true(nb >= 5 && nb <= 7); /* and the two tenants shared equally */
+	(void)later;
+}
+
+/* Racing processes: the limit holds across them (PostgreSQL). Each round,
+ * four processes claim one task at a time as fast as they can from a
+ * tenant with max_concurrency 8; exactly 8 end up leased. */
+static void test_pg_fair_limit_processes(void **state)
+{
+	struct fx *f = *state;
+	fx_backlog(f, "acme", "run_a", 500);
+	for (int round = 0; round < 5; round++) {
+		pid_t kids[4];
+		for (int k = 0; k < 4; k++) {
+			kids[k] = fork();
+			assert_true(kids[k] >= 0);
+			if (kids[k] == 0) {
+				struct sl_store *s;
+				struct sl_err e;
+				struct sl_tenant_share sh = {"acme", 1, 8};
+				if (sl_store_open(f->url, &s, &e) || sl_store_set_tenants(s, &sh, 1, &e))
+					_exit(100);
+				int got = 0;
+				char owner[16];
+				snprintf(owner, sizeof owner, "p%d", k);
+				for (int i = 0; i < 40; i++) {
+					struct sl_task t[2];
+					size_t n = 0;
+					if (sl_store_claim(s, owner, LEASE, 2, t, &n, &e))
+						_exit(101);
+					got += (int)n;
+				}
+				sl_store_close(s);
+				_exit(got);
+			}
+		}
+		int total = 0;
+		for (int k = 0; k < 4; k++) {
+			int st;
+			assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+			assert_true(WIFEXITED(st));
+			assert_true(WEXITSTATUS(st) <= 8);
+			total += WEXITSTATUS(st);
+		}
+		assert_int_equal(total, 8);
+		assert_int_equal(fx_count(f, "SELECT COUNT(*) FROM tasks WHERE lease_owner IS NOT NULL"), 8);
+		/* the next round starts with no leases: those claimed are done */
+		assert_int_equal(fx_exec(f, "DELETE FROM tasks WHERE lease_owner IS NOT NULL"), 0);
+	}
+}
+
 /* ---- fencing and commit modes ---------------------------------------------------------------------- */
 
 static void test_fencing(void **state)
@@ -2105,7 +2329,8 @@ static void test_tenant_filters(void **state)
 	X(test_tree_pending_statuses) X(test_sql_errors_reported) X(test_reopen)                      \
 	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
 	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats) X(test_api_keys)       \
-	X(test_pauses_and_parking) X(test_tenant_filters)
+	X(test_pauses_and_parking) X(test_tenant_filters) X(test_fair_backlog) X(test_fair_weights)     \
+	X(test_fair_limit) X(test_fair_priority)
 
 int main(void)
 {
@@ -2126,6 +2351,8 @@ int main(void)
 		CONTRACT(PG_TEST)
 #undef PG_TEST
 		tests[n++] = (struct CMUnitTest){"pg: test_pg_reconnect", test_pg_reconnect, setup_pg, teardown, NULL};
+		tests[n++] = (struct CMUnitTest){"pg: test_pg_fair_limit_processes", test_pg_fair_limit_processes,
+						 setup_pg, teardown, NULL};
 	} else if (ci && strcmp(ci, "true") == 0) {
 		fprintf(stderr, "test_store: CI: SLUICE_TEST_PG is not set, the PostgreSQL variants cannot run\n");
 		return 1;
