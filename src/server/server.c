@@ -37,13 +37,16 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/v1/runs/{id}/trace"},
 	{"GET", "/v1/drift"},
 	{"GET", "/v1/slo"},
+	{"GET", "/v1/approvals"},
+	{"GET", "/v1/approvals/{id}"},
+	{"POST", "/v1/approvals/{id}/decision"},
 };
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_audit_list, srv_webhook,
 	srv_chat_completions, srv_models, srv_costs,  srv_connectors, srv_run_trace,  srv_drift,
-	srv_slo,
+	srv_slo,        srv_approvals_list, srv_approval_get, srv_approval_decide,
 };
 
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");
@@ -101,6 +104,7 @@ static const char *problem_title(int status)
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
+	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -117,6 +121,7 @@ static const char *problem_slug(int status)
 	case 405: return "method-not-allowed";
 	case 409: return "conflict";
 	case 413: return "too-large";
+	case 422: return "unprocessable";
 	case 429: return "overloaded";
 	case 503: return "unavailable";
 	default: return "internal";
