@@ -546,6 +546,22 @@ static void audit_ai(struct outcome *o, const struct slot *s, const struct sl_st
 	json_decref(detail);
 }
 
+/* What a review proposes: the answer, or when no answer was valid the
+ * last model's (so the reviewer edits what the model said). */
+static json_t *review_proposal(const struct sl_ai_result *res)
+{
+	if (!json_object_get(res->output, "error"))
+		return json_incref(res->output);
+	size_t n = json_array_size(res->calls);
+	json_t *last = n ? json_object_get(json_array_get(res->calls, n - 1), "output") : NULL;
+	if (json_is_string(last)) {
+		json_t *j = json_loads(json_string_value(last), JSON_DECODE_ANY, NULL);
+		if (j)
+			return j;
+	}
+	return json_incref(last ? last : res->output);
+}
+
 /* Runs an ai step through its route. *review: the answer waits for a
  * person (out is then the proposal). The calls made are kept in o either
  * way: they cost money even when the step fails. */
@@ -603,7 +619,7 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 	}
 	if (res.review) { /* the approval's evidence: what was read, proposed, and why it waits */
 		*review = true;
-		*out = json_pack("{s:O, s:s, s:o, s:s, s:s, s:s}", "proposed", res.output, "reason", res.review_reason,
+		*out = json_pack("{s:o, s:s, s:o, s:s, s:s, s:s}", "proposed", review_proposal(&res), "reason", res.review_reason,
 				 "confidence", res.confidence >= 0 ? json_real(res.confidence) : json_null(), "source",
 				 text, "model", res.model, "route", a->route ? a->route : "");
 	} else {
