@@ -574,7 +574,7 @@ static int schema_check(const struct sl_schema *sc, const json_t *v, struct sl_e
 	if (sl_schema_validate(sc, v, &ve))
 		return 0;
 	char *msg = sl_verrs_join(&ve);
-	sl_err_set(err, SL_EINVAL, SL_CLASS_CONTRACT, "the edited value does not match contract %s: %s",
+	sl_err_set(err, SL_EINVAL, SL_CLASS_CONTRACT, "the value does not match contract %s: %s",
 		   sl_schema_id(sc), msg);
 	free(msg);
 	sl_verrs_free(&ve);
@@ -600,7 +600,7 @@ static int edit_check(const struct sl_step *st, const json_t *v, struct sl_err *
 		if (strcmp(st->ai.labels[i], label) == 0)
 			return 0;
 	return sl_err_set(err, SL_EINVAL, SL_CLASS_CONTRACT,
-			  "the edited value must be {\"label\": L} (or the bare label) with L one of the step's labels; got %s",
+			  "the value must be {\"label\": L} (or the bare label) with L one of the step's labels; got %s",
 			  label ? label : "no label");
 }
 
@@ -661,6 +661,14 @@ int sl_engine_approval_decide(struct sl_engine *e, const char *approval_id, cons
 		rc = !w ? err->code : output_kind ? edit_check(st, final, err) : 0;
 	} else if (k == 0) {
 		final = json_incref(json_object_get(doc, "proposed"));
+		/* an ai answer that was invalid is not made valid by a yes: edit it */
+		const char *kind = json_string_value(json_object_get(doc, "kind"));
+		if (kind && strcmp(kind, "review") == 0) {
+			w = approval_step(e, doc, &st, err);
+			rc = !w ? err->code : edit_check(st, final, err);
+			if (rc == SL_EINVAL)
+				sl_err_prefix(err, "the proposal cannot be approved as it is (edit it)");
+		}
 	} else {
 		final = json_null();
 	}

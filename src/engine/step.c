@@ -719,8 +719,9 @@ void approval_consume(struct slot *s, struct outcome *o, const struct sl_step *s
 {
 	const char *id = json_string_value(json_object_get(decision, "id"));
 	const char *d = json_string_value(json_object_get(decision, "decision"));
+	/* marked consumed in the commit only once the step settles (see
+	 * step_execute): a gated call retried after a backoff reads it again */
 	snprintf(o->apr_consumed, sizeof o->apr_consumed, "%s", id ? id : "");
-	o->c.approval_consumed = o->apr_consumed;
 	static const char *const names[] = {"approved", "edited", "rejected", "expired", NULL};
 	for (const char *const *n = names; d && *n; n++)
 		if (strcmp(*n, d) == 0)
@@ -1074,6 +1075,9 @@ void step_execute(struct sl_engine *e, struct slot *s, struct outcome *o)
 		exec_compensate(e, s, o);
 	else
 		exec_forward(e, s, o);
+	bool retrying = o->c.status == SL_RUN_WAITING && o->c.next == SL_TASK_RESCHEDULE;
+	if (o->apr_consumed[0] && !retrying)
+		o->c.approval_consumed = o->apr_consumed;
 }
 
 void step_apply(struct slot *s, const struct outcome *o)

@@ -179,7 +179,7 @@ static void count_approvals(const char *wf, const struct outcome *o)
 		const char *l[] = {kind};
 		sl_metric_add(SL_M_APPROVAL_ESCALATIONS, l, 1);
 	}
-	if (!o->apr_decision)
+	if (!o->apr_decision || !o->c.approval_consumed) /* read, but the step is retried: counted when it settles */
 		return;
 	const char *d[] = {kind, o->apr_decision};
 	sl_metric_add(SL_M_APPROVALS_DECIDED, d, 1);

@@ -10,7 +10,8 @@
 export MODEL_KEY=sk-approvals-test-5c1a
 
 cat >"$T_TMP/rules.json" <<'EOF'
-{"rules": [{"match": {"model": "c"}, "reply": {"json": {"label": "spam"}}}]}
+{"rules": [{"match": {"model": "c"}, "reply": {"json": {"label": "spam"}}},
+           {"match": {"model": "u"}, "reply": {"json": {"label": "bug"}}, "confidence": 0.5}]}
 EOF
 start_model_sim --api-key env:MODEL_KEY --rules "$T_TMP/rules.json"
 
@@ -22,8 +23,10 @@ providers:
   sim: { type: openai, base_url: "$SIM_URL/v1", api_key: env:MODEL_KEY }
 models:
   c: { provider: sim }
+  u: { provider: sim }
 routes:
   strict: { models: [c] }
+  unsure: { models: [u] }
 EOF
 printf 'Sort this message into one of {{labels}}: {{input}}\n' >"$P/prompts/triage.md"
 cat >"$P/workflows/strict.yaml" <<'EOF'
@@ -34,6 +37,14 @@ steps:
     ai: { task: classify, route: strict, prompt: triage, input: .input.text, labels: [billing, bug, account] }
   - id: after
     map: '{label: .classify.label}'
+EOF
+cat >"$P/workflows/unsure.yaml" <<'EOF'
+workflow: unsure
+version: 1
+steps:
+  - id: classify
+    ai: { task: classify, route: unsure, prompt: triage, input: .input.text, labels: [billing, bug, account],
+          min_confidence: 0.9 }
 EOF
 cat >"$P/workflows/gate.yaml" <<'EOF'
 workflow: gate
@@ -146,23 +157,26 @@ t_is "$(curl -s "$URL/v1/approvals?run_id=$R&status=rejected" | jq -r '.approval
 	"…and the approval records the decision"
 
 # the review state of an ai step: approve reuses the answer without a new model call
-R=$(start strict '{"text":"please review me"}')
+R=$(start unsure '{"text":"the page is blank"}')
 t_is "$(wait_status "$R" review)" review "an ai step's unsure answer parks the run in review"
 A=$(approval_of "$R")
 doc=$(curl -s "$URL/v1/approvals/$A")
-t_is "$(printf '%s' "$doc" | jq -c '[.kind, .proposed.label, .input]')" '["review","spam","please review me"]' \
+t_is "$(printf '%s' "$doc" | jq -c '[.kind, .proposed.label, .input]')" '["review","bug","the page is blank"]' \
 	"…as a review approval with the proposal and the input"
-t_like "$(printf '%s' "$doc" | jq -c .evidence)" '"reason":' "…and evidence (reason, confidence, model)"
+t_is "$(printf '%s' "$doc" | jq -c '[.evidence.confidence, .evidence.model, (.evidence.reason | test("confidence"))]')" \
+	'[0.5,"u",true]' "…and evidence (confidence, model, why it waits)"
 calls=$(curl -s "$URL/v1/runs/$R" | jq '.ai_calls | length')
 t_is "$(decide "$A" '{"decision":"approve"}')" 200 "approving the review answers 200"
 t_is "$(wait_status "$R" completed)" completed "…the run completes"
-t_is "$(curl -s "$URL/v1/runs/$R" | jq -r .output.label)" spam "…with the proposed answer"
+t_is "$(curl -s "$URL/v1/runs/$R" | jq -r .output.label)" bug "…with the proposed answer"
 t_is "$(curl -s "$URL/v1/runs/$R" | jq '.ai_calls | length')" "$calls" "…without calling the model again"
 
 # edit a review: an invalid value is refused with 422 and decides nothing
 R=$(start strict '{"text":"my invoice is wrong"}')
 wait_status "$R" review >/dev/null
 A=$(approval_of "$R")
+t_is "$(decide "$A" '{"decision":"approve"}')" 422 "approving an invalid answer (a label the step does not have) answers 422"
+t_like "$(jq -r .detail "$T_TMP/body")" "edit it" "…asking for an edit"
 t_is "$(decide "$A" '{"decision":"edit","value":"nope","reason":"fix"}')" 422 "an edit outside the step's labels answers 422"
 t_like "$(jq -r .detail "$T_TMP/body")" "labels" "…with the validation error"
 t_is "$(curl -s "$URL/v1/approvals/$A" | jq -r .status)" pending "…and the approval is still pending"
@@ -196,7 +210,7 @@ m=$(curl -s "$URL/metrics")
 t_like "$m" 'sluice_approvals_decided_total\{kind="approval",decision="approved"\} [1-9]' "metrics: decisions by kind and decision"
 t_like "$m" 'sluice_approval_wait_seconds_count\{kind="approval"\} [1-9]' "…the approval wait histogram"
 t_like "$m" 'sluice_ai_review_decisions_total\{workflow="strict",decision="edited"\} [1-9]' "…AI review edits"
-t_like "$m" 'sluice_ai_review_decisions_total\{workflow="strict",decision="accepted"\} [1-9]' "…AI review accepts"
+t_like "$m" 'sluice_ai_review_decisions_total\{workflow="unsure",decision="accepted"\} [1-9]' "…AI review accepts"
 t_like "$m" 'sluice_approval_escalations_total\{kind="approval"\} [1-9]' "…escalations"
 tr=$(curl -s "$URL/v1/runs/$R_OK/trace")
 t_is "$(printf '%s' "$tr" | jq -r '[.resourceSpans[0].scopeSpans[0].spans[] | select(.name == "approval wait approval")] | length')" 1 \
@@ -208,13 +222,11 @@ t_is "$(printf '%s' "$tr" | jq -r --arg p "$parent" '.resourceSpans[0].scopeSpan
 # export -> train
 t_ok "sluice approvals export --out FILE" "$SLUICE" approvals export --server "$URL" --out "$T_TMP/feedback.jsonl"
 t_is "$(jq -r .label "$T_TMP/feedback.jsonl" | sort | uniq -c | awk '{print $2 "=" $1}' | paste -sd' ')" \
-	"billing=2 bug=2 spam=1" "…one line per labelled decision"
+	"billing=2 bug=3" "…one line per labelled decision"
 t_is "$(jq -c 'select(.text == "my invoice is wrong") | [.text, .proposed.label, .final.label, .reason, .workflow, .step]' "$T_TMP/feedback.jsonl" | head -1)" \
 	'["my invoice is wrong","spam","billing","it is an invoice","strict","classify"]' "…with input, proposed, final, reason, workflow, step"
 mkdir -p "$T_TMP/m"
-# train wants two examples of each label: the one accepted "spam" is left out
-jq -c 'select(.label != "spam")' "$T_TMP/feedback.jsonl" >"$T_TMP/train.jsonl"
-t_ok "sluice model train reads the export" "$SLUICE" model train --data "$T_TMP/train.jsonl" "$T_TMP/m" feedback
+t_ok "sluice model train reads the export" "$SLUICE" model train --data "$T_TMP/feedback.jsonl" "$T_TMP/m" feedback
 t_ok "…and writes a model" test -s "$T_TMP/m/models/feedback.json"
 # a server killed while a run waits: the decision after the restart completes it
 R=$(start gate '{"amount": 7}')
