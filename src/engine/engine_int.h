@@ -75,6 +75,7 @@ struct outcome {
 	double apr_wait_s;              /* ... and how long the run waited for it */
 	bool apr_escalated;             /* a timeout escalated it */
 	bool approved;                  /* this execution runs on an approved or edited decision */
+	json_t *apr_final;              /* an edited decision on a gated call: the action's input */
 };
 
 /* What a gate asks a person to decide (DESIGN.md §7). Every gate parks the

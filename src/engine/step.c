@@ -28,6 +28,7 @@ void outcome_free(struct outcome *o)
 	json_decref(o->audit);
 	json_decref(o->spawn_audit);
 	json_decref(o->apr_hold);
+	json_decref(o->apr_final);
 	free(o->apr_kind);
 	free(o->att_step_id);
 	free(o->att_error);
@@ -833,7 +834,9 @@ static bool approval_resume(struct sl_engine *e, struct slot *s, struct outcome 
 		fail_step(e, s, o, st, &err, NULL, started, 0);
 		return true;
 	}
-	if (st->kind != SL_STEP_AI && st->kind != SL_STEP_APPROVAL) {
+	if (st->kind != SL_STEP_AI && st->kind != SL_STEP_APPROVAL) { /* a gated call: it runs now */
+		if (what && strcmp(what, "edited") == 0)
+			o->apr_final = json_incref(json_object_get(dec, "final"));
 		json_decref(dec);
 		return false;
 	}
@@ -959,8 +962,9 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	case SL_STEP_MAP:
 		rc = sl_expr_eval(st->map, s->run.context, &out, &err);
 		break;
-	case SL_STEP_CALL:
-		rc = exec_call(o, s, st, st->connector, st->action, st->with, NULL, NULL, &out, &evidence, &err);
+	case SL_STEP_CALL: /* an edited approval of the call replaces its input */
+		rc = exec_call(o, s, st, st->connector, st->action, o->apr_final ? NULL : st->with, o->apr_final, NULL,
+			       &out, &evidence, &err);
 		break;
 	case SL_STEP_EMIT:
 		rc = exec_emit(e, s, o, st, &out, &err);

@@ -35,6 +35,7 @@ static struct {
 	int nkeys;
 	char last_key[128];
 	char last_correlation[128];
+	char last_body[512];
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 struct body {
@@ -87,6 +88,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	srv.requests++;
 	snprintf(srv.last_key, sizeof srv.last_key, "%s", key ? key : "");
 	snprintf(srv.last_correlation, sizeof srv.last_correlation, "%s", corr ? corr : "");
+	snprintf(srv.last_body, sizeof srv.last_body, "%.*s", (int)b->len, b->buf);
 	if (strcmp(url, "/flaky") == 0 && srv.flaky_left > 0) {
 		srv.flaky_left--;
 		pthread_mutex_unlock(&srv.mu);
@@ -193,6 +195,9 @@ static void write_project(int version_of_flow)
 	    "workflow: gate\nversion: 1\nsteps:\n"
 	    "  - id: ok\n    approval: { reviewers: [alice], evidence: '{n: .input.n}' }\n    on_error: continue\n"
 	    "  - id: after\n    map: '{ok: .ok, seen: (. | keys)}'\n");
+	put("workflows/gated.yaml",
+	    "workflow: gated\nversion: 1\nsteps:\n"
+	    "  - id: send\n    call: api.flaky\n    with: .input\n    retry: { max_attempts: 3, base_ms: 1, max_ms: 2 }\n");
 	put("workflows/lazy.yaml",
 	    "workflow: lazy\nversion: 1\nsteps:\n"
 	    "  - id: ok\n    approval: { timeout: 50ms, on_timeout: approve }\n"
@@ -779,6 +784,48 @@ static void test_approval_step(void **state)
 	json_decref(run);
 }
 
+/* A call held by a gate (kind policy, as policies park it): an edited
+ * decision becomes the action's input, and a transient failure after it
+ * retries on the same decision (it is consumed only when the step settles). */
+static void test_gated_call_resumes(void **state)
+{
+	struct fixture *f = *state;
+	char id[SL_ID_MAX];
+	start(f, "gated", json_pack("{s:i}", "n", 1), id);
+	struct sl_task t;
+	size_t n = 0;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_store_claim(f->s, "gate", 30000, 1, &t, &n, &err), 0);
+	assert_int_equal(n, 1);
+	char apr[SL_ID_MAX];
+	sl_id_new("apr_", apr);
+	json_t *rev = json_pack("[s]", "role:operator"), *prop = json_pack("{s:i}", "n", 1);
+	struct sl_approval_new a = {.id = apr, .step_id = "send", .kind = "policy", .reviewers = rev, .proposed = prop,
+				    .reason = "refunds above 100 need approval"};
+	struct sl_step_rec sr = {.step_id = "send", .status = SL_STEP_ST_REVIEW, .attempts = 1};
+	struct sl_commit c = {.run_id = t.run_id, .fence = t.fence, .step = &sr, .status = SL_RUN_REVIEW,
+			      .next = SL_TASK_DONE, .approval = &a};
+	int r = 99;
+	assert_int_equal(sl_store_commit(f->s, &c, 1, &r, &err), 0);
+	assert_int_equal(r, 0);
+	json_decref(rev);
+	json_decref(prop);
+	json_t *value = json_pack("{s:i}", "n", 99);
+	struct sl_audit_actor carol = {SL_ACTOR_USER, "carol"};
+	assert_int_equal(sl_engine_approval_decide(f->e, apr, "edit", "cap it", value, &carol, NULL, &err), 0);
+	json_decref(value);
+	pthread_mutex_lock(&srv.mu);
+	srv.flaky_left = 1;
+	pthread_mutex_unlock(&srv.mu);
+	assert_int_equal(sl_engine_start(f->e, &err), 0);
+	await_status(f, id, SL_RUN_COMPLETED);
+	pthread_mutex_lock(&srv.mu);
+	assert_int_equal(srv.requests, 2); /* a 503, then the retry */
+	assert_non_null(strstr(srv.last_body, "99"));
+	pthread_mutex_unlock(&srv.mu);
+}
+
 /* A timeout is a durable timer on the run's task: on_timeout approve
  * decides as system:timeout. */
 static void test_approval_timeout(void **state)
@@ -837,6 +884,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dlq_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_approval_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_approval_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gated_call_resumes, setup, teardown),
 		cmocka_unit_test(test_backoff_full_jitter),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
