@@ -232,11 +232,16 @@ t_ok "…and writes a model" test -s "$T_TMP/m/models/feedback.json"
 R=$(start gate '{"amount": 7}')
 wait_status "$R" review >/dev/null
 A=$(approval_of "$R")
+# and one whose timeout falls while the server is down: its timer is durable
+T=$(start gate_rej '{}')
+wait_status "$T" review >/dev/null
 kill -9 "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null
+sleep 1.2
 start_serve_dir "$P"
 t_is "$(curl -s "$URL/v1/approvals/$A" | jq -r .status)" pending "after kill -9 and a restart the approval is still pending"
 t_is "$(decide "$A" '{"decision":"approve","reason":"after restart"}')" 200 "…a decision is taken"
 t_is "$(wait_status "$R" completed)" completed "…and the run completes"
-
+t_is "$(wait_status "$T" dead)" dead "a timeout that fell while the server was down applies after the restart"
+t_is "$(curl -s "$URL/v1/approvals?run_id=$T" | jq -r '.approvals[0].decision.by')" system:timeout "…decided by system:timeout"
 t_done
