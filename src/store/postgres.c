@@ -219,6 +219,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		   "escalated = escalated + CASE WHEN $2 = 'pending' THEN 1 ELSE 0 END, "                   \
 		   "decided_at = CASE WHEN $2 = 'pending' THEN 0 ELSE $6::bigint END "                      \
 		   "WHERE id = $1 AND status = 'pending'")                                                   \
+	X(APR_CANCEL, "UPDATE approvals SET status = 'expired', decided_at = $2, decision = json_build_object(" \
+		      "'decision', 'expired', 'final', NULL, 'by', 'system:cancel', 'reason', "              \
+		      "'the run was cancelled', 'at', $2::bigint)::text WHERE run_id = $1 AND status = 'pending'") \
 	X(APR_CONSUME, "UPDATE approvals SET consumed_at = $2 WHERE id = $1")                               \
 	X(APR_LOAD, "SELECT " APR_COLS " FROM approvals WHERE run_id = $1 AND consumed_at = 0 "            \
 		    "ORDER BY created_at, id")                                                              \
@@ -2319,10 +2322,17 @@ static int cancel_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 		return SL_ESTORE;
 	int64_t fence = PQntuples(r) > 0 ? r_i64(r, 0, 0) : 0;
 	PQclear(r);
+	int64_t now = sl_now_ms();
 	pp_text(&p, run_id);
-	pp_i64(&p, sl_now_ms());
+	pp_i64(&p, now);
 	pp_i64(&p, fence);
-	return q_run(c, PG_RUN_CANCEL, &p, NULL, err);
+	rc = q_run(c, PG_RUN_CANCEL, &p, NULL, err);
+	if (rc)
+		return rc;
+	/* nobody is asked any more: its pending approvals expire */
+	pp_text(&p, run_id);
+	pp_i64(&p, now);
+	return q_run(c, PG_APR_CANCEL, &p, NULL, err);
 }
 
 static int pg_run_cancel(struct sl_store *base, const char *run_id, struct sl_err *err)

@@ -213,6 +213,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		   "due_at = CASE WHEN ?5 > 0 THEN ?5 ELSE due_at END, "                                    \
 		   "escalated = escalated + (?2 = 'pending'), decided_at = CASE WHEN ?2 = 'pending' THEN 0 ELSE ?6 END " \
 		   "WHERE id = ?1 AND status = 'pending'")                                                   \
+	X(APR_CANCEL, "UPDATE approvals SET status = 'expired', decided_at = ?2, decision = json_object('decision', " \
+		      "'expired', 'final', NULL, 'by', 'system:cancel', 'reason', 'the run was cancelled', 'at', ?2) " \
+		      "WHERE run_id = ?1 AND status = 'pending'")                                           \
 	X(APR_CONSUME, "UPDATE approvals SET consumed_at = ?2 WHERE id = ?1")                               \
 	X(APR_LOAD, "SELECT " APR_COLS " FROM approvals WHERE run_id = ?1 AND consumed_at = 0 "            \
 		    "ORDER BY created_at, id")                                                              \
@@ -1985,12 +1988,15 @@ static int cancel_tx(struct sq_conn *c, const char *run_id, struct sl_err *err)
 	sqlite3_stmt *st = st_get(c, SQ_RUN_CANCEL, err);
 	if (!st)
 		return SL_ESTORE;
-	int b = b_text(st, 1, run_id) | b_i64(st, 2, sl_now_ms()) | b_i64(st, 3, fence);
+	int64_t now = sl_now_ms();
+	int b = b_text(st, 1, run_id) | b_i64(st, 2, now) | b_i64(st, 3, fence);
 	if (b) {
 		st_done(st);
 		return bind_err(b, err, "cancel");
 	}
-	return x_run(c, st, NULL, err, "cancel");
+	rc = x_run(c, st, NULL, err, "cancel");
+	/* nobody is asked any more: its pending approvals expire */
+	return rc ? rc : exec_ti(c, SQ_APR_CANCEL, run_id, now, 2, err);
 }
 
 static int sq_run_cancel_audited(struct sl_store *base, const char *run_id, const json_t *audit, struct sl_err *err)

@@ -2067,7 +2067,9 @@ static void test_approvals(void **state)
 	park(f, &t, id2, 0, "approval");
 	assert_int_equal(sl_store_run_cancel(f->s, b, &f->err), 0);
 	assert_int_equal(sl_store_approval_decide(f->s, id2, "approved", dec, NULL, NULL, &f->err), SL_EEXISTS);
-	assert_string_equal(json_string_value(json_object_get(doc = approval(f, id2), "status")), "pending");
+	doc = approval(f, id2); /* a cancel expires the pending approvals of its run */
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "expired");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "decision"), "by")), "system:cancel");
 	json_decref(doc);
 
 	/* paging, newest first */
@@ -2084,7 +2086,7 @@ static void test_approvals(void **state)
 	json_decref(doc);
 	lf = (struct sl_approval_filter){.since = T0 + 5000};
 	assert_int_equal(sl_store_approvals_list(f->s, &lf, &doc, &f->err), 0);
-	assert_int_equal(list_len(doc, "approvals"), 1); /* decided since */
+	assert_int_equal(list_len(doc, "approvals"), 2); /* decided (or expired) since */
 	json_decref(doc);
 	json_decref(dec);
 
