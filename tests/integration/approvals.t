@@ -107,6 +107,8 @@ R=$(start gate '{"amount": 120}')
 t_is "$(wait_status "$R" review)" review "an approval step parks the run (status review)"
 A=$(approval_of "$R")
 t_like "$A" '^apr_[0-9A-Z]{26}$' "…with a pending approval apr_ULID"
+t_like "$("$SLUICE" runs show "$R" --server "$URL")" "waits for approval $A \\(approval, step confirm\\)" \
+	"sluice runs show says what the run waits for"
 doc=$(curl -s "$URL/v1/approvals/$A")
 t_is "$(printf '%s' "$doc" | jq -c '[.kind, .status, .reviewers, .proposed, .workflow, .step_id, .tenant]')" \
 	'["approval","pending",["role:operator"],{"amount":120},"gate","confirm","default"]' \
