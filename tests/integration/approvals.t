@@ -27,7 +27,11 @@ EOF
 start_model_sim --api-key env:MODEL_KEY --rules "$T_TMP/rules.json"
 
 P="$T_TMP/proj"
-mkdir -p "$P/workflows" "$P/prompts"
+mkdir -p "$P/workflows" "$P/prompts" "$P/contracts"
+cat >"$P/contracts/amount.json" <<'EOF'
+{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "amount@1", "type": "object",
+ "properties": {"amount": {"type": "integer", "maximum": 1000}}, "required": ["amount"]}
+EOF
 printf 'store: %s\n' "$STORE" >"$P/sluice.yaml"
 cat >"$P/models.yaml" <<EOF
 providers:
@@ -64,6 +68,7 @@ reviewers: [role:operator]
 steps:
   - id: confirm
     approval: { evidence: '{amount: .input.amount}' }
+    contract: amount@1
   - id: after
     map: '{amount: .confirm.final.amount, by: .confirm.by, keys: (. | keys)}'
 EOF
@@ -141,6 +146,8 @@ R=$(start gate '{"amount": 500}')
 wait_status "$R" review >/dev/null
 A=$(approval_of "$R")
 t_is "$(decide "$A" '{"decision":"edit","value":{"amount":250}}')" 400 "an edit without a reason answers 400"
+t_is "$(decide "$A" '{"decision":"edit","value":{"amount":"lots"},"reason":"cap"}')" 422 "an edit that fails the step's contract answers 422"
+t_like "$(jq -r .detail "$T_TMP/body")" "amount@1.*/amount" "…naming the contract and the field"
 t_is "$(decide "$A" '{"decision":"edit","value":{"amount":250},"reason":"cap"}')" 200 "edit answers 200"
 t_is "$(wait_status "$R" completed)" completed "…the run completes"
 t_is "$(curl -s "$URL/v1/runs/$R" | jq -r .output.amount)" 250 "…on the edited value"
