@@ -60,8 +60,18 @@ Send a signed email webhook (from the repository folder, in another terminal):
 Then see it (the CLI sends \$SLUICE_TOKEN):
 
   ./sluice runs list --server http://$listen
-  ./sluice runs show RUN_ID --server http://$listen     # the classify step's model calls and cost
+  ./sluice runs show RUN_ID --server http://$listen     # the model calls and cost, the reply draft
   curl -s -H 'X-Api-Key: $HELPDESK_TOKEN' http://127.0.0.1:9101/tickets | jq .
+
+A billing email waits for a person before the helpdesk is written to:
+
+  curl -s http://$listen/hooks/email -H 'Content-Type: application/json' \\
+    -H "X-GitHub-Delivery: demo-\$(date +%s)-b" \\
+    -H "X-Hub-Signature-256: sha256=\$(openssl dgst -sha256 -hmac $EMAIL_HOOK_SECRET < $rel/fixtures/email-billing.json | sed 's/^.*= //')" \\
+    --data-binary @$rel/fixtures/email-billing.json
+  ./sluice approvals list --server http://$listen              # the pending approval, its evidence
+  ./sluice approvals approve APPROVAL_ID --server http://$listen
+  ./sluice approvals edit APPROVAL_ID --value '{"label":"account"}' --reason "a login issue" --server http://$listen
 
 Ask the governed chat gateway (any OpenAI client works; the model is a route):
 

@@ -54,6 +54,8 @@ void help_model_test(FILE *out);
 int model_eval_main(int argc, char **argv);
 void help_model_eval(FILE *out);
 int cmd_audit(int argc, char **argv);
+int cmd_approvals(int argc, char **argv);
+void help_approvals(FILE *out);
 void help_audit(FILE *out);
 int cmd_keys(int argc, char **argv);
 void help_keys(FILE *out);

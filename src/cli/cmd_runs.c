@@ -337,6 +337,11 @@ static void print_run(const json_t *run)
 	if (json_is_object(err))
 		printf("error: %s in step %s: %s\n", jstr(err, "class", "?"), jstr(err, "step", "?"),
 		       jstr(err, "message", ""));
+	const json_t *a;
+	json_array_foreach(json_object_get(run, "approvals"), i, a) /* what it waits for, and how to decide */
+		if (strcmp(jstr(a, "status", ""), "pending") == 0)
+			printf("waits for approval %s (%s, step %s): sluice approvals show %s\n", jstr(a, "id", "?"),
+			       jstr(a, "kind", "?"), jstr(a, "step_id", "?"), jstr(a, "id", "?"));
 	const json_t *out = json_object_get(run, "output");
 	if (out && !json_is_null(out)) {
 		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY | SL_JSON_REAL);

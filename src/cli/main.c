@@ -30,6 +30,8 @@ static const struct cli_verb verbs[] = {
 	{"costs", "what model calls cost, by workflow, route, model or tenant, on a server", cmd_costs, help_costs},
 	{"sim", "run a vendor (helpdesk, crm, erp) or model API simulator with fault injection", cmd_sim, help_sim},
 	{"model", "models: list and try routes, train and measure the local models", cmd_model, help_model},
+	{"approvals", "list, show and decide approvals; export decisions for training, on a server", cmd_approvals,
+	 help_approvals},
 	{"audit", "verify the hash-chained audit log, print its head, list entries", cmd_audit, help_audit},
 	{"keys", "create, list and revoke API keys (on the store: the first needs none)", cmd_keys, help_keys},
 	{"pause", "kill switch: hold a workflow, connector or provider on a server", cmd_pause, help_pause},

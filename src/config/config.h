@@ -50,7 +50,7 @@ struct sl_loc {
 	int line, col;
 };
 
-enum sl_step_kind { SL_STEP_MAP, SL_STEP_CALL, SL_STEP_WAIT, SL_STEP_EMIT, SL_STEP_AI };
+enum sl_step_kind { SL_STEP_MAP, SL_STEP_CALL, SL_STEP_WAIT, SL_STEP_EMIT, SL_STEP_AI, SL_STEP_APPROVAL };
 const char *sl_step_kind_name(enum sl_step_kind k);
 
 enum sl_on_error {
@@ -120,6 +120,15 @@ struct sl_step {
 
 	/* ai */
 	struct sl_ai_step ai;
+
+	/* approval: a person decides (DESIGN.md §7) */
+	struct sl_approval_step {
+		json_t *reviewers;      /* array of principals / "role:NAME"; NULL: the workflow's */
+		json_t *escalate_to;    /* array, or NULL */
+		struct sl_expr *evidence; /* NULL: the run's input */
+		int64_t timeout_ms;     /* 0: waits for ever */
+		char *on_timeout;       /* "escalate", "reject", "approve"; NULL with no timeout */
+	} approval;
 };
 
 enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT };
@@ -143,6 +152,7 @@ struct sl_workflow {
 	char *description;
 	struct sl_trigger trigger;
 	struct sl_expr *output; /* optional `output:` jq over the context; NULL: last step's output */
+	json_t *reviewers;      /* who decides its approvals by default (array); NULL: ["role:operator"] */
 	struct sl_step *steps;
 	size_t nsteps;
 	/* `slo:` objectives; a value < 0 is not set */
@@ -244,5 +254,6 @@ extern const struct sl_conf_key sl_emit_keys[];
 extern const struct sl_conf_key sl_compensate_keys[];
 extern const struct sl_conf_key sl_slo_keys[];
 extern const struct sl_conf_key sl_ai_step_keys[];
+extern const struct sl_conf_key sl_approval_keys[];
 
 #endif

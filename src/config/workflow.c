@@ -26,6 +26,7 @@ const struct sl_conf_key sl_workflow_keys[] = {
 	{"input_contract", SL_CONF_STRING, false, "contract id (NAME@VERSION) the input must meet, when the trigger names none"},
 	{"output", SL_CONF_JQ, false, "jq over the run context giving the run's output; default: the last step's output"},
 	{"slo", SL_CONF_OBJECT, false, "service level objectives: p95_ms, max_error_rate, max_review_rate, max_cost_usd"},
+	{"reviewers", SL_CONF_ARRAY, false, "who decides this workflow's approvals and reviews by default: principals and role:NAME (default [role:operator])"},
 	{"steps", SL_CONF_ARRAY, true, "the steps, run in order; at least one"},
 	{NULL, 0, false, NULL},
 };
@@ -37,7 +38,7 @@ const struct sl_conf_key sl_step_keys[] = {
 	{"wait", SL_CONF_ANY, false, "kind wait: a duration (\"30s\"), {for: duration} or {until: jq time}"},
 	{"emit", SL_CONF_ANY, false, "kind emit: a topic, or {topic: NAME, payload: jq}"},
 	{"ai", SL_CONF_OBJECT, false, "kind ai: an AI task {task, route, input, prompt, labels, contract, min_confidence}"},
-	{"approval", SL_CONF_ANY, false, "kind approval: a human decision (not available yet)"},
+	{"approval", SL_CONF_OBJECT, false, "kind approval: a person decides {reviewers, evidence, timeout, on_timeout, escalate_to}"},
 	{"when", SL_CONF_JQ, false, "jq condition; when false or null the step is skipped"},
 	{"with", SL_CONF_JQ, false, "call: jq giving the action's input"},
 	{"idempotency_key", SL_CONF_JQ, false, "call: jq giving the Idempotency-Key; default RUN_ID:STEP_ID"},
@@ -110,6 +111,15 @@ const struct sl_conf_key sl_ai_step_keys[] = {
 	{NULL, 0, false, NULL},
 };
 
+const struct sl_conf_key sl_approval_keys[] = {
+	{"reviewers", SL_CONF_ARRAY, false, "who may decide: principals (alice) and roles (role:operator); default: the workflow's"},
+	{"evidence", SL_CONF_JQ, false, "jq giving what the reviewer sees and approves (the proposed value); default: the run's input"},
+	{"timeout", SL_CONF_DURATION, false, "how long to wait for a decision; default: for ever"},
+	{"on_timeout", SL_CONF_STRING, false, "escalate, reject or approve (with timeout; default reject)"},
+	{"escalate_to", SL_CONF_ARRAY, false, "on_timeout escalate: the group that decides next (a second timeout expires it)"},
+	{NULL, 0, false, NULL},
+};
+
 const struct sl_conf_key sl_slo_keys[] = {
 	{"p95_ms", SL_CONF_ANY, false, "95th percentile run latency, ms"},
 	{"max_error_rate", SL_CONF_ANY, false, "share of runs that may fail, 0..1"},
@@ -130,6 +140,7 @@ const char *sl_step_kind_name(enum sl_step_kind k)
 	case SL_STEP_WAIT: return "wait";
 	case SL_STEP_EMIT: return "emit";
 	case SL_STEP_AI: return "ai";
+	case SL_STEP_APPROVAL: return "approval";
 	}
 	return "unknown";
 }
@@ -435,16 +446,14 @@ static const char *step_kind(struct wfb *b, const json_t *sj, const char *ptr, c
 			continue;
 		char p[CONF_PTR_MAX];
 		conf_ptr(p, ptr, *k);
-		if (strcmp(*k, "approval") == 0)
-			conf_err_key(b->cf, p, "step kind '%s' is not available yet", *k);
-		else if (kind)
+		if (kind)
 			conf_err_key(b->cf, p, "step '%s' has two kinds, '%s' and '%s': give exactly one", label, kind, *k);
 		else
 			kind = *k;
 		any = true;
 	}
 	if (!any)
-		conf_err(b->cf, ptr, "step '%s' needs a kind: one of map, call, wait, emit, ai", label);
+		conf_err(b->cf, ptr, "step '%s' needs a kind: one of map, call, wait, emit, ai, approval", label);
 	return kind;
 }
 
@@ -772,6 +781,70 @@ static void step_id(struct wfb *b, struct sl_step *st, const json_t *sj, const c
 	}
 }
 
+/* A list of who may decide: principals ("alice") and roles ("role:NAME"). */
+static json_t *reviewer_list(struct wfb *b, const json_t *v, const char *ptr)
+{
+	if (!json_is_array(v))
+		return NULL; /* absent, or of the wrong type: reported with the keys */
+	size_t i;
+	const json_t *r;
+	json_array_foreach(v, i, r) {
+		const char *t = json_string_value(r);
+		if (!t || !*t || (strncmp(t, "role:", 5) == 0 && !t[5])) {
+			char p[CONF_PTR_MAX];
+			conf_ptr_index(p, ptr, i);
+			conf_err(b->cf, p, "a reviewer is a principal (alice) or a role (role:operator), not %s",
+				 t ? "an empty name" : conf_kind(r));
+			return NULL;
+		}
+	}
+	if (json_array_size(v) == 0) {
+		conf_err(b->cf, ptr, "reviewers must name at least one principal or role");
+		return NULL;
+	}
+	return json_copy((json_t *)v);
+}
+
+static void parse_approval(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
+			   const char *label)
+{
+	struct sl_approval_step *a = &st->approval;
+	if (!json_is_object(v))
+		return; /* reported with the step's keys */
+	conf_check_keys(b->cf, v, ptr, "approval", sl_approval_keys);
+	char p[CONF_PTR_MAX];
+	conf_ptr(p, ptr, "reviewers");
+	a->reviewers = reviewer_list(b, json_object_get(v, "reviewers"), p);
+	conf_ptr(p, ptr, "escalate_to");
+	a->escalate_to = reviewer_list(b, json_object_get(v, "escalate_to"), p);
+	const json_t *ev = json_object_get(v, "evidence");
+	if (ev) {
+		char what[NAME_MAX_LEN + 32];
+		snprintf(what, sizeof what, "step %s: approval evidence", label);
+		conf_ptr(p, ptr, "evidence");
+		a->evidence = jq_at(b, ev, p, what);
+		add_ref(b, a->evidence, i, false, p);
+	}
+	a->timeout_ms = conf_duration(json_object_get(v, "timeout"), 0);
+	const char *ot = conf_str(v, "on_timeout", NULL);
+	conf_ptr(p, ptr, "on_timeout");
+	static const char *const modes[] = {"escalate", "reject", "approve", NULL};
+	bool known = false;
+	for (const char *const *m = modes; ot && *m; m++)
+		known |= strcmp(*m, ot) == 0;
+	if (ot && !known) {
+		const char *best = sl_did_you_mean(ot, modes);
+		conf_err(b->cf, p, "unknown on_timeout '%s'%s%s%s; use escalate, reject or approve", ot,
+			 best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
+	} else if (ot && !a->timeout_ms) {
+		conf_err(b->cf, p, "on_timeout needs a timeout: (how long to wait for a decision)");
+	} else if (ot && strcmp(ot, "escalate") == 0 && !a->escalate_to) {
+		conf_err(b->cf, p, "on_timeout: escalate needs escalate_to: (the group that decides next)");
+	}
+	if (a->timeout_ms)
+		a->on_timeout = sl_strdup(ot ? ot : "reject");
+}
+
 /* Keys that belong to call steps only. */
 static void call_only(struct wfb *b, const json_t *sj, const char *ptr, const char *kind)
 {
@@ -806,6 +879,7 @@ static void parse_step(struct wfb *b, size_t i, const json_t *sj)
 		   : strcmp(kind, "wait") == 0 ? SL_STEP_WAIT
 		   : strcmp(kind, "emit") == 0 ? SL_STEP_EMIT
 		   : strcmp(kind, "ai") == 0   ? SL_STEP_AI
+		   : strcmp(kind, "approval") == 0 ? SL_STEP_APPROVAL
 					       : SL_STEP_MAP;
 	if (kind && st->kind != SL_STEP_CALL)
 		call_only(b, sj, ptr, kind);
@@ -838,6 +912,10 @@ static void parse_step(struct wfb *b, size_t i, const json_t *sj)
 	if (st->kind == SL_STEP_AI) {
 		conf_ptr(p, ptr, "ai");
 		parse_ai(b, st, i, json_object_get(sj, "ai"), p, label);
+	}
+	if (st->kind == SL_STEP_APPROVAL) {
+		conf_ptr(p, ptr, "approval");
+		parse_approval(b, st, i, json_object_get(sj, "approval"), p, label);
 	}
 	conf_ptr(p, ptr, "retry");
 	parse_retry(b, st, json_object_get(sj, "retry"), p);
@@ -1047,6 +1125,7 @@ struct sl_workflow *wf_build(const struct wf_env *env, struct conf_file *cf, con
 	parse_input_contract(&b, doc);
 	parse_slo(&b, json_object_get(doc, "slo"));
 	parse_steps(&b, json_object_get(doc, "steps"));
+	w->reviewers = reviewer_list(&b, json_object_get(doc, "reviewers"), "/reviewers");
 	const json_t *out = json_object_get(doc, "output");
 	if (out) {
 		w->output = jq_at(&b, out, "/output", "output");
@@ -1100,6 +1179,10 @@ static void step_free(struct sl_step *st)
 		free(a->labels[i]);
 	free(a->labels);
 	free(a->role);
+	json_decref(st->approval.reviewers);
+	json_decref(st->approval.escalate_to);
+	sl_expr_free(st->approval.evidence);
+	free(st->approval.on_timeout);
 }
 
 void sl_workflow_unref(struct sl_workflow *w)
@@ -1110,6 +1193,7 @@ void sl_workflow_unref(struct sl_workflow *w)
 		step_free(&w->steps[i]);
 	free(w->steps);
 	sl_expr_free(w->output);
+	json_decref(w->reviewers);
 	free(w->trigger.path);
 	free(w->trigger.event);
 	free(w->trigger.hmac_secret_ref);

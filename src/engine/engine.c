@@ -568,3 +568,151 @@ int sl_engine_cancel(struct sl_engine *e, const char *run_id, const struct sl_au
 		engine_notify_done(e);
 	return rc;
 }
+
+/* ---- approvals ---------------------------------------------------------------------------- */
+
+/* A classify (or route) edit may be the bare label; the step's output is
+ * {label, confidence}, and a person is sure. Returns a new reference. */
+static json_t *edit_normalize(const struct sl_step *st, const json_t *value)
+{
+	if (st && st->kind == SL_STEP_AI && st->ai.nlabels && json_is_string(value))
+		return json_pack("{s:O, s:f}", "label", value, "confidence", 1.0);
+	return json_incref((json_t *)value);
+}
+
+static int schema_check(const struct sl_schema *sc, const json_t *v, struct sl_err *err)
+{
+	if (!sc)
+		return 0;
+	struct sl_verrs ve = {0};
+	if (sl_schema_validate(sc, v, &ve))
+		return 0;
+	char *msg = sl_verrs_join(&ve);
+	sl_err_set(err, SL_EINVAL, SL_CLASS_CONTRACT, "the value does not match contract %s: %s",
+		   sl_schema_id(sc), msg);
+	free(msg);
+	sl_verrs_free(&ve);
+	return SL_EINVAL;
+}
+
+/* What an edited value must meet: the step's contract, an extract's
+ * contract, a classify step's labels. */
+static int edit_check(const struct sl_step *st, const json_t *v, struct sl_err *err)
+{
+	if (!st)
+		return 0;
+	if (schema_check(st->output_contract, v, err))
+		return SL_EINVAL;
+	if (st->kind != SL_STEP_AI)
+		return 0;
+	if (schema_check(st->ai.contract, v, err))
+		return SL_EINVAL;
+	if (!st->ai.nlabels)
+		return 0;
+	const char *label = json_string_value(json_object_get(v, "label"));
+	for (size_t i = 0; label && i < st->ai.nlabels; i++)
+		if (strcmp(st->ai.labels[i], label) == 0)
+			return 0;
+	return sl_err_set(err, SL_EINVAL, SL_CLASS_CONTRACT,
+			  "the value must be {\"label\": L} (or the bare label) with L one of the step's labels; got %s",
+			  label ? label : "no label");
+}
+
+/* The step an approval belongs to, in the definition its run started on. */
+static struct sl_workflow *approval_step(struct sl_engine *e, const json_t *doc, const struct sl_step **st,
+					 struct sl_err *err)
+{
+	*st = NULL;
+	struct sl_run r;
+	int rc = sl_store_run_load(e->store, json_string_value(json_object_get(doc, "run_id")), &r, err);
+	if (rc)
+		return NULL;
+	struct sl_workflow *w = engine_definition(e, r.digest, err);
+	sl_run_free(&r);
+	if (w)
+		*st = sl_workflow_step(w, json_string_value(json_object_get(doc, "step_id")));
+	return w;
+}
+
+int sl_engine_approval_decide(struct sl_engine *e, const char *approval_id, const char *decision,
+			      const char *reason, const json_t *value, const struct sl_audit_actor *actor, json_t **out,
+			      struct sl_err *err)
+{
+	if (out)
+		*out = NULL;
+	static const char *const verbs[] = {"approve", "reject", "edit"};
+	static const char *const statuses[] = {"approved", "rejected", "edited"};
+	int k = -1;
+	for (int i = 0; decision && i < 3; i++)
+		if (strcmp(decision, verbs[i]) == 0)
+			k = i;
+	if (k < 0)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "decision must be approve, reject or edit");
+	if (k > 0 && (!reason || !*reason))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "a %s needs a reason", verbs[k]);
+	if (k == 2 && !value)
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE, "an edit needs the edited value");
+	json_t *doc = NULL;
+	int rc = sl_store_approval_get(e->store, approval_id, &doc, err);
+	if (rc)
+		return rc;
+	const char *st_now = json_string_value(json_object_get(doc, "status"));
+	if (!st_now || strcmp(st_now, "pending") != 0) {
+		sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "approval %s was already decided (%s)", approval_id,
+			   st_now ? st_now : "?");
+		json_decref(doc);
+		return SL_EEXISTS;
+	}
+	const struct sl_step *st = NULL;
+	struct sl_workflow *w = NULL;
+	json_t *final = NULL;
+	if (k == 2) {
+		w = approval_step(e, doc, &st, err);
+		final = edit_normalize(st, value);
+		const char *kind = json_string_value(json_object_get(doc, "kind"));
+		/* a gated call's edit is the action's input: its connector checks it */
+		bool output_kind = kind && (strcmp(kind, "review") == 0 || strcmp(kind, "approval") == 0);
+		rc = !w ? err->code : output_kind ? edit_check(st, final, err) : 0;
+	} else if (k == 0) {
+		final = json_incref(json_object_get(doc, "proposed"));
+		/* an ai answer that was invalid is not made valid by a yes: edit it */
+		const char *kind = json_string_value(json_object_get(doc, "kind"));
+		if (kind && strcmp(kind, "review") == 0) {
+			w = approval_step(e, doc, &st, err);
+			rc = !w ? err->code : edit_check(st, final, err);
+			if (rc == SL_EINVAL)
+				sl_err_prefix(err, "the proposal cannot be approved as it is (edit it)");
+		}
+	} else {
+		final = json_null();
+	}
+	const char *by = actor && actor->id ? actor->id : "anonymous";
+	json_t *dec = NULL, *audit = NULL;
+	if (!rc) {
+		dec = json_pack("{s:s, s:O, s:s, s:s?, s:I}", "decision", statuses[k], "final", final, "by", by, "reason",
+				reason, "at", (json_int_t)sl_now_ms());
+		json_t *detail = json_pack("{s:s, s:O, s:s?}", "decision", statuses[k], "kind", json_object_get(doc, "kind"),
+					   "reason", reason);
+		struct sl_audit_entry ae = {
+			.actor = actor ? *actor : (struct sl_audit_actor){SL_ACTOR_USER, "anonymous"},
+			.action = "approval.decide",
+			.target = {"approval", approval_id},
+			.step_id = json_string_value(json_object_get(doc, "step_id")),
+			.approval_id = approval_id,
+			.detail = detail,
+		};
+		audit = operator_entry(e, &ae, json_string_value(json_object_get(doc, "run_id")));
+		json_decref(detail);
+		/* the decision, the run queued again and the entry in one transaction */
+		rc = sl_store_approval_decide(e->store, approval_id, statuses[k], dec, audit, out, err);
+	}
+	json_decref(dec);
+	json_decref(audit);
+	json_decref(final);
+	json_decref(doc);
+	if (w)
+		sl_workflow_unref(w);
+	if (!rc)
+		engine_wake(e);
+	return rc;
+}

@@ -81,6 +81,19 @@ int sl_engine_cancel(struct sl_engine *e, const char *run_id, const struct sl_au
  * ms) and a PostgreSQL NOTIFY. *changed (may be NULL): whether it changed. */
 int sl_engine_pause(struct sl_engine *e, const char *kind, const char *name, bool paused,
 		    const struct sl_audit_actor *actor, const char *tenant, bool *changed, struct sl_err *err);
+/* A person decides a pending approval (DESIGN.md §7): decision is
+ * "approve", "reject" or "edit"; reason is required for reject and edit;
+ * value (borrowed) is the edited value, checked BEFORE the decision is
+ * taken against what the step's output must meet (its contract:, an
+ * extract's contract, a classify step's labels; a classify edit may be
+ * the bare label "bug"): an invalid edit is SL_EINVAL class contract and
+ * nothing changes. The decision, the run queued again at the same step and
+ * an approval.decide audit entry land in one transaction; SL_EEXISTS when
+ * it was already decided, SL_ENOTFOUND. *out (may be NULL) gets the
+ * approval's document. Wakes the workers. */
+int sl_engine_approval_decide(struct sl_engine *e, const char *approval_id, const char *decision,
+			      const char *reason, const json_t *value, const struct sl_audit_actor *actor, json_t **out,
+			      struct sl_err *err);
 /* The project and store the engine runs on (borrowed). */
 struct sl_project *sl_engine_project(struct sl_engine *e);
 struct sl_store *sl_engine_store(struct sl_engine *e);

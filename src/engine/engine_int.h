@@ -78,7 +78,52 @@ struct outcome {
 	size_t nspawn;
 	bool ends_run; /* the run reaches a terminal status (or parks for review) with this commit */
 	const char *kind; /* the step's kind ("call"), for metrics; NULL when no step ran */
+
+	/* approvals (park_for_approval, and a decision read back) */
+	struct sl_approval_new apr;     /* o->c.approval points here when parking */
+	struct sl_approval_set apr_set; /* o->c.approval_set: a timeout */
+	char apr_id[SL_ID_MAX], apr_consumed[SL_ID_MAX];
+	json_t *apr_hold;               /* keeps what apr and apr_set point to */
+	char *apr_kind;                 /* for metrics: the approval's kind ... */
+	const char *apr_decision;       /* ... the decision the step read (static string) ... */
+	double apr_wait_s;              /* ... and how long the run waited for it */
+	bool apr_escalated;             /* a timeout escalated it */
+	bool approved;                  /* this execution runs on an approved or edited decision */
+	json_t *apr_final;              /* an edited decision on a gated call: the action's input */
 };
+
+/* What a gate asks a person to decide (DESIGN.md §7). Every gate parks the
+ * same way: an ai step's unsure answer ("review"), an approval step
+ * ("approval"), a call held by a policy rule ("policy") or by an AI step's
+ * autonomy level ("autonomy"). Borrowed by park_for_approval. */
+struct approval_request {
+	const char *kind;
+	json_t *proposed;  /* the value a decision approves or edits */
+	json_t *evidence;  /* what the reviewer sees: source, rationale, confidence, policy checks */
+	const char *reason;
+	json_t *reviewers; /* may be NULL: the step's or workflow's */
+	/* optional (zero: none) */
+	json_t *input;           /* what the step read (the export's input) */
+	int64_t timeout_ms;      /* 0: waits for ever */
+	const char *on_timeout;  /* "escalate", "reject", "approve" */
+	json_t *escalate_to;
+};
+/* Parks the run on a new approval, created in this outcome's commit (so a
+ * crash never leaves a parked run without its approval): the step's status
+ * is review, the run's too; with a timeout the run's task is the timer.
+ * A decision re-queues the run at the SAME step, which runs again with
+ * s->run.context["_approvals"][step id] = {"id", "decision":
+ * "approved"|"edited"|"rejected"|"expired", "final", "by", "reason", ...};
+ * approval_decision() below reads it. attempts: the step's attempt count;
+ * started: when the step started (ms). */
+void park_for_approval(struct slot *s, struct outcome *o, const struct sl_step *st,
+		       const struct approval_request *req, int attempts, int64_t started);
+/* The decision a person (or a timeout) made on the step's approval, or
+ * NULL. A gate that finds one must not park again: approved / edited mean
+ * go on (with "final"), rejected / expired mean fail with class policy.
+ * approval_consume marks it read in this outcome's commit. */
+const json_t *approval_decision(const struct slot *s, const struct sl_step *st);
+void approval_consume(struct slot *s, struct outcome *o, const struct sl_step *st, const json_t *decision);
 
 void *engine_worker_main(void *arg);
 void engine_wake(struct sl_engine *e);

@@ -27,6 +27,9 @@ void outcome_free(struct outcome *o)
 	json_decref(o->ai_calls);
 	json_decref(o->audit);
 	json_decref(o->spawn_audit);
+	json_decref(o->apr_hold);
+	json_decref(o->apr_final);
+	free(o->apr_kind);
 	free(o->att_step_id);
 	free(o->att_error);
 	free(o->dlq_error);
@@ -544,6 +547,22 @@ static void audit_ai(struct outcome *o, const struct slot *s, const struct sl_st
 	json_decref(detail);
 }
 
+/* What a review proposes: the answer, or when no answer was valid the
+ * last model's (so the reviewer edits what the model said). */
+static json_t *review_proposal(const struct sl_ai_result *res)
+{
+	if (!json_object_get(res->output, "error"))
+		return json_incref(res->output);
+	size_t n = json_array_size(res->calls);
+	json_t *last = n ? json_object_get(json_array_get(res->calls, n - 1), "output") : NULL;
+	if (json_is_string(last)) {
+		json_t *j = json_loads(json_string_value(last), JSON_DECODE_ANY, NULL);
+		if (j)
+			return j;
+	}
+	return json_incref(last ? last : res->output);
+}
+
 /* Runs an ai step through its route. *review: the answer waits for a
  * person (out is then the proposal). The calls made are kept in o either
  * way: they cost money even when the step fails. */
@@ -587,7 +606,6 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 	int rc = sl_ai_run(sl_engine_project(e)->ai, &rq, &res, err);
 	json_decref(pii);
 	free(prompt);
-	free(text);
 	if (json_array_size(res.calls)) {
 		o->ai_calls = json_incref(res.calls);
 		o->c.ai_calls = o->ai_calls;
@@ -597,35 +615,285 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 	if (rc) {
 		*evidence = json_pack("{s:s, s:O}", "route", a->route, "calls", res.calls);
 		sl_ai_result_free(&res);
+		free(text);
 		return rc;
 	}
-	if (res.review) {
+	if (res.review) { /* the approval's evidence: what was read, proposed, and why it waits */
 		*review = true;
-		*out = json_pack("{s:O, s:s, s:o}", "proposed", res.output, "reason", res.review_reason, "confidence",
-				 res.confidence >= 0 ? json_real(res.confidence) : json_null());
+		*out = json_pack("{s:o, s:s, s:o, s:s, s:s, s:s}", "proposed", review_proposal(&res), "reason", res.review_reason,
+				 "confidence", res.confidence >= 0 ? json_real(res.confidence) : json_null(), "source",
+				 text, "model", res.model, "route", a->route ? a->route : "");
 	} else {
 		*out = json_incref(res.output);
 	}
+	free(text);
 	sl_ai_result_free(&res);
 	return 0;
 }
 
-/* The run parks: the step's proposal waits for a person (approvals decide
- * it; until then it is visible in the run as status review). */
-static void park_for_review(struct slot *s, struct outcome *o, const struct sl_step *st, json_t *proposal,
-			    int64_t started, int64_t dur)
+/* ---- approvals: one way to park, one way to resume ------------------------------------- */
+
+/* Who decides: the request's, the approval step's, the workflow's, or
+ * operators. Returns a new reference. */
+static json_t *reviewers_of(const struct slot *s, const struct sl_step *st, const struct approval_request *req)
 {
-	int attempts = s->run.attempt + 1;
-	record_attempt(o, st->id, attempts, started, dur, "review", NULL);
-	o->step_output = proposal;
+	if (json_array_size(req->reviewers))
+		return json_incref(req->reviewers);
+	if (st->kind == SL_STEP_APPROVAL && st->approval.reviewers)
+		return json_incref(st->approval.reviewers);
+	if (s->wf->reviewers)
+		return json_incref(s->wf->reviewers);
+	return json_pack("[s]", "role:operator");
+}
+
+static json_t *approval_entry(const struct slot *s, const struct sl_step *st)
+{
+	return json_object_get(json_object_get(s->run.context, "_approvals"), st->id);
+}
+
+void park_for_approval(struct slot *s, struct outcome *o, const struct sl_step *st,
+		       const struct approval_request *req, int attempts, int64_t started)
+{
+	int64_t now = sl_now_ms();
+	sl_id_new("apr_", o->apr_id);
+	json_t *reviewers = reviewers_of(s, st, req);
+	json_t *proposed = req->proposed ? json_incref(req->proposed) : json_null();
+	json_t *evidence = req->evidence ? json_incref(req->evidence) : json_object();
+	o->apr_hold = json_pack("{s:o, s:o, s:o, s:O?, s:O?}", "reviewers", reviewers, "proposed", proposed,
+				"evidence", evidence, "input", req->input, "escalate_to", req->escalate_to);
+	struct sl_approval_new *a = &o->apr;
+	a->id = o->apr_id;
+	a->step_id = st->id;
+	a->kind = req->kind ? req->kind : "approval";
+	a->reviewers = reviewers;
+	a->escalate_to = req->escalate_to;
+	a->timeout_ms = req->timeout_ms;
+	a->due_at = req->timeout_ms > 0 ? now + req->timeout_ms : 0;
+	a->on_timeout = req->timeout_ms > 0 ? (req->on_timeout ? req->on_timeout : "reject") : NULL;
+	a->input = req->input;
+	a->evidence = evidence;
+	a->proposed = proposed;
+	a->reason = req->reason;
+	o->c.approval = a;
+	o->apr_kind = sl_strdup(a->kind);
+
+	record_attempt(o, st->id, attempts, started, now - started, "review", NULL);
+	o->step_output = json_pack("{s:s, s:s, s:O, s:s?}", "approval_id", o->apr_id, "kind", a->kind, "proposed",
+				   proposed, "reason", req->reason);
+	json_t *conf = json_object_get(evidence, "confidence");
+	if (conf)
+		json_object_set(o->step_output, "confidence", conf);
 	record_step(o, st, SL_STEP_ST_REVIEW, attempts, started);
 	json_object_set_new(s->run.step_status, st->id, json_string("review"));
 	o->c.status = SL_RUN_REVIEW;
-	o->c.next = SL_TASK_DONE;
+	o->c.attempt_no = attempts - 1; /* the decision's pass is the same attempt */
+	if (a->due_at) { /* the run's task is the approval's timer */
+		o->c.next = SL_TASK_RESCHEDULE;
+		o->c.due_at = a->due_at;
+	} else {
+		o->c.next = SL_TASK_DONE;
+	}
 	o->ends_run = true; /* settled for whoever waits on it */
-	sl_log(SL_LOG_INFO, "engine", "step waits for review", "run_id", s->run.id, "workflow", s->run.workflow, "step",
-	       st->id, "reason", json_string_value(json_object_get(proposal, "reason")), "correlation_id",
-	       s->run.correlation_id, NULL);
+
+	json_t *detail = json_pack("{s:s, s:O, s:s?}", "kind", a->kind, "reviewers", reviewers, "reason", req->reason);
+	if (a->due_at)
+		json_object_set_new(detail, "due_at", json_integer(a->due_at));
+	struct sl_audit_entry ae = step_entry(s, st, "approval.request");
+	ae.approval_id = o->apr_id;
+	ae.target.kind = "approval";
+	ae.target.id = o->apr_id;
+	ae.detail = detail;
+	outcome_audit(o, sl_audit_entry_json(&ae));
+	json_decref(detail);
+	sl_log(SL_LOG_INFO, "engine", "step waits for a decision", "run_id", s->run.id, "workflow", s->run.workflow,
+	       "step", st->id, "approval_id", o->apr_id, "kind", a->kind, "reason", req->reason ? req->reason : "",
+	       "correlation_id", s->run.correlation_id, NULL);
+}
+
+const json_t *approval_decision(const struct slot *s, const struct sl_step *st)
+{
+	const json_t *e = approval_entry(s, st);
+	return json_is_string(json_object_get(e, "decision")) ? e : NULL;
+}
+
+void approval_consume(struct slot *s, struct outcome *o, const struct sl_step *st, const json_t *decision)
+{
+	const char *id = json_string_value(json_object_get(decision, "id"));
+	const char *d = json_string_value(json_object_get(decision, "decision"));
+	/* marked consumed in the commit only once the step settles (see
+	 * step_execute): a gated call retried after a backoff reads it again */
+	snprintf(o->apr_consumed, sizeof o->apr_consumed, "%s", id ? id : "");
+	static const char *const names[] = {"approved", "edited", "rejected", "expired", NULL};
+	for (const char *const *n = names; d && *n; n++)
+		if (strcmp(*n, d) == 0)
+			o->apr_decision = *n;
+	free(o->apr_kind);
+	o->apr_kind = sl_strdup(json_string_value(json_object_get(decision, "kind")));
+	int64_t at = json_integer_value(json_object_get(decision, "at"));
+	int64_t created = json_integer_value(json_object_get(decision, "created_at"));
+	o->apr_wait_s = at > created && created > 0 ? (double)(at - created) / 1000.0 : 0;
+	o->approved = d && (strcmp(d, "approved") == 0 || strcmp(d, "edited") == 0);
+	/* engine-internal: gone from the context once read, so no later step,
+	 * template or output sees it */
+	json_t *all = json_object_get(s->run.context, "_approvals");
+	json_object_del(all, st->id);
+	if (json_object_size(all) == 0)
+		json_object_del(s->run.context, "_approvals");
+}
+
+/* The timer of a pending approval fired: escalate once, or decide as the
+ * step says. Returns the decision (a new reference) when there is one, NULL
+ * when the run stays parked (escalated, or woken early). */
+static json_t *approval_timeout(struct slot *s, struct outcome *o, const struct sl_step *st, const json_t *pending)
+{
+	int64_t now = sl_now_ms();
+	int64_t due = json_integer_value(json_object_get(pending, "due_at"));
+	const char *id = json_string_value(json_object_get(pending, "id"));
+	const char *mode = json_string_value(json_object_get(pending, "on_timeout"));
+	if (!due || !id || now < due) { /* early, or no timer: sleep on */
+		o->c.next = due ? SL_TASK_RESCHEDULE : SL_TASK_DONE;
+		o->c.due_at = due;
+		return NULL;
+	}
+	const json_t *group = json_object_get(pending, "escalate_to");
+	bool escalated = json_is_true(json_object_get(pending, "escalated"));
+	snprintf(o->apr_id, sizeof o->apr_id, "%s", id);
+	o->apr_set.id = o->apr_id;
+	if (mode && strcmp(mode, "escalate") == 0 && !escalated && json_array_size(group)) {
+		int64_t next = now + json_integer_value(json_object_get(pending, "timeout_ms"));
+		o->apr_hold = json_incref((json_t *)group);
+		o->apr_set.status = "pending";
+		o->apr_set.reviewers = o->apr_hold;
+		o->apr_set.due_at = next;
+		o->c.approval_set = &o->apr_set;
+		o->c.next = SL_TASK_RESCHEDULE;
+		o->c.due_at = next;
+		o->apr_escalated = true;
+		o->apr_kind = sl_strdup(json_string_value(json_object_get(pending, "kind")));
+		json_t *detail = json_pack("{s:O, s:O, s:I}", "from", json_object_get(pending, "reviewers"), "to", group,
+					   "due_at", (json_int_t)next);
+		struct sl_audit_entry ae = step_entry(s, st, "approval.escalate");
+		ae.approval_id = id;
+		ae.target.kind = "approval";
+		ae.target.id = id;
+		ae.detail = detail;
+		outcome_audit(o, sl_audit_entry_json(&ae));
+		json_decref(detail);
+		sl_log(SL_LOG_INFO, "engine", "approval escalated", "run_id", s->run.id, "step", st->id, "approval_id", id,
+		       NULL);
+		return NULL;
+	}
+	const char *decision = mode && strcmp(mode, "approve") == 0 ? "approved" : escalated ? "expired" : "rejected";
+	json_t *d = json_pack("{s:s, s:s, s:O, s:s, s:s, s:I, s:O, s:O}", "id", id, "decision", decision, "final",
+			      strcmp(decision, "approved") == 0 ? json_object_get(pending, "proposed") : json_null(),
+			      "by", "system:timeout", "reason", "no decision before the timeout", "at", (json_int_t)now,
+			      "created_at", json_object_get(pending, "created_at"), "kind", json_object_get(pending, "kind"));
+	o->apr_hold = json_pack("{s:s, s:O, s:s, s:s, s:I}", "decision", decision, "final", json_object_get(d, "final"),
+				"by", "system:timeout", "reason", "no decision before the timeout", "at", (json_int_t)now);
+	o->apr_set.status = decision;
+	o->apr_set.decision = o->apr_hold;
+	o->c.approval_set = &o->apr_set;
+	json_t *detail = json_pack("{s:s, s:s}", "decision", decision, "reason", "timeout");
+	struct sl_audit_entry ae = step_entry(s, st, "approval.decide");
+	ae.actor.id = "timeout";
+	ae.approval_id = id;
+	ae.target.kind = "approval";
+	ae.target.id = id;
+	ae.detail = detail;
+	outcome_audit(o, sl_audit_entry_json(&ae));
+	json_decref(detail);
+	return d;
+}
+
+static void fail_step(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+		      const struct sl_err *err_in, json_t *evidence /* taken */, int64_t started, int64_t dur);
+static void advance(struct slot *s, struct outcome *o, const struct sl_step *st, enum sl_step_status status,
+		    json_t *output /* taken */);
+static int check_output(const struct sl_step *st, const json_t *out, struct sl_err *err);
+
+/* A step runs again on its decision: a rejection fails it (class policy,
+ * then its on_error); an approval gives the output without calling anyone
+ * again. Returns true when it settled the step; false for a call step
+ * whose gate approved (the call runs now, see o->approved). */
+static bool approval_resume(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+			    const json_t *d, int64_t started)
+{
+	json_t *dec = json_incref((json_t *)d);
+	approval_consume(s, o, st, dec);
+	const char *what = json_string_value(json_object_get(dec, "decision"));
+	const char *by = json_string_value(json_object_get(dec, "by"));
+	const char *reason = json_string_value(json_object_get(dec, "reason"));
+	int attempts = s->run.attempt + 1;
+	if (!o->approved) {
+		struct sl_err err;
+		sl_err_clear(&err);
+		sl_err_set(&err, SL_ESTEP, SL_CLASS_POLICY, "%s by %s: %s",
+			   what && strcmp(what, "expired") == 0 ? "expired" : "rejected", by ? by : "?",
+			   reason ? reason : "");
+		json_decref(dec);
+		fail_step(e, s, o, st, &err, NULL, started, 0);
+		return true;
+	}
+	if (st->kind != SL_STEP_AI && st->kind != SL_STEP_APPROVAL) { /* a gated call: it runs now */
+		if (what && strcmp(what, "edited") == 0)
+			o->apr_final = json_incref(json_object_get(dec, "final"));
+		json_decref(dec);
+		return false;
+	}
+	json_t *out = st->kind == SL_STEP_AI ? json_incref(json_object_get(dec, "final"))
+					     : json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(dec, "id"),
+							 "decision", json_object_get(dec, "decision"), "final",
+							 json_object_get(dec, "final"), "by", json_object_get(dec, "by"),
+							 "reason", json_object_get(dec, "reason"), "at",
+							 json_object_get(dec, "at"));
+	json_decref(dec);
+	if (!out)
+		out = json_null();
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (st->kind == SL_STEP_AI && check_output(st, out, &err)) { /* checked when decided; the contract may have moved */
+		json_decref(out);
+		fail_step(e, s, o, st, &err, NULL, started, 0);
+		return true;
+	}
+	record_attempt(o, st->id, attempts, started, sl_now_ms() - started, "ok", NULL);
+	advance(s, o, st, SL_STEP_ST_COMPLETED, out);
+	record_step(o, st, SL_STEP_ST_COMPLETED, attempts, started);
+	return true;
+}
+
+/* An approval step's first pass: what the reviewer sees, then park. */
+static void exec_approval(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+			  int64_t started)
+{
+	const struct sl_approval_step *a = &st->approval;
+	json_t *evidence = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (a->evidence) {
+		if (sl_expr_eval(a->evidence, s->run.context, &evidence, &err)) {
+			fail_step(e, s, o, st, &err, NULL, started, 0);
+			return;
+		}
+	} else {
+		evidence = json_incref(s->run.input);
+	}
+	struct approval_request req = {
+		.kind = "approval",
+		.proposed = evidence,
+		.evidence = NULL,
+		.reason = "approval step",
+		.reviewers = a->reviewers,
+		.input = s->run.input,
+		.timeout_ms = a->timeout_ms,
+		.on_timeout = a->on_timeout,
+		.escalate_to = a->escalate_to,
+	};
+	json_t *ev = json_pack("{s:O}", "proposed_action", evidence);
+	req.evidence = ev;
+	park_for_approval(s, o, st, &req, s->run.attempt + 1, started);
+	json_decref(ev);
+	json_decref(evidence);
 }
 
 static int check_output(const struct sl_step *st, const json_t *out, struct sl_err *err)
@@ -656,6 +924,20 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	sl_err_clear(&err);
 	o->kind = sl_step_kind_name(st->kind);
 
+	const json_t *apr = approval_entry(s, st);
+	if (apr) { /* a decision came, or the approval's timer fired */
+		json_t *timed_out = NULL;
+		if (!json_is_string(json_object_get(apr, "decision"))) {
+			timed_out = approval_timeout(s, o, st, apr);
+			if (!timed_out)
+				return;
+			apr = timed_out;
+		}
+		bool settled = approval_resume(e, s, o, st, apr, started);
+		json_decref(timed_out);
+		if (settled)
+			return;
+	}
 	if (st->kind == SL_STEP_WAIT && s->run.wake_at) { /* a timer that fired */
 		exec_wait(s, o, st, started);
 		return;
@@ -680,8 +962,9 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	case SL_STEP_MAP:
 		rc = sl_expr_eval(st->map, s->run.context, &out, &err);
 		break;
-	case SL_STEP_CALL:
-		rc = exec_call(o, s, st, st->connector, st->action, st->with, NULL, NULL, &out, &evidence, &err);
+	case SL_STEP_CALL: /* an edited approval of the call replaces its input */
+		rc = exec_call(o, s, st, st->connector, st->action, o->apr_final ? NULL : st->with, o->apr_final, NULL,
+			       &out, &evidence, &err);
 		break;
 	case SL_STEP_EMIT:
 		rc = exec_emit(e, s, o, st, &out, &err);
@@ -692,10 +975,21 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	case SL_STEP_AI:
 		rc = exec_ai(e, s, o, st, &out, &evidence, &review, &err);
 		if (!rc && review) {
-			park_for_review(s, o, st, out, started, (sl_mono_us() - t0) / 1000);
+			struct approval_request req = {
+				.kind = "review",
+				.proposed = json_object_get(out, "proposed"),
+				.evidence = out,
+				.reason = json_string_value(json_object_get(out, "reason")),
+				.input = json_object_get(out, "source"),
+			};
+			park_for_approval(s, o, st, &req, s->run.attempt + 1, started);
+			json_decref(out);
 			return;
 		}
 		break;
+	case SL_STEP_APPROVAL:
+		exec_approval(e, s, o, st, started);
+		return;
 	}
 	if (!rc && check_output(st, out, &err))
 		rc = err.code;
@@ -785,6 +1079,9 @@ void step_execute(struct sl_engine *e, struct slot *s, struct outcome *o)
 		exec_compensate(e, s, o);
 	else
 		exec_forward(e, s, o);
+	bool retrying = o->c.status == SL_RUN_WAITING && o->c.next == SL_TASK_RESCHEDULE;
+	if (o->apr_consumed[0] && !retrying)
+		o->c.approval_consumed = o->apr_consumed;
 }
 
 void step_apply(struct slot *s, const struct outcome *o)

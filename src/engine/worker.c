@@ -170,6 +170,33 @@ static int commit_batch(struct sl_engine *e, struct outcome *outs, size_t n, int
 
 /* Folds one landed (or refused) outcome into its slot; returns whether the
  * worker keeps the run in hand. */
+/* Approval metrics: created with the park, decided when the step read
+ * the decision (a person's or a timeout's), escalated by a timeout. */
+static void count_approvals(const char *wf, const struct outcome *o)
+{
+	const char *kind = o->apr_kind ? o->apr_kind : "";
+	if (o->c.approval) {
+		const char *l[] = {wf, kind};
+		sl_metric_add(SL_M_APPROVALS_CREATED, l, 1);
+	}
+	if (o->apr_escalated) {
+		const char *l[] = {kind};
+		sl_metric_add(SL_M_APPROVAL_ESCALATIONS, l, 1);
+	}
+	if (!o->apr_decision || !o->c.approval_consumed) /* read, but the step is retried: counted when it settles */
+		return;
+	const char *d[] = {kind, o->apr_decision};
+	sl_metric_add(SL_M_APPROVALS_DECIDED, d, 1);
+	const char *w[] = {kind};
+	sl_metric_observe(SL_M_APPROVAL_WAIT, w, o->apr_wait_s);
+	if (strcmp(kind, "review") == 0) {
+		const char *r[] = {wf, strcmp(o->apr_decision, "approved") == 0 ? "accepted"
+				       : strcmp(o->apr_decision, "edited") == 0 ? "edited"
+										  : "rejected"};
+		sl_metric_add(SL_M_AI_REVIEWS, r, 1);
+	}
+}
+
 /* Metrics of a commit that landed: only what is durable is counted. */
 static void count_landed(const struct slot *s, const struct outcome *o)
 {
@@ -191,6 +218,7 @@ static void count_landed(const struct slot *s, const struct outcome *o)
 		const char *sp[] = {o->spawn[i].workflow, "event"}; /* not the topic: labels stay few */
 		sl_metric_add(SL_M_RUNS_STARTED, sp, 1);
 	}
+	count_approvals(wf, o);
 	if (o->ends_run) {
 		char version[16];
 		snprintf(version, sizeof version, "%d", s->run.version);

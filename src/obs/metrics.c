@@ -20,6 +20,9 @@ enum family_type { COUNTER, GAUGE, HISTOGRAM };
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 				 0.25,   0.5,   1,      2.5,   5,    10,    30,    60};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
+/* Seconds a person takes: from a minute to a week (approval waits). */
+static const double human_buckets[] = {1, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800};
+_Static_assert(sizeof human_buckets <= sizeof buckets, "a series has room for NBUCKETS");
 
 struct series {
 	uint64_t hash;
@@ -34,6 +37,8 @@ struct family {
 	enum family_type type;
 	char labels[SL_METRIC_LABELS_MAX][32];
 	int nlabels;
+	const double *le; /* histograms: the bucket bounds */
+	size_t nle;
 	pthread_mutex_t mu;
 	struct series *v;
 	size_t n, cap;
@@ -66,6 +71,9 @@ static void init_families(void)
 	for (size_t i = 0; i < SL_M__COUNT; i++) {
 		struct family *f = &families[i];
 		pthread_mutex_init(&f->mu, NULL);
+		bool human = i == SL_M_APPROVAL_WAIT;
+		f->le = human ? human_buckets : buckets;
+		f->nle = human ? SL_ARRAY_LEN(human_buckets) : NBUCKETS;
 		const char *p = f->label_spec;
 		while (*p && f->nlabels < SL_METRIC_LABELS_MAX) {
 			size_t n = strcspn(p, ",");
@@ -182,8 +190,8 @@ void sl_metric_observe(enum sl_metric m, const char *const *labels, double v)
 	if (s) {
 		s->value += v;
 		s->count++;
-		for (size_t i = 0; i < NBUCKETS; i++)
-			if (v <= buckets[i]) {
+		for (size_t i = 0; i < f->nle; i++)
+			if (v <= f->le[i]) {
 				s->bucket[i]++;
 				break;
 			}
@@ -287,10 +295,10 @@ static int by_key(const void *a, const void *b)
 static void render_histogram(struct sl_buf *b, const struct family *f, const struct series *s)
 {
 	uint64_t cum = 0;
-	for (size_t i = 0; i < NBUCKETS; i++) {
+	for (size_t i = 0; i < f->nle; i++) {
 		cum += s->bucket[i];
 		char le[32];
-		snprintf(le, sizeof le, "%g", buckets[i]);
+		snprintf(le, sizeof le, "%g", f->le[i]);
 		sl_buf_printf(b, "%s_bucket", f->name);
 		add_labels(b, f, s->key, le);
 		sl_buf_printf(b, " %llu\n", (unsigned long long)cum);

@@ -90,7 +90,18 @@
 	X(OTLP_DROPPED_RUNS, COUNTER, "sluice_otlp_runs_dropped_total",                                            \
 	  "Ended runs whose spans were not queued because the export queue was full", "")                         \
 	X(CONNECTOR_ERRORS, COUNTER, "sluice_connector_errors_total",                                              \
-	  "Failed calls through a connector, by the class of the last error", "connector")
+	  "Failed calls through a connector, by the class of the last error", "connector")                         \
+	X(APPROVALS_CREATED, COUNTER, "sluice_approvals_created_total",                                           \
+	  "Runs parked on a decision, by workflow and kind (review, approval, policy, autonomy)", "workflow,kind")  \
+	X(APPROVALS_DECIDED, COUNTER, "sluice_approvals_decided_total",                                           \
+	  "Decisions read back by the waiting step, by kind and decision (approved, edited, rejected, expired)",   \
+	  "kind,decision")                                                                                         \
+	X(APPROVAL_WAIT, HISTOGRAM, "sluice_approval_wait_seconds",                                               \
+	  "Time from an approval's creation to its decision, by kind", "kind")                                    \
+	X(APPROVAL_ESCALATIONS, COUNTER, "sluice_approval_escalations_total",                                     \
+	  "Approvals whose timeout moved them to the escalation group, by kind", "kind")                          \
+	X(AI_REVIEWS, COUNTER, "sluice_ai_review_decisions_total",                                                \
+	  "Reviews of AI answers by decision: accepted (approved), edited, rejected (or expired)", "workflow,decision")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,

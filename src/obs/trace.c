@@ -166,6 +166,36 @@ static void step_spans(struct tracer *t, const json_t *run, const json_t *step, 
 	}
 }
 
+/* The waits for a person's decision, under the step that asked. A pending
+ * one ends at the run's last update (the span grows until it is decided). */
+static void approval_spans(struct tracer *t, const json_t *run, int64_t run_end)
+{
+	const json_t *list = json_object_get(run, "approvals");
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *a = json_array_get(list, i);
+		const char *id = str(a, "id"), *step = str(a, "step_id");
+		if (!id || !step)
+			continue;
+		char path[300], parent[200], name[160];
+		snprintf(parent, sizeof parent, "step/%s", step);
+		snprintf(path, sizeof path, "%s/approval/%s", parent, id);
+		snprintf(name, sizeof name, "approval wait %s", str(a, "kind") ? str(a, "kind") : "?");
+		int64_t end = num(a, "decided_at") ? num(a, "decided_at") : run_end;
+		json_t *s = span_new(t, path, parent, name, KIND_INTERNAL, num(a, "created_at"), end);
+		json_t *at = json_object_get(s, "attributes");
+		attr(at, "sluice.approval.id", json_string(id));
+		attr(at, "sluice.approval.kind", json_incref(json_object_get(a, "kind")));
+		attr(at, "sluice.approval.status", json_incref(json_object_get(a, "status")));
+		const json_t *d = json_object_get(a, "decision");
+		if (json_is_object(d))
+			attr(at, "sluice.approval.decided_by", json_incref(json_object_get(d, "by")));
+		const char *st = str(a, "status");
+		bool bad = st && (strcmp(st, "rejected") == 0 || strcmp(st, "expired") == 0);
+		span_status(s, bad ? STATUS_ERROR : st && strcmp(st, "pending") == 0 ? STATUS_UNSET : STATUS_OK,
+			    bad ? st : NULL);
+	}
+}
+
 json_t *sl_trace_from_run(const json_t *run)
 {
 	const char *run_id = str(run, "id");
@@ -192,6 +222,7 @@ json_t *sl_trace_from_run(const json_t *run)
 	const json_t *steps = json_object_get(run, "steps");
 	for (size_t i = 0; i < json_array_size(steps); i++)
 		step_spans(&t, run, json_array_get(steps, i), end);
+	approval_spans(&t, run, end);
 	return json_pack("{s:[{s:{s:[{s:s, s:{s:s}}]}, s:[{s:{s:s, s:s}, s:o}]}]}", "resourceSpans", "resource",
 			 "attributes", "key", "service.name", "value", "stringValue", "sluice", "scopeSpans", "scope",
 			 "name", "sluice", "version", "0.1.0", "spans", t.spans);

@@ -27,6 +27,8 @@ void srv_console(struct sl_server *s, struct srv_req *r)
 		"<li><a href=\"/v1/runs\">/v1/runs</a>: runs, newest first (<code>sluice runs list</code>)</li>"
 		"<li><a href=\"/v1/workflows\">/v1/workflows</a>: the loaded workflows</li>"
 		"<li><a href=\"/v1/dlq\">/v1/dlq</a>: dead runs (<code>sluice dlq list</code>)</li>"
+		"<li><a href=\"/v1/approvals?status=pending\">/v1/approvals</a>: runs waiting for a decision "
+		"(<code>sluice approvals list</code>)</li>"
 		"<li><a href=\"/v1/openapi.json\">/v1/openapi.json</a>: the API, OpenAPI 3.1</li>"
 		"<li><a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a></li>"
 		"</ul></body></html>\n";

@@ -43,6 +43,10 @@ static const struct sl_server_route routes[] = {
 	{"DELETE", "/v1/pauses/{kind}/{name}"},
 	{"GET", "/v1/keys"},
 	{"POST", "/v1/keys/{id}/revoke"},
+	{"GET", "/v1/approvals"},
+	{"GET", "/v1/approvals/{id}"},
+	{"POST", "/v1/approvals/{id}/decision"},
+
 };
 
 static const srv_handler_fn handlers[] = {
@@ -50,6 +54,7 @@ static const srv_handler_fn handlers[] = {
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_audit_list, srv_webhook,
 	srv_chat_completions, srv_models, srv_costs,  srv_connectors, srv_run_trace,  srv_drift,
 	srv_slo,        srv_pauses_list, srv_pause_create, srv_pause_delete, srv_keys_list, srv_key_revoke,
+	srv_approvals_list, srv_approval_get, srv_approval_decide,
 };
 
 /* The role each route needs (docs/reference/api.md has the matrix). Public:
@@ -65,6 +70,7 @@ static const int route_roles[] = {
 	V, O, V, O, O, V, P,
 	O, V, V, V, V, V,
 	V, V, A, A, A, A,
+	V, V, O,
 };
 #undef V
 #undef O
@@ -128,6 +134,7 @@ static const char *problem_title(int status)
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
+	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -145,6 +152,7 @@ static const char *problem_slug(int status)
 	case 405: return "method-not-allowed";
 	case 409: return "conflict";
 	case 413: return "too-large";
+	case 422: return "unprocessable";
 	case 429: return "overloaded";
 	case 503: return "unavailable";
 	default: return "internal";

@@ -140,6 +140,12 @@ int srv_parse_time(struct srv_req *r, const char *name, int64_t *out);
 /* Who is acting for the audit log: a webhook (its idempotency scope names
  * it) or an API caller. */
 struct sl_audit_actor srv_actor(const struct srv_req *r, const char *webhook_scope);
+/* approvals.c. The principal a request acts for ("alice"): the auth
+ * middleware's; "anonymous" until it is wired. Decisions record it. */
+const char *srv_principal(const struct srv_req *r);
+void srv_approvals_list(struct sl_server *s, struct srv_req *r);
+void srv_approval_get(struct sl_server *s, struct srv_req *r);
+void srv_approval_decide(struct sl_server *s, struct srv_req *r);
 
 /* audit.c */
 void srv_audit_list(struct sl_server *s, struct srv_req *r);

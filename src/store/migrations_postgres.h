@@ -267,6 +267,35 @@ static const struct pg_migration pg_migrations[] = {
 	 " CLOSE cur;\n"
 	 "END\n"
 	 "$fn$;"},
+	/* Approvals (DESIGN.md §7): a run parked on a decision. Created in the
+	 * commit that parks the run; decided by a person (the API) or by its
+	 * timeout (the engine). consumed_at: the step read the decision, so a
+	 * replay of that step asks again instead of reusing it. */
+	{5, "approvals",
+	 "CREATE TABLE approvals ("
+	 " id TEXT COLLATE \"C\" PRIMARY KEY,"
+	 " run_id TEXT NOT NULL,"
+	 " step_id TEXT NOT NULL,"
+	 " tenant TEXT NOT NULL,"
+	 " workflow TEXT NOT NULL,"
+	 " kind TEXT NOT NULL,"
+	 " status TEXT NOT NULL,"
+	 " reviewers TEXT NOT NULL,"
+	 " escalate_to TEXT,"
+	 " escalated INTEGER NOT NULL DEFAULT 0,"
+	 " due_at BIGINT NOT NULL DEFAULT 0,"
+	 " timeout_ms BIGINT NOT NULL DEFAULT 0,"
+	 " on_timeout TEXT,"
+	 " input TEXT,"
+	 " evidence TEXT,"
+	 " proposed TEXT,"
+	 " reason TEXT,"
+	 " decision TEXT,"
+	 " created_at BIGINT NOT NULL,"
+	 " decided_at BIGINT NOT NULL DEFAULT 0,"
+	 " consumed_at BIGINT NOT NULL DEFAULT 0);"
+	 "CREATE INDEX approvals_run ON approvals(run_id, created_at);"
+	 "CREATE INDEX approvals_status ON approvals(status, created_at);"},
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

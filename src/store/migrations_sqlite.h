@@ -229,6 +229,35 @@ static const struct sq_migration sq_migrations[] = {
 	 "CREATE INDEX tasks_claim ON tasks(tenant, priority, due_at);"
 	 "ALTER TABLE tasks ADD COLUMN capped TEXT;"
 	 "CREATE INDEX tasks_capped ON tasks(capped, lease_until) WHERE capped IS NOT NULL;"},
+	/* Approvals (DESIGN.md §7): a run parked on a decision. Created in the
+	 * commit that parks the run; decided by a person (the API) or by its
+	 * timeout (the engine). consumed_at: the step read the decision, so a
+	 * replay of that step asks again instead of reusing it. */
+	{6, "approvals",
+	 "CREATE TABLE approvals ("
+	 " id TEXT PRIMARY KEY,"
+	 " run_id TEXT NOT NULL,"
+	 " step_id TEXT NOT NULL,"
+	 " tenant TEXT NOT NULL,"
+	 " workflow TEXT NOT NULL,"
+	 " kind TEXT NOT NULL,"
+	 " status TEXT NOT NULL,"
+	 " reviewers TEXT NOT NULL,"
+	 " escalate_to TEXT,"
+	 " escalated INTEGER NOT NULL DEFAULT 0,"
+	 " due_at INTEGER NOT NULL DEFAULT 0,"
+	 " timeout_ms INTEGER NOT NULL DEFAULT 0,"
+	 " on_timeout TEXT,"
+	 " input TEXT,"
+	 " evidence TEXT,"
+	 " proposed TEXT,"
+	 " reason TEXT,"
+	 " decision TEXT,"
+	 " created_at INTEGER NOT NULL,"
+	 " decided_at INTEGER NOT NULL DEFAULT 0,"
+	 " consumed_at INTEGER NOT NULL DEFAULT 0);"
+	 "CREATE INDEX approvals_run ON approvals(run_id, created_at);"
+	 "CREATE INDEX approvals_status ON approvals(status, created_at);"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

@@ -221,6 +221,31 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		      "WHERE parked = $1 AND lease_owner IS NULL")                                          \
 	X(TASK_PARK, "UPDATE tasks SET due_at = $3, lease_owner = NULL, lease_until = 0, parked = $4 "     \
 		     "WHERE run_id = $1 AND fence = $2")
+	X(NOTIFY, "SELECT pg_notify('" PG_CHANNEL "', '')")                                               \
+	/* approvals: as sqlite.c has them (tenant and workflow from the run) */                      \
+	X(APR_PUT, "INSERT INTO approvals(id, run_id, step_id, tenant, workflow, kind, status, reviewers, "  \
+		   "escalate_to, due_at, timeout_ms, on_timeout, input, evidence, proposed, reason, created_at) " \
+		   "SELECT $1::text, id, $3::text, tenant, workflow, $4::text, 'pending', $5::text, $6::text, " \
+		   "$7::bigint, $8::bigint, $9::text, $10::text, $11::text, $12::text, $13::text, $14::bigint " \
+		   "FROM runs WHERE id = $2")                                                                \
+	X(APR_SET, "UPDATE approvals SET status = $2, decision = $3, reviewers = COALESCE($4, reviewers), "  \
+		   "due_at = CASE WHEN $5::bigint > 0 THEN $5::bigint ELSE due_at END, "                    \
+		   "escalated = escalated + CASE WHEN $2 = 'pending' THEN 1 ELSE 0 END, "                   \
+		   "decided_at = CASE WHEN $2 = 'pending' THEN 0 ELSE $6::bigint END "                      \
+		   "WHERE id = $1 AND status = 'pending'")                                                   \
+	X(APR_CANCEL, "UPDATE approvals SET status = 'expired', decided_at = $2, decision = json_build_object(" \
+		      "'decision', 'expired', 'final', NULL, 'by', 'system:cancel', 'reason', "              \
+		      "'the run was cancelled', 'at', $2::bigint)::text WHERE run_id = $1 AND status = 'pending'") \
+	X(APR_CONSUME, "UPDATE approvals SET consumed_at = $2 WHERE id = $1")                               \
+	X(APR_LOAD, "SELECT " APR_COLS " FROM approvals WHERE run_id = $1 AND consumed_at = 0 "            \
+		    "ORDER BY created_at, id")                                                              \
+	X(APR_OF_RUN, "SELECT " APR_COLS " FROM approvals WHERE run_id = $1 ORDER BY created_at, id")       \
+	X(APR_GET, "SELECT " APR_COLS " FROM approvals WHERE id = $1")                                      \
+	X(APR_GET_LOCK, "SELECT " APR_COLS " FROM approvals WHERE id = $1 FOR UPDATE")                      \
+	X(APR_DECIDE, "UPDATE approvals SET status = $2, decision = $3, decided_at = $4 "                   \
+		      "WHERE id = $1 AND status = 'pending'")                                                \
+	X(RUN_RESUME, "UPDATE runs SET status = 'running', updated_at = $2 WHERE id = $1 AND status = 'review' " \
+		      "RETURNING task_fence, tenant, priority")
 
 enum pg_st {
 #define PG_ENUM(name, sql) PG_##name,
@@ -1266,6 +1291,29 @@ static bool step_in_context(int status)
 	       status == SL_STEP_ST_COMPENSATED;
 }
 
+static json_t *approval_row(const PGresult *r, int row)
+{
+	const char *v[APR__COUNT];
+	for (int i = 0; i < APR__COUNT; i++)
+		v[i] = r_text(r, row, i);
+	return sl_store__approval_doc(v);
+}
+
+/* The documents (*out: an owned array) of a one-parameter approval query. */
+static int approval_rows(struct pg_conn *c, enum pg_st id, const char *arg, json_t **out, struct sl_err *err)
+{
+	*out = json_array();
+	struct pp p = {0};
+	pp_text(&p, arg);
+	PGresult *r = q(c, id, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	for (int i = 0; i < PQntuples(r); i++)
+		json_array_append_new(*out, approval_row(r, i));
+	PQclear(r);
+	return 0;
+}
+
 struct load_arg {
 	const char *run_id;
 	struct sl_run *out;
@@ -1299,7 +1347,14 @@ static int load_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl
 			json_object_set_new(out->context, id, r_json(r, i, 2));
 	}
 	PQclear(r);
-	return 0;
+	json_t *docs = NULL;
+	rc = approval_rows(c, PG_APR_LOAD, a->run_id, &docs, err);
+	size_t k;
+	json_t *d;
+	json_array_foreach(docs, k, d)
+		sl_store__approval_ctx(out->context, d);
+	json_decref(docs);
+	return rc;
 }
 
 static int pg_run_load(struct sl_store *base, const char *run_id, struct sl_run *out, struct sl_err *err)
@@ -1446,6 +1501,48 @@ static int ai_calls_put(struct pg_conn *c, const struct sl_commit *m, int64_t no
 	return 0;
 }
 
+static int approval_put(struct pg_conn *c, const char *run_id, const struct sl_approval_new *a, int64_t now,
+			struct sl_err *err)
+{
+	struct pp p = {0};
+	pp_text(&p, a->id);
+	pp_text(&p, run_id);
+	pp_text(&p, a->step_id);
+	pp_text(&p, a->kind);
+	pp_json(&p, a->reviewers);
+	pp_json(&p, a->escalate_to);
+	pp_i64(&p, a->due_at);
+	pp_i64(&p, a->timeout_ms);
+	pp_text(&p, a->on_timeout);
+	pp_json(&p, a->input);
+	pp_json(&p, a->evidence);
+	pp_json(&p, a->proposed);
+	pp_text(&p, a->reason);
+	pp_i64(&p, now);
+	int64_t changed = 0;
+	int rc = q_run(c, PG_APR_PUT, &p, &changed, err);
+	if (!rc && !changed)
+		rc = sl_err_set(err, SL_ESTORE, SL_CLASS_NONE, "store: approval %s: no run %s", a->id, run_id);
+	return rc;
+}
+
+/* Lands only on a pending approval: a person who decided first wins. */
+static int approval_set(struct pg_conn *c, const struct sl_approval_set *a, int64_t now, struct sl_err *err)
+{
+	struct pp p = {0};
+	pp_text(&p, a->id);
+	pp_text(&p, a->status);
+	pp_json(&p, a->decision);
+	pp_json(&p, a->reviewers);
+	pp_i64(&p, a->due_at);
+	pp_i64(&p, now);
+	int64_t changed = 0;
+	int rc = q_run(c, PG_APR_SET, &p, &changed, err);
+	if (!rc && !changed)
+		rc = sl_err_set(err, SL_EFENCED, SL_CLASS_NONE, "store: approval %s is no longer pending", a->id);
+	return rc;
+}
+
 static int commit_one(struct pg_conn *c, const struct sl_commit *m, int64_t now, struct sl_err *err)
 {
 	int rc = task_advance(c, m, now, err);
@@ -1459,6 +1556,16 @@ static int commit_one(struct pg_conn *c, const struct sl_commit *m, int64_t now,
 		rc = dlq_put(c, m->run_id, m->dlq, now, err);
 	if (!rc && m->ai_calls)
 		rc = ai_calls_put(c, m, now, err);
+	if (!rc && m->approval)
+		rc = approval_put(c, m->run_id, m->approval, now, err);
+	if (!rc && m->approval_set)
+		rc = approval_set(c, m->approval_set, now, err);
+	if (!rc && m->approval_consumed) {
+		struct pp p = {0};
+		pp_text(&p, m->approval_consumed);
+		pp_i64(&p, now);
+		rc = q_run(c, PG_APR_CONSUME, &p, NULL, err);
+	}
 	for (size_t i = 0; !rc && i < m->nspawn; i++) {
 		char id[SL_ID_MAX];
 		bool existed;
@@ -1620,8 +1727,9 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
 	bool reschedule = false;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct sl_commit *m = &a->commits[i];
-		if (m->nspawn || sl_store__commit_check(m, NULL))
-			return 1; /* spawns look up idempotency records: statement by statement */
+		if (m->nspawn || m->approval || m->approval_set || m->approval_consumed ||
+		    sl_store__commit_check(m, NULL))
+			return 1; /* spawns look up idempotency records, approvals are rare: statement by statement */
 		reschedule |= m->next == SL_TASK_RESCHEDULE;
 	}
 	struct pipe pl;
@@ -1906,7 +2014,12 @@ static int get_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_
 		PQclear(r);
 	}
 	json_decref(byid);
-	return r ? 0 : SL_ESTORE;
+	if (!r)
+		return SL_ESTORE;
+	json_t *approvals = NULL;
+	int arc = approval_rows(c, PG_APR_OF_RUN, a->run_id, &approvals, err);
+	json_object_set_new(doc, "approvals", approvals);
+	return arc;
 }
 
 static int pg_run_get(struct sl_store *base, const char *run_id, json_t **out, struct sl_err *err)
@@ -2267,10 +2380,17 @@ static int cancel_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 		return SL_ESTORE;
 	int64_t fence = PQntuples(r) > 0 ? r_i64(r, 0, 0) : 0;
 	PQclear(r);
+	int64_t now = sl_now_ms();
 	pp_text(&p, run_id);
-	pp_i64(&p, sl_now_ms());
+	pp_i64(&p, now);
 	pp_i64(&p, fence);
-	return q_run(c, PG_RUN_CANCEL, &p, NULL, err);
+	rc = q_run(c, PG_RUN_CANCEL, &p, NULL, err);
+	if (rc)
+		return rc;
+	/* nobody is asked any more: its pending approvals expire */
+	pp_text(&p, run_id);
+	pp_i64(&p, now);
+	return q_run(c, PG_APR_CANCEL, &p, NULL, err);
 }
 
 static int pg_run_cancel(struct sl_store *base, const char *run_id, struct sl_err *err)
@@ -2748,6 +2868,140 @@ static int pg_task_park(struct sl_store *base, const struct sl_task *t, const ch
 	return parked ? 0 : sl_err_set(err, SL_EFENCED, SL_CLASS_NONE, "store: task of %s moved on", t->run_id);
 }
 
+/* ---- approvals ------------------------------------------------------------------------------- */
+
+struct apr_arg {
+	const char *id, *status;
+	const json_t *decision, *audit;
+	json_t *doc;
+};
+
+static int apr_get_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
+{
+	(void)s;
+	struct apr_arg *a = arg;
+	json_decref(a->doc);
+	a->doc = NULL;
+	json_t *docs = NULL;
+	int rc = approval_rows(c, PG_APR_GET, a->id, &docs, err);
+	if (!rc && json_array_size(docs) == 0)
+		rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no approval %s", a->id);
+	if (!rc)
+		a->doc = json_incref(json_array_get(docs, 0));
+	json_decref(docs);
+	return rc;
+}
+
+static int pg_approval_get(struct sl_store *base, const char *id, json_t **out, struct sl_err *err)
+{
+	struct apr_arg a = {.id = id};
+	int rc = pg_tx(pg(base), PG_READ, apr_get_body, &a, err);
+	if (rc) {
+		json_decref(a.doc);
+		return rc;
+	}
+	*out = a.doc;
+	return 0;
+}
+
+static int pg_approvals_list(struct sl_store *base, const struct sl_approval_filter *f, json_t **out,
+			     struct sl_err *err)
+{
+	size_t limit = sl_store__limit(f->limit);
+	struct sl_buf b;
+	struct pp p = {0};
+	sl_buf_init(&b, PG_QUERY_MAX);
+	sl_buf_adds(&b, "SELECT " APR_COLS " FROM approvals WHERE true");
+	if (f->status)
+		where_text(&b, &p, " AND status = $%d", f->status);
+	if (f->workflow)
+		where_text(&b, &p, " AND workflow = $%d", f->workflow);
+	if (f->run_id)
+		where_text(&b, &p, " AND run_id = $%d", f->run_id);
+	if (f->tenant)
+		where_text(&b, &p, " AND tenant = $%d", f->tenant);
+	if (f->since > 0)
+		where_i64(&b, &p, " AND decided_at >= $%d", f->since);
+	if (f->cursor)
+		where_text(&b, &p, " AND id < $%d", f->cursor);
+	where_i64(&b, &p, " ORDER BY id DESC LIMIT $%d", (int64_t)limit + 1);
+	int rc = b.err ? sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long")
+		       : list_page(pg(base), sl_buf_str(&b), &p, limit, approval_row, "approvals", out, err);
+	sl_buf_free(&b);
+	return rc;
+}
+
+/* The approval row is locked, so a timeout committed by a worker in
+ * another process waits for this decision (and is then refused). */
+static int apr_decide_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
+{
+	(void)s;
+	struct apr_arg *a = arg;
+	json_decref(a->doc);
+	a->doc = NULL;
+	json_t *docs = NULL;
+	int rc = approval_rows(c, PG_APR_GET_LOCK, a->id, &docs, err);
+	json_t *doc = json_array_get(docs, 0);
+	if (!rc && !doc)
+		rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no approval %s", a->id);
+	const char *st = json_string_value(json_object_get(doc, "status"));
+	if (!rc && (!st || strcmp(st, "pending") != 0))
+		rc = sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: approval %s was already decided (%s)", a->id,
+				st ? st : "?");
+	char run_id[SL_ID_MAX] = "";
+	sl_store__id_copy(run_id, json_string_value(json_object_get(doc, "run_id")));
+	json_decref(docs);
+	if (rc)
+		return rc;
+	int64_t now = sl_now_ms();
+	struct pp p = {0};
+	pp_text(&p, a->id);
+	pp_text(&p, a->status);
+	pp_json(&p, a->decision);
+	pp_i64(&p, now);
+	rc = q_run(c, PG_APR_DECIDE, &p, NULL, err);
+	if (rc)
+		return rc;
+	pp_text(&p, run_id);
+	pp_i64(&p, now);
+	PGresult *r = q(c, PG_RUN_RESUME, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: run %s no longer waits for this approval",
+				  run_id);
+	}
+	int64_t fence = r_i64(r, 0, 0), priority = r_i64(r, 0, 2);
+	char *tenant = r_strdup(r, 0, 1);
+	PQclear(r);
+	rc = task_put(c, run_id, now, fence, tenant ? tenant : "default", priority, err);
+	free(tenant);
+	c->notify = true;
+	if (rc)
+		return rc;
+	docs = NULL;
+	rc = approval_rows(c, PG_APR_GET, a->id, &docs, err);
+	if (!rc)
+		a->doc = json_incref(json_array_get(docs, 0));
+	json_decref(docs);
+	return rc;
+}
+
+/* PostgreSQL has no audit log yet (store.c passes audit as NULL). */
+static int pg_approval_decide(struct sl_store *base, const char *id, const char *status, const json_t *decision,
+			      const json_t *audit, json_t **out, struct sl_err *err)
+{
+	struct apr_arg a = {.id = id, .status = status, .decision = decision, .audit = audit};
+	int rc = pg_tx(pg(base), PG_WRITE, apr_decide_body, &a, err);
+	if (rc) {
+		json_decref(a.doc);
+		return rc;
+	}
+	*out = a.doc;
+	return 0;
+}
+
 const struct sl_store_ops sl_store_postgres_ops = {
 	.name = "postgres",
 	.open = pg_open,
@@ -2791,4 +3045,7 @@ const struct sl_store_ops sl_store_postgres_ops = {
 	.pause_list = pg_pause_list,
 	.task_park = pg_task_park,
 	.ai_costs_tenant = pg_ai_costs_tenant,
+	.approvals_list = pg_approvals_list,
+	.approval_get = pg_approval_get,
+	.approval_decide = pg_approval_decide,
 };

@@ -231,6 +231,30 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		      "WHERE parked = ?1 AND lease_owner IS NULL")                                          \
 	X(TASK_PARK, "UPDATE tasks SET due_at = ?3, lease_owner = NULL, lease_until = 0, parked = ?4 "     \
 		     "WHERE run_id = ?1 AND fence = ?2")
+			     "AND created_at >= ?2")                                                         \
+	/* tenant and workflow come from the run, like a dead letter's */                            \
+	X(APR_PUT, "INSERT INTO approvals(id, run_id, step_id, tenant, workflow, kind, status, reviewers, "  \
+		   "escalate_to, due_at, timeout_ms, on_timeout, input, evidence, proposed, reason, created_at) " \
+		   "SELECT ?1, id, ?3, tenant, workflow, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, " \
+		   "?14 FROM runs WHERE id = ?2")                                                            \
+	/* a timeout: an escalation (status stays pending) or a decision */                          \
+	X(APR_SET, "UPDATE approvals SET status = ?2, decision = ?3, reviewers = COALESCE(?4, reviewers), "  \
+		   "due_at = CASE WHEN ?5 > 0 THEN ?5 ELSE due_at END, "                                    \
+		   "escalated = escalated + (?2 = 'pending'), decided_at = CASE WHEN ?2 = 'pending' THEN 0 ELSE ?6 END " \
+		   "WHERE id = ?1 AND status = 'pending'")                                                   \
+	X(APR_CANCEL, "UPDATE approvals SET status = 'expired', decided_at = ?2, decision = json_object('decision', " \
+		      "'expired', 'final', NULL, 'by', 'system:cancel', 'reason', 'the run was cancelled', 'at', ?2) " \
+		      "WHERE run_id = ?1 AND status = 'pending'")                                           \
+	X(APR_CONSUME, "UPDATE approvals SET consumed_at = ?2 WHERE id = ?1")                               \
+	X(APR_LOAD, "SELECT " APR_COLS " FROM approvals WHERE run_id = ?1 AND consumed_at = 0 "            \
+		    "ORDER BY created_at, id")                                                              \
+	X(APR_OF_RUN, "SELECT " APR_COLS " FROM approvals WHERE run_id = ?1 ORDER BY created_at, id")       \
+	X(APR_GET, "SELECT " APR_COLS " FROM approvals WHERE id = ?1")                                      \
+	X(APR_DECIDE, "UPDATE approvals SET status = ?2, decision = ?3, decided_at = ?4 "                   \
+		      "WHERE id = ?1 AND status = 'pending'")                                                \
+	/* a decision puts the parked run back at its cursor */                                      \
+	X(RUN_RESUME, "UPDATE runs SET status = 'running', updated_at = ?2 WHERE id = ?1 AND status = 'review' " \
+		      "RETURNING task_fence, tenant, priority")
 
 enum sq_st {
 #define SQ_ENUM(name, sql) SQ_##name,
@@ -1430,6 +1454,11 @@ static int load_steps(struct sq_conn *c, struct sl_run *r, struct sl_err *err)
 	return ret;
 }
 
+static int approval_rows(struct sq_conn *c, enum sq_st id, const char *arg, void (*fn)(json_t *doc, void *ud),
+			 void *ud, struct sl_err *err);
+static void to_context(json_t *doc, void *ud);
+static void to_array(json_t *doc, void *ud);
+
 static int sq_run_load(struct sl_store *base, const char *run_id, struct sl_run *out, struct sl_err *err)
 {
 	struct sq_store *s = sq(base);
@@ -1445,6 +1474,8 @@ static int sq_run_load(struct sl_store *base, const char *run_id, struct sl_run 
 		out->step_status = json_object();
 		json_object_set(out->context, "input", out->input);
 		rc = load_steps(c, out, err);
+		if (!rc)
+			rc = approval_rows(c, SQ_APR_LOAD, run_id, to_context, out->context, err);
 	}
 	rd_end(s, c);
 	if (rc)
@@ -1566,6 +1597,52 @@ static int ai_calls_put(struct sq_conn *c, const char *run_id, const char *step_
 	return 0;
 }
 
+/* ---- approvals in a commit ---- */
+
+static int exec_ti(struct sq_conn *c, enum sq_st id, const char *t, int64_t i, int nparams, struct sl_err *err);
+
+static int approval_put(struct sq_conn *c, const char *run_id, const struct sl_approval_new *a, int64_t now,
+			struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, SQ_APR_PUT, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, a->id) | b_text(st, 2, run_id) | b_text(st, 3, a->step_id) | b_text(st, 4, a->kind) |
+		b_json(st, 5, a->reviewers) | b_json(st, 6, a->escalate_to) | b_i64(st, 7, a->due_at) |
+		b_i64(st, 8, a->timeout_ms) | b_text(st, 9, a->on_timeout) | b_json(st, 10, a->input) |
+		b_json(st, 11, a->evidence) | b_json(st, 12, a->proposed) | b_text(st, 13, a->reason) |
+		b_i64(st, 14, now);
+	if (b) {
+		st_done(st);
+		return bind_err(b, err, "approval");
+	}
+	int64_t changed = 0;
+	int rc = x_run(c, st, &changed, err, "approval");
+	if (!rc && !changed)
+		rc = sl_err_set(err, SL_ESTORE, SL_CLASS_NONE, "store: approval %s: no run %s", a->id, run_id);
+	return rc;
+}
+
+/* A change the engine makes (a timeout) lands only on a pending approval:
+ * a person who decided first wins, and this commit is refused. */
+static int approval_set(struct sq_conn *c, const struct sl_approval_set *a, int64_t now, struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, SQ_APR_SET, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, a->id) | b_text(st, 2, a->status) | b_json(st, 3, a->decision) |
+		b_json(st, 4, a->reviewers) | b_i64(st, 5, a->due_at) | b_i64(st, 6, now);
+	if (b) {
+		st_done(st);
+		return bind_err(b, err, "approval");
+	}
+	int64_t changed = 0;
+	int rc = x_run(c, st, &changed, err, "approval");
+	if (!rc && !changed)
+		rc = sl_err_set(err, SL_EFENCED, SL_CLASS_NONE, "store: approval %s is no longer pending", a->id);
+	return rc;
+}
+
 /* One commit of a batch, inside its savepoint. The fence is checked first
  * (by the task UPDATE itself), so a fenced commit costs one statement. */
 static int commit_one(struct sq_store *s, const struct sl_commit *m, int64_t now, struct sl_err *err)
@@ -1584,6 +1661,12 @@ static int commit_one(struct sq_store *s, const struct sl_commit *m, int64_t now
 		rc = ai_calls_put(c, m->run_id, m->ai_step_id ? m->ai_step_id : "", m->ai_calls, now, err);
 	if (!rc && m->audit)
 		rc = audit_put_all(c, m->audit, now, NULL, err);
+	if (!rc && m->approval)
+		rc = approval_put(c, m->run_id, m->approval, now, err);
+	if (!rc && m->approval_set)
+		rc = approval_set(c, m->approval_set, now, err);
+	if (!rc && m->approval_consumed)
+		rc = exec_ti(c, SQ_APR_CONSUME, m->approval_consumed, now, 2, err);
 	for (size_t i = 0; !rc && i < m->nspawn; i++) {
 		char id[SL_ID_MAX];
 		bool existed;
@@ -1822,6 +1905,10 @@ static int sq_run_get(struct sl_store *base, const char *run_id, json_t **out, s
 		if (!rc)
 			rc = doc_ai_calls(c, run_id, calls, err);
 		json_object_set_new(doc, "ai_calls", calls);
+		json_t *approvals = json_array();
+		if (!rc)
+			rc = approval_rows(c, SQ_APR_OF_RUN, run_id, to_array, approvals, err);
+		json_object_set_new(doc, "approvals", approvals);
 		json_decref(byid);
 	}
 	rd_end(s, c);
@@ -2109,12 +2196,15 @@ static int cancel_tx(struct sq_conn *c, const char *run_id, struct sl_err *err)
 	sqlite3_stmt *st = st_get(c, SQ_RUN_CANCEL, err);
 	if (!st)
 		return SL_ESTORE;
-	int b = b_text(st, 1, run_id) | b_i64(st, 2, sl_now_ms()) | b_i64(st, 3, fence);
+	int64_t now = sl_now_ms();
+	int b = b_text(st, 1, run_id) | b_i64(st, 2, now) | b_i64(st, 3, fence);
 	if (b) {
 		st_done(st);
 		return bind_err(b, err, "cancel");
 	}
-	return x_run(c, st, NULL, err, "cancel");
+	rc = x_run(c, st, NULL, err, "cancel");
+	/* nobody is asked any more: its pending approvals expire */
+	return rc ? rc : exec_ti(c, SQ_APR_CANCEL, run_id, now, 2, err);
 }
 
 static int sq_run_cancel_audited(struct sl_store *base, const char *run_id, const json_t *audit, struct sl_err *err)
@@ -2132,6 +2222,190 @@ static int sq_run_cancel_audited(struct sl_store *base, const char *run_id, cons
 static int sq_run_cancel(struct sl_store *base, const char *run_id, struct sl_err *err)
 {
 	return sq_run_cancel_audited(base, run_id, NULL, err);
+}
+
+/* ---- approvals ------------------------------------------------------------------------------- */
+
+static json_t *approval_row(sqlite3_stmt *st)
+{
+	const char *v[APR__COUNT];
+	for (int i = 0; i < APR__COUNT; i++)
+		v[i] = c_text(st, i);
+	return sl_store__approval_doc(v);
+}
+
+/* Runs a cached one-text-parameter approval query; fn gets each row's
+ * document (taken). */
+static int approval_rows(struct sq_conn *c, enum sq_st id, const char *arg, void (*fn)(json_t *doc, void *ud),
+			 void *ud, struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, id, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, arg);
+	if (b) {
+		st_done(st);
+		return bind_err(b, err, "approvals");
+	}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(approval_row(st), ud);
+	int ret = rc == SQLITE_DONE ? 0 : db_err(c, err, "approvals");
+	st_done(st);
+	return ret;
+}
+
+static void to_context(json_t *doc, void *ud)
+{
+	sl_store__approval_ctx(ud, doc);
+	json_decref(doc);
+}
+
+static void to_array(json_t *doc, void *ud)
+{
+	json_array_append_new(ud, doc);
+}
+
+static void to_one(json_t *doc, void *ud)
+{
+	json_t **one = ud;
+	json_decref(*one);
+	*one = doc;
+}
+
+static int sq_approval_get(struct sl_store *base, const char *id, json_t **out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_begin(s, err);
+	if (!c)
+		return SL_ESTORE;
+	json_t *doc = NULL;
+	int rc = approval_rows(c, SQ_APR_GET, id, to_one, &doc, err);
+	rd_end(s, c);
+	if (!rc && !doc)
+		rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no approval %s", id);
+	if (rc) {
+		json_decref(doc);
+		return rc;
+	}
+	*out = doc;
+	return 0;
+}
+
+/* The binds follow approvals_where's order. */
+static int approvals_bind(sqlite3_stmt *st, const void *filter, size_t limit)
+{
+	const struct sl_approval_filter *f = filter;
+	int k = 1, b = 0;
+	const char *texts[] = {f->status, f->workflow, f->run_id, f->tenant};
+	for (size_t i = 0; i < SL_ARRAY_LEN(texts); i++)
+		if (texts[i])
+			b |= b_text(st, k++, texts[i]);
+	if (f->since > 0)
+		b |= b_i64(st, k++, f->since);
+	if (f->cursor)
+		b |= b_text(st, k++, f->cursor);
+	return b | b_i64(st, k, (int64_t)limit + 1);
+}
+
+static int sq_approvals_list(struct sl_store *base, const struct sl_approval_filter *f, json_t **out,
+			     struct sl_err *err)
+{
+	size_t limit = sl_store__limit(f->limit);
+	struct sl_buf q;
+	sl_buf_init(&q, SQ_QUERY_MAX);
+	sl_buf_adds(&q, "SELECT " APR_COLS " FROM approvals WHERE 1");
+	if (f->status)
+		sl_buf_adds(&q, " AND status = ?");
+	if (f->workflow)
+		sl_buf_adds(&q, " AND workflow = ?");
+	if (f->run_id)
+		sl_buf_adds(&q, " AND run_id = ?");
+	if (f->tenant)
+		sl_buf_adds(&q, " AND tenant = ?");
+	if (f->since > 0)
+		sl_buf_adds(&q, " AND decided_at >= ?");
+	if (f->cursor)
+		sl_buf_adds(&q, " AND id < ?");
+	sl_buf_adds(&q, " ORDER BY id DESC LIMIT ?");
+	int rc = q.err ? sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long")
+		       : list_run(sq(base), sl_buf_str(&q), approvals_bind, f, limit, approval_row, "approvals", out,
+				  err);
+	sl_buf_free(&q);
+	return rc;
+}
+
+/* Puts the parked run back at its cursor: status running, a task due now
+ * whose fence moves past any the run's timer held. */
+static int run_resume(struct sq_conn *c, const char *run_id, int64_t now, struct sl_err *err)
+{
+	sqlite3_stmt *st = st_get(c, SQ_RUN_RESUME, err);
+	if (!st)
+		return SL_ESTORE;
+	int b = b_text(st, 1, run_id) | b_i64(st, 2, now);
+	int rc = b ? SQLITE_MISUSE : sqlite3_step(st);
+	int64_t fence = 0, priority = 0;
+	char *tenant = NULL;
+	int ret = 0;
+	if (rc == SQLITE_ROW) {
+		fence = sqlite3_column_int64(st, 0);
+		tenant = c_strdup(st, 1);
+		priority = sqlite3_column_int64(st, 2);
+	} else if (rc == SQLITE_DONE) {
+		ret = sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: run %s no longer waits for this approval",
+				 run_id);
+	} else {
+		ret = b ? bind_err(b, err, "resume") : db_err(c, err, "resume");
+	}
+	st_done(st);
+	if (!ret)
+		ret = task_put(c, run_id, now, fence, tenant ? tenant : "default", priority, err);
+	free(tenant);
+	return ret;
+}
+
+static int decide_tx(struct sq_conn *c, const char *id, const char *status, const json_t *decision,
+		     const json_t *audit, json_t **out, struct sl_err *err)
+{
+	json_t *doc = NULL;
+	int rc = approval_rows(c, SQ_APR_GET, id, to_one, &doc, err);
+	if (!rc && !doc)
+		rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no approval %s", id);
+	const char *now_status = json_string_value(json_object_get(doc, "status"));
+	if (!rc && (!now_status || strcmp(now_status, "pending") != 0))
+		rc = sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: approval %s was already decided (%s)", id,
+				now_status ? now_status : "?");
+	const char *run_id = json_string_value(json_object_get(doc, "run_id"));
+	int64_t now = sl_now_ms();
+	if (!rc) {
+		sqlite3_stmt *st = st_get(c, SQ_APR_DECIDE, err);
+		int b = st ? b_text(st, 1, id) | b_text(st, 2, status) | b_json(st, 3, decision) | b_i64(st, 4, now) : 0;
+		rc = !st ? SL_ESTORE : b ? (st_done(st), bind_err(b, err, "decision")) : x_run(c, st, NULL, err, "decision");
+	}
+	if (!rc)
+		rc = run_resume(c, run_id, now, err);
+	if (!rc && audit)
+		rc = audit_put(c, audit, run_id, now, NULL, err);
+	json_decref(doc);
+	doc = NULL;
+	if (!rc)
+		rc = approval_rows(c, SQ_APR_GET, id, to_one, &doc, err);
+	if (!rc)
+		*out = doc;
+	else
+		json_decref(doc);
+	return rc;
+}
+
+static int sq_approval_decide(struct sl_store *base, const char *id, const char *status, const json_t *decision,
+			      const json_t *audit, json_t **out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	rc = decide_tx(&s->w, id, status, decision, audit, out, err);
+	return wr_end(s, rc, err);
 }
 
 /* ---- dead letters ---------------------------------------------------------------------------- */
@@ -2912,4 +3186,7 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.pause_list = sq_pause_list,
 	.task_park = sq_task_park,
 	.ai_costs_tenant = sq_ai_costs_tenant,
+	.approvals_list = sq_approvals_list,
+	.approval_get = sq_approval_get,
+	.approval_decide = sq_approval_decide,
 };

@@ -161,6 +161,17 @@ int sl_store__commit_check(const struct sl_commit *c, struct sl_err *err)
 		if (rc)
 			return rc;
 	}
+	const struct sl_approval_new *a = c->approval;
+	if (a && (!id_ok(a->id) || !a->step_id || !*a->step_id || !a->kind || !*a->kind ||
+		  !json_is_array(a->reviewers)))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE,
+				  "store: commit for %s: an approval needs an id, step, kind and reviewers", c->run_id);
+	const struct sl_approval_set *as = c->approval_set;
+	if (as && (!id_ok(as->id) || !sl_store__approval_status_ok(as->status) ||
+		   (strcmp(as->status, "pending") != 0 && !json_is_object(as->decision))))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_NONE,
+				  "store: commit for %s: an approval change needs an id, a status and a decision",
+				  c->run_id);
 	return 0;
 }
 
@@ -1030,4 +1041,135 @@ int sl_store_ai_costs_tenant(struct sl_store *s, const char *group_by, int64_t s
 	*out = NULL;
 	SLOT(s, ai_costs_tenant);
 	return s->ops->ai_costs_tenant(s, group_by, since_ms, tenant, out, err);
+/* ---- approvals ------------------------------------------------------------------------------ */
+
+static const char *const approval_statuses[] = {"pending", "approved", "rejected", "edited", "expired", NULL};
+
+bool sl_store__approval_status_ok(const char *status)
+{
+	for (const char *const *p = approval_statuses; status && *p; p++)
+		if (strcmp(*p, status) == 0)
+			return true;
+	return false;
+}
+
+static json_t *col_json(const char *text)
+{
+	if (!text)
+		return json_null();
+	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+	return j ? j : json_null();
+}
+
+static json_t *col_str(const char *text)
+{
+	return text ? json_string(text) : json_null();
+}
+
+static json_t *col_time(const char *text)
+{
+	long long v = text ? strtoll(text, NULL, 10) : 0;
+	return v > 0 ? json_integer(v) : json_null();
+}
+
+json_t *sl_store__approval_doc(const char *const v[APR__COUNT])
+{
+	json_t *d = json_object();
+	static const struct {
+		int col;
+		const char *key;
+		char type; /* s string, j JSON, t time, i integer, b boolean */
+	} cols[] = {
+		{APR_ID, "id", 's'}, {APR_RUN, "run_id", 's'}, {APR_STEP, "step_id", 's'},
+		{APR_TENANT, "tenant", 's'}, {APR_WORKFLOW, "workflow", 's'}, {APR_KIND, "kind", 's'},
+		{APR_STATUS, "status", 's'}, {APR_REVIEWERS, "reviewers", 'j'}, {APR_ESCALATE_TO, "escalate_to", 'j'},
+		{APR_ESCALATED, "escalated", 'b'}, {APR_DUE_AT, "due_at", 't'}, {APR_TIMEOUT_MS, "timeout_ms", 'i'},
+		{APR_ON_TIMEOUT, "on_timeout", 's'}, {APR_INPUT, "input", 'j'}, {APR_EVIDENCE, "evidence", 'j'},
+		{APR_PROPOSED, "proposed", 'j'}, {APR_REASON, "reason", 's'}, {APR_DECISION, "decision", 'j'},
+		{APR_CREATED, "created_at", 't'}, {APR_DECIDED, "decided_at", 't'},
+	};
+	for (size_t i = 0; i < SL_ARRAY_LEN(cols); i++) {
+		const char *t = v[cols[i].col];
+		json_t *j;
+		switch (cols[i].type) {
+		case 's': j = col_str(t); break;
+		case 'j': j = col_json(t); break;
+		case 't': j = col_time(t); break;
+		case 'b': j = json_boolean(t && strtoll(t, NULL, 10) > 0); break;
+		default: j = json_integer(t ? strtoll(t, NULL, 10) : 0); break;
+		}
+		json_object_set_new(d, cols[i].key, j);
+	}
+	return d;
+}
+
+/* What a step needs of its approval when it runs again: the decision, or
+ * (pending: its timer fired) what to do on timeout. */
+void sl_store__approval_ctx(json_t *context, const json_t *doc)
+{
+	const char *step = json_string_value(json_object_get(doc, "step_id"));
+	if (!step || !json_is_object(context))
+		return;
+	json_t *all = json_object_get(context, "_approvals");
+	if (!json_is_object(all)) {
+		all = json_object();
+		json_object_set_new(context, "_approvals", all);
+	}
+	json_t *e = json_pack("{s:O, s:O, s:O}", "id", json_object_get(doc, "id"), "kind", json_object_get(doc, "kind"),
+			      "created_at", json_object_get(doc, "created_at"));
+	const json_t *dec = json_object_get(doc, "decision");
+	if (json_is_object(dec)) {
+		json_object_update(e, (json_t *)dec);
+	} else {
+		static const char *const keys[] = {"due_at", "on_timeout", "escalate_to", "escalated", "timeout_ms",
+						   "proposed", "reviewers", NULL};
+		json_object_set_new(e, "decision", json_null());
+		for (const char *const *k = keys; *k; k++)
+			json_object_set(e, *k, json_object_get(doc, *k));
+	}
+	json_object_set_new(all, step, e);
+}
+
+int sl_store_approvals_list(struct sl_store *s, const struct sl_approval_filter *f, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	struct sl_approval_filter any = {0};
+	if (!f)
+		f = &any;
+	NEED(!f->status || sl_store__approval_status_ok(f->status), "unknown approval status");
+	SLOT(s, approvals_list);
+	return s->ops->approvals_list(s, f, out, err);
+}
+
+int sl_store_approval_get(struct sl_store *s, const char *id, json_t **out, struct sl_err *err)
+{
+	NEED(s && out, "store and out are required");
+	*out = NULL;
+	if (!id_ok(id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no approval %.64s", id ? id : "");
+	SLOT(s, approval_get);
+	return s->ops->approval_get(s, id, out, err);
+}
+
+int sl_store_approval_decide(struct sl_store *s, const char *id, const char *status, const json_t *decision,
+			     const json_t *audit, json_t **out, struct sl_err *err)
+{
+	NEED(s, "store is required");
+	if (out)
+		*out = NULL;
+	NEED(status && strcmp(status, "pending") != 0 && sl_store__approval_status_ok(status),
+	     "a decision's status is approved, rejected, edited or expired");
+	NEED(json_is_object(decision), "a decision is an object");
+	NEED(!audit || sl_store__audit_entry_ok(audit), "an audit entry is an object with a non-empty \"action\"");
+	if (!id_ok(id))
+		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no approval %.64s", id ? id : "");
+	SLOT(s, approval_decide);
+	json_t *doc = NULL;
+	int rc = s->ops->approval_decide(s, id, status, decision, s->ops->audit_append ? audit : NULL, &doc, err);
+	if (!rc && out)
+		*out = doc;
+	else
+		json_decref(doc);
+	return rc;
 }

@@ -228,6 +228,36 @@ struct sl_dlq_new {
 	const char *error;      /* message */
 	const json_t *evidence; /* borrowed: the step's input, the last response, ... */
 };
+/* An approval created with the commit that parks its run (kind "review":
+ * an ai step's answer; "approval": an approval step; "policy", "autonomy":
+ * a call gated by a rule or by an AI step's autonomy level). The store
+ * takes tenant and workflow from the run. */
+struct sl_approval_new {
+	const char *id;            /* "apr_" + ULID, made by the caller (logs name it) */
+	const char *step_id;
+	const char *kind;
+	const json_t *reviewers;   /* array of principals ("alice") and roles ("role:operator") */
+	const json_t *escalate_to; /* array, or NULL: no escalation group */
+	int64_t due_at;            /* 0: no timeout */
+	int64_t timeout_ms;        /* the escalation's new due_at is now + this */
+	const char *on_timeout;    /* "escalate", "reject", "approve"; NULL when no timeout */
+	const json_t *input;       /* what the step read (the export's input); NULL: null */
+	const json_t *evidence;    /* {source, proposed_action, rationale, confidence, policy, ...} */
+	const json_t *proposed;    /* the value the decision approves or edits */
+	const char *reason;        /* why it waits ("low confidence", ...) */
+};
+/* A change the engine makes to a pending approval in a commit (a timeout):
+ * status "pending" with reviewers and due_at is an escalation; another
+ * status is a decision (decision holds {decision, final, by, reason, at}).
+ * The commit fails (SL_EFENCED) when the approval is no longer pending. */
+struct sl_approval_set {
+	const char *id;
+	const char *status;        /* "pending", "approved", "rejected", "expired" */
+	const json_t *decision;    /* NULL for an escalation */
+	const json_t *reviewers;   /* escalation: the new group */
+	int64_t due_at;            /* escalation: the new timeout */
+};
+
 struct sl_commit {
 	const char *run_id;
 	int64_t fence;
@@ -255,6 +285,12 @@ struct sl_commit {
 	 * describe this commit, appended in its transaction: they land, or
 	 * roll back, with it. May be NULL. */
 	const json_t *audit;
+	/* approvals (see sl_approval_new): created parked, changed by a
+	 * timeout, or consumed (the step read the decision: run_load no longer
+	 * shows it in context._approvals). Each may be NULL. */
+	const struct sl_approval_new *approval;
+	const struct sl_approval_set *approval_set;
+	const char *approval_consumed;
 };
 /* Applies the commits in ONE transaction (group commit: one fsync for all),
  * each in its own savepoint: a commit whose fence is stale is skipped
@@ -298,6 +334,39 @@ int sl_store_run_cancel(struct sl_store *s, const char *run_id, struct sl_err *e
  * appended in the same transaction: both land or neither. A store without
  * the atomic form cancels, then appends. */
 int sl_store_run_cancel_audited(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err);
+
+/* ---- approvals (DESIGN.md §7) ------------------------------------------------------
+ * An approval document: {"id", "run_id", "step_id", "tenant", "workflow",
+ * "kind", "status" (pending|approved|rejected|edited|expired), "reviewers",
+ * "escalate_to", "escalated", "due_at", "on_timeout", "input", "evidence",
+ * "proposed", "reason", "decision": {decision, final, by, reason, at} | null,
+ * "created_at", "decided_at"}.
+ * sl_store_run_load puts the approvals of a run that no step consumed yet
+ * into context["_approvals"][step_id]: a decided one as {"id", "decision",
+ * "final", "by", "reason", "at", "created_at", "kind"}, a pending one as
+ * {"id", "decision": null, "due_at", "on_timeout", "escalate_to",
+ * "escalated", "timeout_ms", "proposed", "kind", "created_at"}. */
+struct sl_approval_filter {
+	const char *status;   /* NULL: any */
+	const char *workflow; /* NULL: any */
+	const char *run_id;   /* NULL: any */
+	const char *tenant;   /* NULL: any */
+	int64_t since;        /* decided_at >= since when > 0 (export) */
+	const char *cursor;   /* NULL: from the newest */
+	size_t limit;         /* 0: 50 */
+};
+/* {"approvals": [documents, newest first], "next_cursor": ... | null} */
+int sl_store_approvals_list(struct sl_store *s, const struct sl_approval_filter *f, json_t **out, struct sl_err *err);
+int sl_store_approval_get(struct sl_store *s, const char *id, json_t **out, struct sl_err *err);
+/* A person's decision on a pending approval, in ONE transaction with its
+ * audit entry (borrowed, may be NULL; the store fills its run_id): the
+ * approval gets status and decision ({decision, final, by, reason, at}),
+ * the run is queued again at the same cursor (its task due now, the fence
+ * moved on so a worker holding its timer is fenced). SL_ENOTFOUND; SL_EEXISTS
+ * when it is no longer pending (a 409). *out (may be NULL) gets the
+ * updated document. */
+int sl_store_approval_decide(struct sl_store *s, const char *id, const char *status, const json_t *decision,
+			     const json_t *audit, json_t **out, struct sl_err *err);
 
 /* ---- dead letters ------------------------------------------------------------------- */
 struct sl_dlq_filter {

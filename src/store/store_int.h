@@ -126,6 +126,12 @@ struct sl_store_ops {
 	 * only. */
 	int (*ai_costs_tenant)(struct sl_store *s, const char *group_by, int64_t since_ms, const char *tenant,
 			       json_t **out, struct sl_err *err);
+	/* approvals (store.h); approval_decide gets a checked status and
+	 * decision, and an audit entry or NULL */
+	int (*approvals_list)(struct sl_store *s, const struct sl_approval_filter *f, json_t **out, struct sl_err *err);
+	int (*approval_get)(struct sl_store *s, const char *id, json_t **out, struct sl_err *err);
+	int (*approval_decide)(struct sl_store *s, const char *id, const char *status, const json_t *decision,
+			       const json_t *audit, json_t **out, struct sl_err *err);
 	/* New members are appended here. */
 };
 
@@ -186,5 +192,23 @@ size_t sl_store__fair_split(struct sl_fair_cand *c, size_t nc, size_t max, size_
 /* One group of sl_store_ai_costs (store.c), built the same for every store. */
 json_t *store_cost_group(const char *key, int64_t calls, int64_t tokens_in, int64_t tokens_out, double cost_usd,
 			 int64_t cache_hits, int64_t runs_completed);
+
+/* ---- approvals: both stores select these columns, in this order, and
+ * build documents with the shared helpers below. */
+#define APR_COLS                                                                                      \
+	"id, run_id, step_id, tenant, workflow, kind, status, reviewers, escalate_to, escalated, due_at, " \
+	"timeout_ms, on_timeout, input, evidence, proposed, reason, decision, created_at, decided_at"
+enum {
+	APR_ID, APR_RUN, APR_STEP, APR_TENANT, APR_WORKFLOW, APR_KIND, APR_STATUS, APR_REVIEWERS,
+	APR_ESCALATE_TO, APR_ESCALATED, APR_DUE_AT, APR_TIMEOUT_MS, APR_ON_TIMEOUT, APR_INPUT, APR_EVIDENCE,
+	APR_PROPOSED, APR_REASON, APR_DECISION, APR_CREATED, APR_DECIDED, APR__COUNT
+};
+/* The document of one row, from its columns as text (NULL: SQL NULL). */
+json_t *sl_store__approval_doc(const char *const cols[APR__COUNT]);
+/* Adds an approval document to a run's context["_approvals"][step_id] (a
+ * later one of the same step replaces an earlier one). */
+void sl_store__approval_ctx(json_t *context, const json_t *doc);
+/* An approval status the store accepts. */
+bool sl_store__approval_status_ok(const char *status);
 
 #endif

@@ -28,7 +28,10 @@ t_is "$(q "SELECT json_extract(entry, '\$.detail.trigger') || ' ' || json_extrac
 	"emit escalate" "the emitted run's start names its workflow"
 t_is "$(q "SELECT COUNT(*) FROM audit WHERE action = 'run.start' AND run_id IN (SELECT id FROM runs)")" 3 \
 	"each run.start names the run it created"
-t_is "$(q "SELECT COUNT(*) FROM audit WHERE action = 'ai.call'")" 2 "one ai.call entry per classify step"
+t_is "$(q "SELECT COUNT(*) FROM audit WHERE action = 'ai.call' AND json_extract(entry, '\$.step_id') = 'classify'")" 2 \
+	"one ai.call entry per classify step"
+t_is "$(q "SELECT COUNT(*) FROM audit WHERE action = 'ai.call' AND json_extract(entry, '\$.step_id') = 'draft'")" 2 \
+	"…and per draft step (its model is down here: outcome error)"
 t_like "$(q "SELECT entry FROM audit WHERE action = 'ai.call' LIMIT 1")" '"model":"[^"]+".*"prompt_hash":"[0-9a-f]{64}"' \
 	"…with the model and the prompt hash"
 t_like "$(q "SELECT entry FROM audit WHERE action = 'ai.call' LIMIT 1")" '"cost_micro_usd":[0-9]+' "…and the cost (integer micro-USD)"
@@ -40,7 +43,7 @@ t_like "$(q "SELECT entry FROM audit WHERE action = 'step.write' AND json_extrac
 
 out=$("$SLUICE" audit verify "$P"); rc=$?
 t_is "$rc" 0 "audit verify: exit 0 on an intact log"
-t_like "$out" '^audit log intact: 10 entries, head 10 [0-9a-f]{64}$' "…and says so"
+t_like "$out" '^audit log intact: 12 entries, head 12 [0-9a-f]{64}$' "…and says so"
 
 # ---- operator actions through the API ------------------------------------------
 start_serve_dir "$P"
@@ -124,10 +127,11 @@ untrigger() { sqlite3 "$DB" "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGE
 restore() { cp "$T_TMP/pristine.db" "$DB"; rm -f "$DB-wal" "$DB-shm"; untrigger; }
 
 restore
-q "UPDATE audit SET entry = replace(entry, '\"outcome\":\"ok\"', '\"outcome\":\"error\"') WHERE seq = 3"
+W=$(q "SELECT MIN(seq) FROM audit WHERE action = 'step.write'")
+q "UPDATE audit SET entry = replace(entry, '\"outcome\":\"ok\"', '\"outcome\":\"error\"') WHERE seq = $W"
 out=$("$SLUICE" audit verify "$P"); rc=$?
 t_is "$rc" 1 "an edited entry: exit 1"
-t_like "$out" 'first bad seq 3: .*edited' "…naming seq 3"
+t_like "$out" "first bad seq $W: .*edited" "…naming its seq"
 
 restore
 q "DELETE FROM audit WHERE seq = 5"

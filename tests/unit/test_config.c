@@ -583,14 +583,26 @@ static void test_kinds(void **state)
 {
 	struct sl_project *p = *state;
 	expect_compile_error(p, HEAD "  - id: a\n    when: .input\n", 4, 5,
-			     "step 'a' needs a kind: one of map, call, wait, emit, ai");
+			     "step 'a' needs a kind: one of map, call, wait, emit, ai, approval");
 	expect_compile_error(p, HEAD "  - id: a\n    map: .input\n    call: helpdesk.tickets.get\n", 6, 5,
 			     "step 'a' has two kinds, 'map' and 'call': give exactly one");
 	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify}\n", 5, 9, "ai is missing the required key 'route'");
 	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: guess, route: r, input: .input}\n", 5, 16,
 			     "unknown ai task 'guess' (classify, extract, summarize, draft, route)");
-	expect_compile_error(p, HEAD "  - id: a\n    approval: {reviewers: [x]}\n", 5, 5,
-			     "step kind 'approval' is not available yet");
+	expect_compile_error(p, HEAD "  - id: a\n    approval: {timeout: 1s, on_timeout: later}\n", 5, 41,
+			     "unknown on_timeout 'later'; use escalate, reject or approve");
+	expect_compile_error(p, HEAD "  - id: a\n    approval: {timeout: 1s, on_timeout: escalat}\n", 5, 41,
+			     "unknown on_timeout 'escalat' (did you mean 'escalate'?); use escalate, reject or approve");
+	expect_compile_error(p, HEAD "  - id: a\n    approval: {timeout: 1s, on_timeout: escalate}\n", 5, 41,
+			     "on_timeout: escalate needs escalate_to: (the group that decides next)");
+	expect_compile_error(p, HEAD "  - id: a\n    approval: {on_timeout: approve}\n", 5, 28,
+			     "on_timeout needs a timeout: (how long to wait for a decision)");
+	expect_compile_error(p, HEAD "  - id: a\n    approval: {reviewers: []}\n", 5, 27,
+			     "reviewers must name at least one principal or role");
+	expect_compile_error(p, HEAD "  - id: a\n    approval: {reviewers: [\"role:\"]}\n", 5, 29,
+			     "a reviewer is a principal (alice) or a role (role:operator), not an empty name");
+	expect_compile_error(p, HEAD "  - id: a\n    approval: {evidence: '.input |'}\n", 5, 27,
+			     "step a: approval evidence: jq: syntax error, unexpected $end");
 	expect_compile_error(p, HEAD "  - id: a\n    map: .input\n    with: .input\n", 6, 5,
 			     "'with' is only for call steps (this is a map step)");
 	expect_compile_error(p, HEAD "  - id: a\n    wait: soon\n", 5, 11,
@@ -601,6 +613,36 @@ static void test_kinds(void **state)
 			     "emit topic 'bad topic' may hold only letters, digits and . _ - : /");
 	expect_compile_error(p, HEAD "  - id: a\n    emit: {payload: .input}\n", 5, 11,
 			     "emit is missing the required key 'topic'");
+}
+
+/* An approval step compiles with its reviewers, timeout and escalation;
+ * the workflow's reviewers are the default for its gates. */
+static void test_approval_step(void **state)
+{
+	struct sl_project *p = *state;
+	struct sl_workflow *w = NULL;
+	struct sl_diags d = compile_src(p,
+					"workflow: t\nversion: 1\nreviewers: [alice, role:operator]\nsteps:\n"
+					"  - id: a\n    approval: {reviewers: [role:billing], evidence: '{x: .input}', "
+					"timeout: 2h, on_timeout: escalate, escalate_to: [role:admin]}\n"
+					"  - id: b\n    approval: {}\n",
+					&w);
+	if (!w)
+		fail_msg("does not compile:\n%s", diags_text(&d));
+	sl_diags_free(&d);
+	const struct sl_step *a = sl_workflow_step(w, "a"), *b = sl_workflow_step(w, "b");
+	assert_int_equal(a->kind, SL_STEP_APPROVAL);
+	assert_string_equal(sl_step_kind_name(a->kind), "approval");
+	assert_string_equal(json_string_value(json_array_get(a->approval.reviewers, 0)), "role:billing");
+	assert_string_equal(json_string_value(json_array_get(a->approval.escalate_to, 0)), "role:admin");
+	assert_non_null(a->approval.evidence);
+	assert_int_equal(a->approval.timeout_ms, 2 * 3600 * 1000);
+	assert_string_equal(a->approval.on_timeout, "escalate");
+	assert_null(b->approval.reviewers);
+	assert_int_equal(b->approval.timeout_ms, 0);
+	assert_null(b->approval.on_timeout);
+	assert_int_equal(json_array_size(w->reviewers), 2);
+	sl_workflow_unref(w);
 }
 
 static void test_unknown_targets(void **state)
@@ -965,6 +1007,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_broken_jq, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_step_ids, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_kinds, setup_clean, teardown_clean),
+		cmocka_unit_test_setup_teardown(test_approval_step, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_unknown_targets, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_trigger_contract, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_step_references, setup_clean, teardown_clean),

@@ -35,6 +35,7 @@ static struct {
 	int nkeys;
 	char last_key[128];
 	char last_correlation[128];
+	char last_body[512];
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 struct body {
@@ -87,6 +88,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	srv.requests++;
 	snprintf(srv.last_key, sizeof srv.last_key, "%s", key ? key : "");
 	snprintf(srv.last_correlation, sizeof srv.last_correlation, "%s", corr ? corr : "");
+	snprintf(srv.last_body, sizeof srv.last_body, "%.*s", (int)b->len, b->buf);
 	if (strcmp(url, "/flaky") == 0 && srv.flaky_left > 0) {
 		srv.flaky_left--;
 		pthread_mutex_unlock(&srv.mu);
@@ -189,6 +191,17 @@ static void write_project(int version_of_flow)
 	    "  - id: a\n    call: api.send\n    compensate: api.undo\n"
 	    "  - id: b\n    call: api.send\n    compensate: { call: api.undo, with: '{id: .b.id}' }\n"
 	    "  - id: c\n    map: 'error(\"boom\")'\n    on_error: compensate\n");
+	put("workflows/gate.yaml",
+	    "workflow: gate\nversion: 1\nsteps:\n"
+	    "  - id: ok\n    approval: { reviewers: [alice], evidence: '{n: .input.n}' }\n    on_error: continue\n"
+	    "  - id: after\n    map: '{ok: .ok, seen: (. | keys)}'\n");
+	put("workflows/gated.yaml",
+	    "workflow: gated\nversion: 1\nsteps:\n"
+	    "  - id: send\n    call: api.flaky\n    with: .input\n    retry: { max_attempts: 3, base_ms: 1, max_ms: 2 }\n");
+	put("workflows/lazy.yaml",
+	    "workflow: lazy\nversion: 1\nsteps:\n"
+	    "  - id: ok\n    approval: { timeout: 50ms, on_timeout: approve }\n"
+	    "  - id: after\n    map: '.ok.by'\n");
 	put("workflows/cont.yaml",
 	    "workflow: cont\nversion: 1\nsteps:\n"
 	    "  - id: x\n    map: 'error(\"soft\")'\n    on_error: continue\n"
@@ -691,6 +704,147 @@ static void test_dlq_retention(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* Polls until run id has status (5 s). */
+static void await_status(struct fixture *f, const char *id, enum sl_run_status want)
+{
+	for (int i = 0; i < 500 && (int)sl_store_run_status(f->s, id) != (int)want; i++)
+		usleep(10000);
+	assert_int_equal(sl_store_run_status(f->s, id), want);
+}
+
+static json_t *pending_approval(struct fixture *f, const char *run_id)
+{
+	struct sl_approval_filter af = {.run_id = run_id, .status = "pending"};
+	json_t *page = NULL;
+	struct sl_err err;
+	assert_int_equal(sl_store_approvals_list(f->s, &af, &page, &err), 0);
+	assert_int_equal(json_array_size(json_object_get(page, "approvals")), 1);
+	json_t *a = json_incref(json_array_get(json_object_get(page, "approvals"), 0));
+	json_decref(page);
+	return a;
+}
+
+/* An approval step parks the run with its approval in the same commit; a
+ * decision resumes it at the same step, whose output is the decision; a
+ * rejection fails the step (class policy) and its on_error applies. */
+static void test_approval_step(void **state)
+{
+	struct fixture *f = *state;
+	char id[SL_ID_MAX], id2[SL_ID_MAX];
+	start(f, "gate", json_pack("{s:i}", "n", 7), id);
+	json_t *run = finish(f, id); /* a parked run is settled for whoever waits */
+	assert_string_equal(str(run, "status"), "review");
+	assert_string_equal(str(step_of(run, "ok"), "status"), "review");
+	assert_int_equal(json_array_size(json_object_get(run, "approvals")), 1);
+	json_decref(run);
+	json_t *a = pending_approval(f, id);
+	assert_string_equal(str(a, "kind"), "approval");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "proposed"), "n")), 7);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(a, "reviewers"), 0)), "alice");
+	const char *apr = str(a, "id");
+
+	struct sl_err err;
+	sl_err_clear(&err);
+	struct sl_audit_actor bob = {SL_ACTOR_USER, "bob"};
+	assert_int_equal(sl_engine_approval_decide(f->e, apr, "maybe", NULL, NULL, &bob, NULL, &err), SL_EINVAL);
+	assert_int_equal(sl_engine_approval_decide(f->e, apr, "reject", NULL, NULL, &bob, NULL, &err), SL_EINVAL);
+	assert_int_equal(sl_engine_approval_decide(f->e, apr, "edit", "why", NULL, &bob, NULL, &err), SL_EINVAL);
+	json_t *doc = NULL;
+	assert_int_equal(sl_engine_approval_decide(f->e, apr, "approve", NULL, NULL, &bob, &doc, &err), 0);
+	assert_string_equal(str(doc, "status"), "approved");
+	json_decref(doc);
+	assert_int_equal(sl_engine_approval_decide(f->e, apr, "approve", NULL, NULL, &bob, NULL, &err), SL_EEXISTS);
+	await_status(f, id, SL_RUN_COMPLETED);
+	assert_int_equal(sl_store_run_get(f->s, id, &run, &err), 0);
+	const json_t *out = json_object_get(json_object_get(run, "output"), "ok");
+	assert_string_equal(str(out, "decision"), "approved");
+	assert_string_equal(str(out, "by"), "bob");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "final"), "n")), 7);
+	char *seen = json_dumps(json_object_get(json_object_get(run, "output"), "seen"), JSON_COMPACT);
+	assert_null(strstr(seen, "_approvals")); /* engine-internal: gone once read */
+	free(seen);
+	json_decref(run);
+	char *trail = audit_trail(f, id);
+	assert_string_equal(trail, "run.start approval.request approval.decide");
+	free(trail);
+	json_decref(a);
+
+	/* rejected: the step fails with class policy; on_error: continue goes on */
+	start(f, "gate", json_pack("{s:i}", "n", 8), id2);
+	await_status(f, id2, SL_RUN_REVIEW);
+	a = pending_approval(f, id2);
+	assert_int_equal(sl_engine_approval_decide(f->e, str(a, "id"), "reject", "too late", NULL, &bob, NULL, &err), 0);
+	json_decref(a);
+	await_status(f, id2, SL_RUN_COMPLETED);
+	assert_int_equal(sl_store_run_get(f->s, id2, &run, &err), 0);
+	assert_string_equal(str(step_of(run, "ok"), "status"), "failed");
+	const json_t *e = json_object_get(json_object_get(json_object_get(run, "output"), "ok"), "error");
+	assert_string_equal(str(e, "class"), "policy");
+	assert_string_equal(str(e, "message"), "rejected by bob: too late");
+	json_decref(run);
+}
+
+/* A call held by a gate (kind policy, as policies park it): an edited
+ * decision becomes the action's input, and a transient failure after it
+ * retries on the same decision (it is consumed only when the step settles). */
+static void test_gated_call_resumes(void **state)
+{
+	struct fixture *f = *state;
+	char id[SL_ID_MAX];
+	start(f, "gated", json_pack("{s:i}", "n", 1), id);
+	struct sl_task t;
+	size_t n = 0;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_store_claim(f->s, "gate", 30000, 1, &t, &n, &err), 0);
+	assert_int_equal(n, 1);
+	char apr[SL_ID_MAX];
+	sl_id_new("apr_", apr);
+	json_t *rev = json_pack("[s]", "role:operator"), *prop = json_pack("{s:i}", "n", 1);
+	struct sl_approval_new a = {.id = apr, .step_id = "send", .kind = "policy", .reviewers = rev, .proposed = prop,
+				    .reason = "refunds above 100 need approval"};
+	struct sl_step_rec sr = {.step_id = "send", .status = SL_STEP_ST_REVIEW, .attempts = 1};
+	struct sl_commit c = {.run_id = t.run_id, .fence = t.fence, .step = &sr, .status = SL_RUN_REVIEW,
+			      .next = SL_TASK_DONE, .approval = &a};
+	int r = 99;
+	assert_int_equal(sl_store_commit(f->s, &c, 1, &r, &err), 0);
+	assert_int_equal(r, 0);
+	json_decref(rev);
+	json_decref(prop);
+	json_t *value = json_pack("{s:i}", "n", 99);
+	struct sl_audit_actor carol = {SL_ACTOR_USER, "carol"};
+	assert_int_equal(sl_engine_approval_decide(f->e, apr, "edit", "cap it", value, &carol, NULL, &err), 0);
+	json_decref(value);
+	pthread_mutex_lock(&srv.mu);
+	srv.flaky_left = 1;
+	pthread_mutex_unlock(&srv.mu);
+	assert_int_equal(sl_engine_start(f->e, &err), 0);
+	await_status(f, id, SL_RUN_COMPLETED);
+	pthread_mutex_lock(&srv.mu);
+	assert_int_equal(srv.requests, 2); /* a 503, then the retry */
+	assert_non_null(strstr(srv.last_body, "99"));
+	pthread_mutex_unlock(&srv.mu);
+}
+
+/* A timeout is a durable timer on the run's task: on_timeout approve
+ * decides as system:timeout. */
+static void test_approval_timeout(void **state)
+{
+	struct fixture *f = *state;
+	char id[SL_ID_MAX];
+	start(f, "lazy", NULL, id);
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_engine_start(f->e, &err), 0);
+	await_status(f, id, SL_RUN_COMPLETED);
+	json_t *run = NULL;
+	assert_int_equal(sl_store_run_get(f->s, id, &run, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(run, "output")), "system:timeout");
+	const json_t *a = json_array_get(json_object_get(run, "approvals"), 0);
+	assert_string_equal(str(a, "status"), "approved");
+	json_decref(run);
+}
+
 static void test_backoff_full_jitter(void **state)
 {
 	(void)state;
@@ -728,6 +882,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_input_contract_is_enforced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emit_starts_the_current_version_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dlq_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_approval_step, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_approval_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gated_call_resumes, setup, teardown),
 		cmocka_unit_test(test_backoff_full_jitter),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);

@@ -68,6 +68,23 @@ static void test_histogram(void **state)
 	free(t);
 }
 
+/* Approval waits are measured in a person's time: minutes to a week. */
+static void test_human_histogram(void **state)
+{
+	(void)state;
+	const char *l[] = {"approval"};
+	sl_metric_observe(SL_M_APPROVAL_WAIT, l, 600);
+	sl_metric_observe(SL_M_APPROVAL_WAIT, l, 2 * 86400);
+	char *t = sl_metrics_render();
+	expect_line(t, "sluice_approval_wait_seconds_bucket{kind=\"approval\",le=\"300\"} 0");
+	expect_line(t, "sluice_approval_wait_seconds_bucket{kind=\"approval\",le=\"900\"} 1");
+	expect_line(t, "sluice_approval_wait_seconds_bucket{kind=\"approval\",le=\"172800\"} 2");
+	expect_line(t, "sluice_approval_wait_seconds_bucket{kind=\"approval\",le=\"604800\"} 2");
+	expect_line(t, "sluice_approval_wait_seconds_bucket{kind=\"approval\",le=\"+Inf\"} 2");
+	assert_null(strstr(t, "sluice_approval_wait_seconds_bucket{kind=\"approval\",le=\"0.0005\"}"));
+	free(t);
+}
+
 static void test_label_escaping(void **state)
 {
 	(void)state;
@@ -196,6 +213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_counter_and_gauge, reset),
 		cmocka_unit_test_setup(test_histogram, reset),
+		cmocka_unit_test_setup(test_human_histogram, reset),
 		cmocka_unit_test_setup(test_label_escaping, reset),
 		cmocka_unit_test_setup(test_series_bounded, reset),
 		cmocka_unit_test_setup(test_collectors, reset),

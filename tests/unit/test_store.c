@@ -2152,6 +2152,256 @@ static void test_run_stats(void **state)
 	assert_int_equal(rs.p95_ms, -1);
 }
 
+/* ---- approvals ------------------------------------------------------------------------------------------ */
+
+/* Parks t's run on an approval of step s1 (kind review), in the commit. */
+static void park(struct fx *f, const struct sl_task *t, const char *id, int64_t due_at, const char *kind)
+{
+	json_t *rev = J("[\"role:operator\"]"), *esc = J("[\"role:admin\"]"), *ev = J("{\"confidence\": 0.4}");
+	json_t *prop = J("{\"label\": \"spam\"}"), *in = J("\"the text\""), *out = J("{\"proposed\": 1}");
+	struct sl_step_rec st = {.step_id = "s1", .index = 0, .status = SL_STEP_ST_REVIEW, .output = out, .attempts = 1};
+	struct sl_approval_new a = {.id = id, .step_id = "s1", .kind = kind, .reviewers = rev, .escalate_to = esc,
+				    .due_at = due_at, .timeout_ms = 1000, .on_timeout = due_at ? "escalate" : NULL,
+				    .input = in, .evidence = ev, .proposed = prop, .reason = "low confidence"};
+	struct sl_commit c = step_commit(t, &st, 0, due_at ? SL_TASK_RESCHEDULE : SL_TASK_DONE);
+	c.status = SL_RUN_REVIEW;
+	c.due_at = due_at;
+	c.approval = &a;
+	assert_int_equal(commit1(f->s, &c), 0);
+	json_decref(rev);
+	json_decref(esc);
+	json_decref(ev);
+	json_decref(prop);
+	json_decref(in);
+	json_decref(out);
+}
+
+static json_t *approval(struct fx *f, const char *id)
+{
+	json_t *doc = NULL;
+	assert_int_equal(sl_store_approval_get(f->s, id, &doc, &f->err), 0);
+	return doc;
+}
+
+/* Created with the commit that parks the run; decided once (the run is
+ * queued again at its cursor, past the fence of any timer); the decision
+ * is in context._approvals until a commit consumes it. */
+static void test_approvals(void **state)
+{
+	struct fx *f = *state;
+	char a[SL_ID_MAX], b[SL_ID_MAX];
+	mk_run(f->s, "wf", 1, a);
+	struct sl_task t;
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	assert_string_equal(t.run_id, a);
+	char id[SL_ID_MAX];
+	sl_id_new("apr_", id);
+	park(f, &t, id, 0, "review");
+	assert_int_equal(sl_store_run_status(f->s, a), SL_RUN_REVIEW);
+
+	json_t *doc = approval(f, id);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "pending");
+	assert_string_equal(json_string_value(json_object_get(doc, "run_id")), a);
+	assert_string_equal(json_string_value(json_object_get(doc, "step_id")), "s1");
+	assert_string_equal(json_string_value(json_object_get(doc, "tenant")), "default");
+	assert_string_equal(json_string_value(json_object_get(doc, "workflow")), "wf");
+	assert_string_equal(json_string_value(json_object_get(doc, "kind")), "review");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "proposed"), "label")), "spam");
+	assert_string_equal(json_string_value(json_object_get(doc, "input")), "the text");
+	assert_string_equal(json_string_value(json_object_get(doc, "reason")), "low confidence");
+	assert_true(json_is_null(json_object_get(doc, "decision")));
+	assert_true(json_is_null(json_object_get(doc, "due_at")));
+	json_decref(doc);
+	struct sl_run r = load(f->s, a);
+	json_t *e = json_object_get(json_object_get(r.context, "_approvals"), "s1");
+	assert_string_equal(json_string_value(json_object_get(e, "id")), id);
+	assert_true(json_is_null(json_object_get(e, "decision")));
+	sl_run_free(&r);
+
+	/* lists and filters */
+	struct sl_approval_filter lf = {.status = "pending"};
+	assert_int_equal(sl_store_approvals_list(f->s, &lf, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "approvals"), 1);
+	json_decref(doc);
+	lf = (struct sl_approval_filter){.tenant = "acme"};
+	assert_int_equal(sl_store_approvals_list(f->s, &lf, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "approvals"), 0);
+	json_decref(doc);
+	lf = (struct sl_approval_filter){.workflow = "wf", .run_id = a};
+	assert_int_equal(sl_store_approvals_list(f->s, &lf, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "approvals"), 1);
+	json_decref(doc);
+	lf = (struct sl_approval_filter){.status = "nope"};
+	assert_int_equal(sl_store_approvals_list(f->s, &lf, &doc, &f->err), SL_EINVAL);
+
+	/* the decision requeues the run at its cursor, with its audit entry */
+	sl_clock_set(T0 + 5000);
+	json_t *dec = J("{\"decision\": \"edited\", \"final\": {\"label\": \"bug\"}, \"by\": \"alice\", "
+			"\"reason\": \"crash\", \"at\": 1800000005000}");
+	json_t *audit = J("{\"action\": \"approval.decide\", \"actor\": {\"kind\": \"user\", \"id\": \"alice\"}}");
+	assert_int_equal(sl_store_approval_decide(f->s, id, "edited", dec, audit, &doc, &f->err), 0);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "edited");
+	assert_int_equal(json_integer_value(json_object_get(doc, "decided_at")), T0 + 5000);
+	json_decref(doc);
+	assert_int_equal(sl_store_approval_decide(f->s, id, "approved", dec, NULL, NULL, &f->err), SL_EEXISTS);
+	assert_int_equal(sl_store_approval_decide(f->s, "apr_nope", "approved", dec, NULL, NULL, &f->err),
+			 SL_ENOTFOUND);
+	assert_int_equal(sl_store_approval_decide(f->s, id, "pending", dec, NULL, NULL, &f->err), SL_EINVAL);
+	assert_int_equal(sl_store_run_status(f->s, a), SL_RUN_RUNNING);
+	if (!f->pg) { /* PostgreSQL has no audit log yet */
+		struct sl_audit_filter af = {.action = "approval.decide"};
+		assert_int_equal(sl_store_audit_list(f->s, &af, &doc, &f->err), 0);
+		assert_int_equal(list_len(doc, "entries"), 1);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(doc, "entries"), 0),
+								       "run_id")), a);
+		json_decref(doc);
+	}
+	json_decref(audit);
+	struct sl_task t2;
+	assert_int_equal(claim(f->s, "w", 1, &t2), 1);
+	assert_string_equal(t2.run_id, a);
+	assert_true(t2.fence > t.fence);
+	r = load(f->s, a);
+	assert_int_equal(r.cursor, 0);
+	e = json_object_get(json_object_get(r.context, "_approvals"), "s1");
+	assert_string_equal(json_string_value(json_object_get(e, "decision")), "edited");
+	assert_string_equal(json_string_value(json_object_get(e, "by")), "alice");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "final"), "label")), "bug");
+	assert_int_equal(json_integer_value(json_object_get(e, "created_at")), T0);
+	sl_run_free(&r);
+
+	/* the step reads it: consumed, it is gone from the context */
+	struct sl_step_rec done = {.step_id = "s1", .index = 0, .status = SL_STEP_ST_COMPLETED, .attempts = 1};
+	struct sl_commit c = step_commit(&t2, &done, 1, SL_TASK_DONE);
+	c.approval_consumed = id;
+	assert_int_equal(commit1(f->s, &c), 0);
+	r = load(f->s, a);
+	assert_null(json_object_get(r.context, "_approvals"));
+	sl_run_free(&r);
+	assert_int_equal(sl_store_run_get(f->s, a, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "approvals"), 1); /* the run document keeps it */
+	json_decref(doc);
+
+	/* a decision on a run that no longer waits (cancelled) is refused */
+	mk_run(f->s, "other", 2, b);
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	assert_string_equal(t.run_id, b);
+	char id2[SL_ID_MAX];
+	sl_id_new("apr_", id2);
+	park(f, &t, id2, 0, "approval");
+	assert_int_equal(sl_store_run_cancel(f->s, b, &f->err), 0);
+	assert_int_equal(sl_store_approval_decide(f->s, id2, "approved", dec, NULL, NULL, &f->err), SL_EEXISTS);
+	doc = approval(f, id2); /* a cancel expires the pending approvals of its run */
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "expired");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "decision"), "by")), "system:cancel");
+	json_decref(doc);
+
+	/* paging, newest first */
+	lf = (struct sl_approval_filter){.limit = 1};
+	assert_int_equal(sl_store_approvals_list(f->s, &lf, &doc, &f->err), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(doc, "approvals"), 0), "id")), id2);
+	lf.cursor = json_string_value(json_object_get(doc, "next_cursor"));
+	assert_non_null(lf.cursor);
+	json_t *page2 = NULL;
+	assert_int_equal(sl_store_approvals_list(f->s, &lf, &page2, &f->err), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(page2, "approvals"), 0), "id")), id);
+	assert_true(json_is_null(json_object_get(page2, "next_cursor")));
+	json_decref(page2);
+	json_decref(doc);
+	lf = (struct sl_approval_filter){.since = T0 + 5000};
+	assert_int_equal(sl_store_approvals_list(f->s, &lf, &doc, &f->err), 0);
+	assert_int_equal(list_len(doc, "approvals"), 2); /* decided (or expired) since */
+	json_decref(doc);
+	json_decref(dec);
+
+	/* malformed: no reviewers */
+	char c3[SL_ID_MAX];
+	mk_run(f->s, "wf", 3, c3);
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	struct sl_approval_new bad = {.id = "apr_x", .step_id = "s1", .kind = "review"};
+	c = step_commit(&t, NULL, 0, SL_TASK_DONE);
+	c.status = SL_RUN_REVIEW;
+	c.approval = &bad;
+	assert_int_equal(commit1(f->s, &c), SL_EINVAL);
+	assert_int_equal(sl_store_run_status(f->s, c3), SL_RUN_QUEUED);
+}
+
+/* A timeout is a timer on the run's task: an escalation (still pending,
+ * new reviewers and due time) and then a decision land with the engine's
+ * commit, and only on a pending approval. */
+static void test_approval_timeouts(void **state)
+{
+	struct fx *f = *state;
+	char a[SL_ID_MAX];
+	mk_run(f->s, "wf", 1, a);
+	struct sl_task t;
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	char id[SL_ID_MAX];
+	sl_id_new("apr_", id);
+	park(f, &t, id, T0 + 1000, "approval");
+	assert_int_equal(sl_store_next_due(f->s), T0 + 1000);
+	assert_int_equal(claim(f->s, "w", 1, &t), 0);
+	sl_clock_set(T0 + 1000);
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	struct sl_run r = load(f->s, a);
+	json_t *e = json_object_get(json_object_get(r.context, "_approvals"), "s1");
+	assert_int_equal(json_integer_value(json_object_get(e, "due_at")), T0 + 1000);
+	assert_string_equal(json_string_value(json_object_get(e, "on_timeout")), "escalate");
+	assert_false(json_is_true(json_object_get(e, "escalated")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(e, "escalate_to"), 0)), "role:admin");
+	sl_run_free(&r);
+
+	json_t *group = J("[\"role:admin\"]");
+	struct sl_approval_set esc = {.id = id, .status = "pending", .reviewers = group, .due_at = T0 + 2000};
+	struct sl_commit c = step_commit(&t, NULL, 0, SL_TASK_RESCHEDULE);
+	c.status = SL_RUN_REVIEW;
+	c.due_at = T0 + 2000;
+	c.approval_set = &esc;
+	assert_int_equal(commit1(f->s, &c), 0);
+	json_t *doc = approval(f, id);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "pending");
+	assert_true(json_is_true(json_object_get(doc, "escalated")));
+	assert_int_equal(json_integer_value(json_object_get(doc, "due_at")), T0 + 2000);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "reviewers"), 0)), "role:admin");
+	json_decref(doc);
+
+	sl_clock_set(T0 + 2000);
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	json_t *dec = J("{\"decision\": \"expired\", \"final\": null, \"by\": \"system:timeout\", \"at\": 1}");
+	struct sl_approval_set exp = {.id = id, .status = "expired", .decision = dec};
+	c = step_commit(&t, NULL, 0, SL_TASK_DONE);
+	c.status = SL_RUN_DEAD;
+	c.approval_set = &exp;
+	c.approval_consumed = id;
+	assert_int_equal(commit1(f->s, &c), 0);
+	doc = approval(f, id);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "expired");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "decision"), "by")), "system:timeout");
+	assert_int_equal(json_integer_value(json_object_get(doc, "decided_at")), T0 + 2000);
+	json_decref(doc);
+
+	/* a timeout that comes after a person's decision is refused whole */
+	char b[SL_ID_MAX], id2[SL_ID_MAX];
+	mk_run(f->s, "wf", 2, b);
+	assert_int_equal(claim(f->s, "w", 1, &t), 1);
+	sl_id_new("apr_", id2);
+	park(f, &t, id2, T0 + 3000, "approval");
+	sl_clock_set(T0 + 3000);
+	assert_int_equal(claim(f->s, "w", 1, &t), 1); /* the timer fired: a worker holds it */
+	assert_int_equal(sl_store_approval_decide(f->s, id2, "approved", dec, NULL, NULL, &f->err), 0);
+	exp.id = id2;
+	c = step_commit(&t, NULL, 0, SL_TASK_DONE);
+	c.status = SL_RUN_DEAD;
+	c.approval_set = &exp;
+	assert_int_equal(commit1(f->s, &c), SL_EFENCED);
+	assert_int_equal(sl_store_run_status(f->s, b), SL_RUN_RUNNING);
+	doc = approval(f, id2);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "approved");
+	json_decref(doc);
+	json_decref(dec);
+	json_decref(group);
+}
+
 /* The contract: every store runs these. */
 /* ---- API keys, kill switches, tenant filters (src/gov/auth.h) ----------------------- */
 
@@ -2330,11 +2580,11 @@ static void test_tenant_filters(void **state)
 	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
 	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats) X(test_api_keys)       \
 	X(test_pauses_and_parking) X(test_tenant_filters) X(test_fair_backlog) X(test_fair_weights)     \
-	X(test_fair_limit) X(test_fair_priority)
+	X(test_fair_limit) X(test_fair_priority) X(test_approvals) X(test_approval_timeouts)
 
 int main(void)
 {
-	struct CMUnitTest tests[96];
+	struct CMUnitTest tests[100];
 	size_t n = 0;
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_status_names);
 	/* SQLite only: file paths, URLs, a file that is not a database, memory */
