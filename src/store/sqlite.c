@@ -230,8 +230,7 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(PAUSE_WAKE, "UPDATE tasks SET due_at = MIN(due_at, ?2), parked = NULL "                          \
 		      "WHERE parked = ?1 AND lease_owner IS NULL")                                          \
 	X(TASK_PARK, "UPDATE tasks SET due_at = ?3, lease_owner = NULL, lease_until = 0, parked = ?4 "     \
-		     "WHERE run_id = ?1 AND fence = ?2")
-			     "AND created_at >= ?2")                                                         \
+		     "WHERE run_id = ?1 AND fence = ?2")                                                    \
 	/* tenant and workflow come from the run, like a dead letter's */                            \
 	X(APR_PUT, "INSERT INTO approvals(id, run_id, step_id, tenant, workflow, kind, status, reviewers, "  \
 		   "escalate_to, due_at, timeout_ms, on_timeout, input, evidence, proposed, reason, created_at) " \

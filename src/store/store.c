@@ -1041,6 +1041,8 @@ int sl_store_ai_costs_tenant(struct sl_store *s, const char *group_by, int64_t s
 	*out = NULL;
 	SLOT(s, ai_costs_tenant);
 	return s->ops->ai_costs_tenant(s, group_by, since_ms, tenant, out, err);
+}
+
 /* ---- approvals ------------------------------------------------------------------------------ */
 
 static const char *const approval_statuses[] = {"pending", "approved", "rejected", "edited", "expired", NULL};

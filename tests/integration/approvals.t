@@ -122,7 +122,7 @@ t_is "$(decide "$A" '{"decision":"approve"}')" 200 "approve answers 200"
 t_is "$(jq -r .status "$T_TMP/body")" approved "…status approved"
 t_is "$(wait_status "$R" completed)" completed "…and the run completes"
 out=$(curl -s "$URL/v1/runs/$R" | jq -c .output)
-t_is "$(printf '%s' "$out" | jq -c '[.amount, .by]')" '[120,"anonymous"]' "…the step's output is the decision (final, by)"
+t_is "$(printf '%s' "$out" | jq -c '[.amount, .by]')" '[120,"t-admin"]' "…the step's output is the decision (final, by)"
 t_unlike "$(printf '%s' "$out" | jq -c .keys)" '_approvals' "…and _approvals is not in the context later steps see"
 t_is "$(decide "$A" '{"decision":"reject","reason":"late"}')" 409 "a second decision answers 409"
 t_is "$(curl -s -o /dev/null -w '%{content_type}' -X POST -d '{"decision":"approve"}' "$URL/v1/approvals/$A/decision")" \
@@ -139,7 +139,7 @@ t_is "$(decide "$A" '{"decision":"reject","reason":"too much"}')" 200 "reject wi
 t_is "$(wait_status "$R" dead)" dead "…the run fails (on_error: dead)"
 err=$(curl -s "$URL/v1/runs/$R" | jq -c .error)
 t_is "$(printf '%s' "$err" | jq -r .class)" policy "…with error class policy"
-t_is "$(printf '%s' "$err" | jq -r .message)" "rejected by anonymous: too much" "…\"rejected by BY: REASON\""
+t_is "$(printf '%s' "$err" | jq -r .message)" "rejected by t-admin: too much" "…\"rejected by BY: REASON\""
 
 # edit an approval step: the step's output carries the edited value
 R=$(start gate '{"amount": 500}')
@@ -225,7 +225,7 @@ done
 # audit, metrics, trace
 if audited; then
 t_like "$(curl -s "$URL/v1/audit?action=approval.decide&run_id=$R_OK" | jq -c '.entries[0] | [.actor, .approval_id]')" \
-	"\"anonymous\".*\"$A_OK\"" "every decision is audited with who decided and the approval"
+	"\"t-admin\".*\"$A_OK\"" "every decision is audited with who decided and the approval"
 t_is "$(curl -s "$URL/v1/audit?action=approval.request&run_id=$R_OK" | jq '.entries | length')" 1 "…and the request too"
 fi
 m=$(curl -s "$URL/metrics")

@@ -49,7 +49,7 @@ t_like "$(cat "$T_TMP/billing.sh")" 'email-billing.json' "the demo prints the bi
 resp=$(cd "$T_TMP" && sh billing.sh)
 brun=$(printf '%s' "$resp" | jq -r .run_id)
 for _ in $(seq 100); do
-	st=$("$SLUICE" runs show "$brun" --json --server "http://127.0.0.1:$port" 2>/dev/null | jq -r .status)
+	st=$(SLUICE_TOKEN=$admin "$SLUICE" runs show "$brun" --json --server "http://127.0.0.1:$port" 2>/dev/null | jq -r .status)
 	[ "$st" = review ] && break
 	sleep 0.1
 done
@@ -57,20 +57,20 @@ t_is "$st" review "a billing email waits for an approval"
 t_unlike "$(curl -s -H 'X-Api-Key: demo-token' http://127.0.0.1:9101/tickets)" 'Charged twice' "…before the helpdesk is written to"
 list=$(sed -n 's#^  \./sluice approvals list --server \([^ ]*\).*#\1#p' "$T_TMP/demo.out")
 t_is "$list" "http://127.0.0.1:$port" "the demo prints how to list approvals"
-out=$("$SLUICE" approvals list --server "$list")
+out=$(SLUICE_TOKEN=$admin "$SLUICE" approvals list --server "$list")
 t_like "$out" "apr_[0-9A-Z]+ +approval +pending +support-triage +confirm_billing" "sluice approvals list shows it"
 apr=$(printf '%s\n' "$out" | sed -n 's/^\(apr_[0-9A-Z]*\) .*/\1/p' | head -1)
-t_like "$("$SLUICE" approvals show "$apr" --server "$list" | jq -c .proposed)" '"label":"billing"' "…with the evidence (the label)"
+t_like "$(SLUICE_TOKEN=$admin "$SLUICE" approvals show "$apr" --server "$list" | jq -c .proposed)" '"label":"billing"' "…with the evidence (the label)"
 t_like "$(grep -c 'sluice approvals approve APPROVAL_ID' "$T_TMP/demo.out")" '^1$' "the demo prints how to approve"
-t_ok "sluice approvals approve ID" "$SLUICE" approvals approve "$apr" --server "$list"
+t_ok "sluice approvals approve ID" env SLUICE_TOKEN="$admin" "$SLUICE" approvals approve "$apr" --server "$list"
 for _ in $(seq 100); do
-	st=$("$SLUICE" runs show "$brun" --json --server "http://127.0.0.1:$port" 2>/dev/null | jq -r .status)
+	st=$(SLUICE_TOKEN=$admin "$SLUICE" runs show "$brun" --json --server "http://127.0.0.1:$port" 2>/dev/null | jq -r .status)
 	[ "$st" = completed ] && break
 	sleep 0.1
 done
 t_is "$st" completed "…and the run completes"
 t_like "$(curl -s -H 'X-Api-Key: demo-token' http://127.0.0.1:9101/tickets)" 'Charged twice' "…its ticket in the helpdesk"
-t_is "$("$SLUICE" runs show "$brun" --json --server "http://127.0.0.1:$port" | jq -r .output.category)" billing "…labelled billing"
+t_is "$(SLUICE_TOKEN=$admin "$SLUICE" runs show "$brun" --json --server "http://127.0.0.1:$port" | jq -r .output.category)" billing "…labelled billing"
 sed -n '/v1\/chat\/completions/,/jq/p' "$T_TMP/demo.out" | sed 's/ | jq \.$//' > "$T_TMP/chat.sh"
 t_like "$(cd "$T_TMP" && SLUICE_TOKEN=$admin sh chat.sh)" '"object":"chat.completion"' "the printed chat gateway curl answers"
 t_like "$(curl -s http://127.0.0.1:9201/_sim/calls)" "PII_1" "…masking the address before the model simulator"
