@@ -384,6 +384,8 @@ int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run
 					   w->digest, "workflow", w->name);
 		if (st->idem_key)
 			json_object_set_new(detail, "idempotency_key", json_string(st->idem_key));
+		if (json_is_object(st->audit_detail))
+			json_object_update_missing(detail, (json_t *)st->audit_detail);
 		struct sl_audit_entry ae = {
 			.tenant = st->tenant,
 			.actor = st->actor,

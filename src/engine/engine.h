@@ -54,6 +54,9 @@ struct sl_start {
 	const char *tenant;         /* NULL: "default" */
 	int priority;
 	struct sl_audit_actor actor; /* who starts it (the run.start audit entry); zeroed: the system */
+	/* borrowed, may be NULL: members added to the run.start audit detail
+	 * (a CloudEvent's attributes, a schedule's slot, a synced record) */
+	const json_t *audit_detail;
 };
 /* Validates the input against the workflow's contract (a failure is
  * SL_EINVAL with class contract and every error's JSON pointer in the

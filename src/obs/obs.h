@@ -90,7 +90,18 @@
 	X(OTLP_DROPPED_RUNS, COUNTER, "sluice_otlp_runs_dropped_total",                                            \
 	  "Ended runs whose spans were not queued because the export queue was full", "")                         \
 	X(CONNECTOR_ERRORS, COUNTER, "sluice_connector_errors_total",                                              \
-	  "Failed calls through a connector, by the class of the last error", "connector")
+	  "Failed calls through a connector, by the class of the last error", "connector")                    \
+	X(EVENTS_ACCEPTED, COUNTER, "sluice_events_accepted_total",                                                \
+	  "CloudEvents that started runs, by type (a type no workflow subscribes to is refused, not counted)",     \
+	  "type")                                                                                                  \
+	X(EVENTS_REJECTED, COUNTER, "sluice_events_rejected_total",                                                \
+	  "CloudEvents refused, by reason (invalid, unrouted, contract)", "reason")                                 \
+	X(DUPLICATES_SKIPPED, COUNTER, "sluice_duplicates_skipped_total",                                          \
+	  "Starts that found their idempotency key already used (no second run), by trigger", "trigger")          \
+	X(SCHEDULE_FIRES, COUNTER, "sluice_schedule_fires_total", "Schedule slots that started a run, by workflow",  \
+	  "workflow")                                                                                              \
+	X(SCHEDULE_MISSES, COUNTER, "sluice_schedule_misses_total",                                                \
+	  "Schedule slots passed over by the catch-up policy after a downtime, by workflow", "workflow")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,

@@ -37,13 +37,14 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/v1/runs/{id}/trace"},
 	{"GET", "/v1/drift"},
 	{"GET", "/v1/slo"},
+	{"POST", "/v1/events"},
 };
 
 static const srv_handler_fn handlers[] = {
 	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_audit_list, srv_webhook,
 	srv_chat_completions, srv_models, srv_costs,  srv_connectors, srv_run_trace,  srv_drift,
-	srv_slo,
+	srv_slo,        srv_events,
 };
 
 _Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");
