@@ -117,6 +117,11 @@ struct sl_step {
 	/* emit: to an internal topic; workflows with trigger {event: TOPIC} start */
 	char *topic;
 	struct sl_expr *payload; /* NULL: the run context's .input */
+	/* emit sink: an action (effect write) that receives each event as a
+	 * structured CloudEvent (id RUN_ID:STEP_ID, source sluice/WORKFLOW) */
+	char *sink;
+	struct sl_connector *sink_connector; /* borrowed from the project */
+	const struct sl_action *sink_action;
 
 	/* ai */
 	struct sl_ai_step ai;

@@ -35,7 +35,7 @@ const struct sl_conf_key sl_step_keys[] = {
 	{"map", SL_CONF_JQ, false, "kind map: a jq transform of the run context"},
 	{"call", SL_CONF_STRING, false, "kind call: CONNECTOR.ACTION"},
 	{"wait", SL_CONF_ANY, false, "kind wait: a duration (\"30s\"), {for: duration} or {until: jq time}"},
-	{"emit", SL_CONF_ANY, false, "kind emit: a topic, or {topic: NAME, payload: jq}"},
+	{"emit", SL_CONF_ANY, false, "kind emit: a topic, or {topic: NAME, payload: jq, sink: CONNECTOR.ACTION}"},
 	{"ai", SL_CONF_OBJECT, false, "kind ai: an AI task {task, route, input, prompt, labels, contract, min_confidence}"},
 	{"approval", SL_CONF_ANY, false, "kind approval: a human decision (not available yet)"},
 	{"when", SL_CONF_JQ, false, "jq condition; when false or null the step is skipped"},
@@ -87,6 +87,7 @@ const struct sl_conf_key sl_wait_keys[] = {
 const struct sl_conf_key sl_emit_keys[] = {
 	{"topic", SL_CONF_STRING, true, "the topic; workflows with trigger {event: TOPIC} start"},
 	{"payload", SL_CONF_JQ, false, "jq giving the event's data; default: the run's input"},
+	{"sink", SL_CONF_STRING, false, "CONNECTOR.ACTION (effect write) that also receives the event as a CloudEvent"},
 	{NULL, 0, false, NULL},
 };
 
@@ -450,7 +451,8 @@ static const char *step_kind(struct wfb *b, const json_t *sj, const char *ptr, c
 
 static void parse_retry(struct wfb *b, struct sl_step *st, const json_t *r, const char *ptr)
 {
-	st->retry.max_attempts = st->kind == SL_STEP_CALL ? 3 : 1;
+	/* a step that talks to a connector retries by default; others would fail the same way again */
+	st->retry.max_attempts = st->kind == SL_STEP_CALL || st->sink ? 3 : 1;
 	st->retry.base_ms = 200;
 	st->retry.max_ms = 30000;
 	if (!json_is_object(r))
@@ -526,6 +528,24 @@ static void parse_wait(struct wfb *b, struct sl_step *st, size_t i, const json_t
 	add_ref(b, st->wait_until, i, false, p);
 }
 
+/* An emit's `sink`: an action that receives each event as a structured
+ * CloudEvent. It sends, so it must declare effect write (the audit log and
+ * shadow mode treat it as one). */
+static void parse_emit_sink(struct wfb *b, struct sl_step *st, const json_t *v, const char *ptr)
+{
+	const char *sink = conf_str(v, "sink", NULL);
+	if (!sink)
+		return;
+	char p[CONF_PTR_MAX];
+	conf_ptr(p, ptr, "sink");
+	st->sink = sl_strdup(sink);
+	if (!resolve_call(b, sink, p, &st->sink_connector, &st->sink_action))
+		return;
+	if (st->sink_action->effect != SL_EFFECT_WRITE)
+		conf_err(b->cf, p, "emit sink '%s' must be an action with effect write, not %s", sink,
+			 sl_effect_name(st->sink_action->effect));
+}
+
 static void parse_emit(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
 		       const char *label)
 {
@@ -547,8 +567,10 @@ static void parse_emit(struct wfb *b, struct sl_step *st, size_t i, const json_t
 			st->payload = jq_at(b, payload, pp, what);
 			add_ref(b, st->payload, i, false, pp);
 		}
+		parse_emit_sink(b, st, v, ptr);
 	} else {
-		conf_err(b->cf, ptr, "emit must be a topic or {topic: NAME, payload: jq}, not %s", conf_kind(v));
+		conf_err(b->cf, ptr, "emit must be a topic or {topic: NAME, payload: jq, sink: CONNECTOR.ACTION}, not %s",
+			 conf_kind(v));
 		return;
 	}
 	if (!topic)
@@ -1090,6 +1112,7 @@ static void step_free(struct sl_step *st)
 	sl_expr_free(st->comp_with);
 	sl_expr_free(st->wait_until);
 	free(st->topic);
+	free(st->sink);
 	sl_expr_free(st->payload);
 	struct sl_ai_step *a = &st->ai;
 	free(a->route);

@@ -5,8 +5,19 @@
 # a bad event is a 400 problem naming what is wrong.
 . "$SLUICE_TOP/tests/lib/tap.sh"
 
+# the HTTP sink of on-order's emit: fails once, then takes each event once per key
+start_target --state "$T_TMP/sink.jsonl" --status-sequence 503
 P="$T_TMP/proj"
-mkdir -p "$P/workflows" "$P/contracts"
+mkdir -p "$P/workflows" "$P/contracts" "$P/connectors"
+cat >"$P/connectors/sink.yaml" <<EOF
+connector: sink
+type: http
+base_url: $TARGET_URL
+allow_hosts: [127.0.0.1]
+actions:
+  publish: { effect: write, method: POST, path: /events }
+  peek: { effect: read, method: GET, path: /events }
+EOF
 printf 'name: events\nstore: sqlite:.sluice/sluice.db\nworkers: 2\nlog_level: warn\n' >"$P/sluice.yaml"
 cat >"$P/contracts/order.json" <<'EOF'
 {"$id": "order@1", "type": "object", "required": ["order_id"],
@@ -21,7 +32,8 @@ steps:
   - id: seen
     map: '{order: .input.order_id}'
   - id: tell
-    emit: { topic: com.example.order.seen, payload: '{order_id: .input.order_id}' }
+    emit: { topic: com.example.order.seen, payload: '{order_id: .input.order_id}', sink: sink.publish }
+    retry: { max_attempts: 3, base_ms: 10 }
 EOF
 cat >"$P/workflows/audit-order.yaml" <<'EOF'
 workflow: audit-order
@@ -42,6 +54,10 @@ steps:
     map: '.input'
 EOF
 t_ok "the project checks" "$SLUICE" check "$P"
+cp -r "$P" "$T_TMP/bad"
+sed -i 's/sink: sink.publish/sink: sink.peek/' "$T_TMP/bad/workflows/on-order.yaml"
+t_like "$("$SLUICE" check "$T_TMP/bad" 2>&1)" "on-order.yaml:[0-9]+:[0-9]+: .*emit sink 'sink.peek' must be an action with effect write" \
+	"a sink action that only reads is a check error at its line"
 start_serve_dir "$P"
 
 # code [curl args]: POSTs to /v1/events; prints the status, keeps the body.
@@ -130,6 +146,14 @@ t_is "$n" 4 "each on-order run's emit started on-seen once (4 distinct events)"
 t_is "$(curl -s "$URL/v1/runs?workflow=on-order" | jq '.runs | length')" 4 "on-order ran once per distinct event"
 t_like "$(curl -s "$URL/v1/audit?action=run.start" | jq -c '[.entries[]?.detail.cloudevent.id] | unique')" '"o-1"' \
 	"the run.start audit entry records the event's attributes"
+
+t_is "$(jq -s 'length' "$T_TMP/sink.jsonl")" 4 "the sink received each emitted event once (after a 503)"
+t_is "$(jq -rs '[.[].content_type] | unique | join(",")' "$T_TMP/sink.jsonl")" application/cloudevents+json \
+	"…as structured CloudEvents"
+t_is "$(jq -rs '[.[] | select(.body.specversion == "1.0" and .body.type == "com.example.order.seen" and
+	.body.source == "sluice/on-order" and .body.id == .key)] | length' "$T_TMP/sink.jsonl")" 4 \
+	"…with type, source, and the Idempotency-Key as id"
+t_is "$(jq -rs '[.[].body.data.order_id] | sort | join(",")' "$T_TMP/sink.jsonl")" "A1,A1,B1,K1" "…carrying the payload as data"
 
 m=$(curl -s "$URL/metrics")
 t_like "$m" 'sluice_events_accepted_total\{type="com.example.order.created"\} 4' "accepted events are counted by type"
