@@ -153,6 +153,12 @@ static const struct pg_migration pg_migrations[] = {
 	 "CREATE INDEX ai_calls_run ON ai_calls(run_id, seq);"
 	 "CREATE INDEX ai_calls_route ON ai_calls(route, created_at);"
 	 "CREATE INDEX ai_calls_workflow ON ai_calls(workflow, created_at);"},
+	/* What a trigger remembers between ticks and restarts (sqlite: 4). */
+	{3, "trigger state",
+	 "CREATE TABLE trigger_state ("
+	 " name TEXT PRIMARY KEY,"
+	 " state TEXT NOT NULL,"
+	 " updated_at BIGINT NOT NULL);"},
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

@@ -187,6 +187,14 @@ static const struct sq_migration sq_migrations[] = {
 	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 	 "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
 	 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"},
+	/* What a trigger remembers between ticks and restarts: a schedule's
+	 * last fired slot, a sync's cursor and counts. One row per trigger,
+	 * replaced as a whole (the state is small JSON). */
+	{4, "trigger state",
+	 "CREATE TABLE trigger_state ("
+	 " name TEXT PRIMARY KEY,"
+	 " state TEXT NOT NULL,"
+	 " updated_at INTEGER NOT NULL);"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

@@ -103,6 +103,9 @@ struct sl_store_ops {
 	int (*run_cancel_audited)(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err);
 	int (*dlq_replay_audited)(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
 				  int new_version, const json_t *audit, char run_id_out[SL_ID_MAX], struct sl_err *err);
+	/* trigger state (a schedule's last slot, a sync's cursor) */
+	int (*trigger_state_get)(struct sl_store *s, const char *name, json_t **out, struct sl_err *err);
+	int (*trigger_state_put)(struct sl_store *s, const char *name, const json_t *state, struct sl_err *err);
 	/* New members are appended here. */
 };
 

@@ -1929,6 +1929,42 @@ static void test_run_stats(void **state)
 }
 
 /* The contract: every store runs these. */
+/* ---- trigger state -------------------------------------------------------------------- */
+
+static void test_trigger_state(void **state)
+{
+	struct fx *f = *state;
+	json_t *got = NULL;
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), SL_ENOTFOUND);
+	assert_null(got);
+	json_t *v = json_pack("{s:I, s:s}", "last_slot_ms", (json_int_t)1795000000000LL, "expr", "*/5 * * * *");
+	assert_int_equal(sl_store_trigger_state_put(f->s, "schedule:wf", v, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, v));
+	json_decref(got);
+	/* replaced as a whole; other names untouched */
+	json_t *w = json_pack("{s:s}", "cursor", "abc");
+	assert_int_equal(sl_store_trigger_state_put(f->s, "schedule:wf", w, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_put(f->s, "poll:wf", v, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, w));
+	json_decref(got);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "poll:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, v));
+	json_decref(got);
+	/* survives a reopen */
+	sl_store_close(f->s);
+	assert_int_equal(sl_store_open(f->url, &f->s, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, w));
+	json_decref(got);
+	json_t *arr = json_array();
+	assert_int_equal(sl_store_trigger_state_put(f->s, "x", arr, &f->err), SL_EINVAL);
+	json_decref(arr);
+	json_decref(v);
+	json_decref(w);
+}
+
 #define CONTRACT(X)                                                                                  \
 	X(test_open_and_migrations) X(test_newer_schema_refused) X(test_defs) X(test_create_basic)   \
 	X(test_create_idempotent) X(test_create_idempotent_threads) X(test_claim_lease_expiry)        \
@@ -1937,11 +1973,11 @@ static void test_run_stats(void **state)
 	X(test_dlq_list_filters) X(test_runs_list) X(test_cancel) X(test_spawn)                       \
 	X(test_tree_pending_statuses) X(test_sql_errors_reported) X(test_reopen)                      \
 	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
-	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats)
+	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats) X(test_trigger_state)
 
 int main(void)
 {
-	struct CMUnitTest tests[64];
+	struct CMUnitTest tests[80];
 	size_t n = 0;
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_status_names);
 	/* SQLite only: file paths, URLs, a file that is not a database, memory */
