@@ -127,12 +127,25 @@ struct sl_step {
 	struct sl_ai_step ai;
 };
 
-enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT };
+enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT, SL_TRIGGER_SCHEDULE };
+/* What a schedule does with the slots it missed while nothing ran. */
+enum sl_catch_up {
+	SL_CATCH_UP_ONE,  /* the default: the latest missed slot fires once */
+	SL_CATCH_UP_NONE, /* missed slots are skipped (counted); only an on-time slot fires */
+	SL_CATCH_UP_ALL,  /* every missed slot fires, oldest first */
+};
 struct sl_trigger {
 	enum sl_trigger_kind kind;
 	char *path;            /* webhook: "/hooks/email" */
 	char *event;           /* event: topic or CloudEvents type */
 	char *hmac_secret_ref; /* "env:NAME"; resolved by the server, not here */
+	/* schedule: the cron expression as written, its zone (NULL: UTC), and
+	 * both compiled (owned) */
+	char *schedule;
+	char *timezone;
+	struct sl_cron *cron;
+	struct sl_tz *tz;
+	enum sl_catch_up catch_up;
 	struct sl_schema *contract; /* input contract (webhook/event/API), may be NULL */
 	struct sl_loc loc;
 };

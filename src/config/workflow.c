@@ -22,7 +22,7 @@ const struct sl_conf_key sl_workflow_keys[] = {
 	{"version", SL_CONF_INT, true, "an integer >= 1; a run finishes on the version it started with"},
 	{"owner", SL_CONF_STRING, false, "who answers for it (a team or person)"},
 	{"description", SL_CONF_STRING, false, "what it does"},
-	{"trigger", SL_CONF_OBJECT, false, "what starts a run besides the API and CLI: webhook or event"},
+	{"trigger", SL_CONF_OBJECT, false, "what starts a run besides the API and CLI: webhook, event or schedule"},
 	{"input_contract", SL_CONF_STRING, false, "contract id (NAME@VERSION) the input must meet, when the trigger names none"},
 	{"output", SL_CONF_JQ, false, "jq over the run context giving the run's output; default: the last step's output"},
 	{"slo", SL_CONF_OBJECT, false, "service level objectives: p95_ms, max_error_rate, max_review_rate, max_cost_usd"},
@@ -53,7 +53,9 @@ const struct sl_conf_key sl_trigger_keys[] = {
 	{"webhook", SL_CONF_OBJECT, false, "{path, contract, hmac_secret}: POST to the path starts a run"},
 	{"event", SL_CONF_ANY, false, "a topic, or {type, contract}: an emit step or event with that topic starts a run"},
 	{"contract", SL_CONF_STRING, false, "contract id the input must meet (or give it inside webhook/event)"},
-	{"schedule", SL_CONF_ANY, false, "cron schedule (not available yet)"},
+	{"schedule", SL_CONF_STRING, false, "a 5-field cron expression (\"*/5 * * * *\", names, @daily): a run per slot"},
+	{"timezone", SL_CONF_STRING, false, "schedule: the TZ database zone its wall clock is read in (default UTC)"},
+	{"catch_up", SL_CONF_STRING, false, "schedule: after a downtime, none, one (the latest missed slot, default) or all"},
 	{"poll", SL_CONF_ANY, false, "connector poll (not available yet)"},
 	{NULL, 0, false, NULL},
 };
@@ -380,6 +382,52 @@ static void parse_event(struct wfb *b, const json_t *ev)
 	t->event = sl_strdup(topic);
 }
 
+static const char *const catch_up_names[] = {"one", "none", "all", NULL};
+
+static void parse_schedule(struct wfb *b, const json_t *tr, const json_t *sched)
+{
+	struct sl_trigger *t = &b->w->trigger;
+	t->kind = SL_TRIGGER_SCHEDULE;
+	if (!json_is_string(sched))
+		return; /* reported with the trigger's keys */
+	char why[200];
+	t->schedule = sl_strdup(json_string_value(sched));
+	t->cron = sl_cron_parse(t->schedule, why, sizeof why);
+	if (!t->cron) {
+		conf_err(b->cf, "/trigger/schedule", "schedule: %s", why);
+	} else if (sl_cron_next(t->cron, NULL, 0) < 0) {
+		conf_err(b->cf, "/trigger/schedule", "schedule '%s' never fires (no such day)", t->schedule);
+	}
+	const char *zone = conf_str(tr, "timezone", NULL);
+	if (zone) {
+		t->timezone = sl_strdup(zone);
+		if (!(t->tz = sl_tz_load(zone, why, sizeof why)))
+			conf_err(b->cf, "/trigger/timezone", "timezone: %s", why);
+	}
+	const char *cu = conf_str(tr, "catch_up", NULL);
+	if (!cu)
+		return;
+	for (int i = 0; catch_up_names[i]; i++)
+		if (strcmp(cu, catch_up_names[i]) == 0) {
+			t->catch_up = (enum sl_catch_up)i;
+			return;
+		}
+	conf_err(b->cf, "/trigger/catch_up", "catch_up must be none, one or all, not '%s'", cu);
+}
+
+/* timezone and catch_up belong to a schedule. */
+static void schedule_keys_only(struct wfb *b, const json_t *tr)
+{
+	static const char *const keys[] = {"timezone", "catch_up"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++) {
+		if (!json_object_get(tr, keys[i]))
+			continue;
+		char p[CONF_PTR_MAX];
+		conf_ptr(p, "/trigger", keys[i]);
+		conf_err_key(b->cf, p, "'%s' belongs to a schedule trigger", keys[i]);
+	}
+}
+
 static void parse_trigger(struct wfb *b, const json_t *tr)
 {
 	struct sl_trigger *t = &b->w->trigger;
@@ -394,8 +442,9 @@ static void parse_trigger(struct wfb *b, const json_t *tr)
 	const char *key;
 	json_t *v;
 	json_object_foreach((json_t *)tr, key, v) {
-		bool later = strcmp(key, "schedule") == 0 || strcmp(key, "poll") == 0;
-		bool known = later || strcmp(key, "webhook") == 0 || strcmp(key, "event") == 0;
+		bool later = strcmp(key, "poll") == 0;
+		bool known = later || strcmp(key, "webhook") == 0 || strcmp(key, "event") == 0 ||
+			     strcmp(key, "schedule") == 0;
 		if (!known)
 			continue; /* contract, below; others reported as unknown */
 		any = true;
@@ -409,12 +458,16 @@ static void parse_trigger(struct wfb *b, const json_t *tr)
 			first = key;
 			if (strcmp(key, "webhook") == 0)
 				parse_webhook(b, v);
+			else if (strcmp(key, "schedule") == 0)
+				parse_schedule(b, tr, v);
 			else
 				parse_event(b, v);
 		}
 	}
 	if (!any)
-		conf_err(b->cf, "/trigger", "trigger needs webhook or event");
+		conf_err(b->cf, "/trigger", "trigger needs webhook, event or schedule");
+	if (t->kind != SL_TRIGGER_SCHEDULE)
+		schedule_keys_only(b, tr);
 	const json_t *c = json_object_get(tr, "contract");
 	struct sl_schema *s = c ? contract_at(b, c, "/trigger/contract") : NULL;
 	if (s && t->contract && t->contract != s)
@@ -1136,6 +1189,10 @@ void sl_workflow_unref(struct sl_workflow *w)
 	free(w->trigger.path);
 	free(w->trigger.event);
 	free(w->trigger.hmac_secret_ref);
+	free(w->trigger.schedule);
+	free(w->trigger.timezone);
+	sl_cron_free(w->trigger.cron);
+	sl_tz_free(w->trigger.tz);
 	free(w->name);
 	free(w->file);
 	free(w->source);

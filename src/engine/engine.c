@@ -130,7 +130,9 @@ int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engi
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&e->work_cv, &ca);
 	pthread_cond_init(&e->done_cv, &ca);
+	pthread_cond_init(&e->sched_cv, &ca);
 	pthread_condattr_destroy(&ca);
+	e->triggers = o && o->triggers;
 
 	/* Record every loaded definition, so runs can be resumed on it later. */
 	for (size_t i = 0; i < p->nworkflows; i++) {
@@ -277,6 +279,8 @@ int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 	}
 	if (sl_store_can_wait(e->store))
 		e->has_listener = pthread_create(&e->listener, NULL, listener_main, e) == 0;
+	if (e->triggers)
+		engine_scheduler_start(e);
 	e->started = true;
 	return 0;
 }
@@ -290,6 +294,7 @@ void sl_engine_stop(struct sl_engine *e)
 	pthread_cond_broadcast(&e->work_cv);
 	pthread_cond_broadcast(&e->done_cv);
 	pthread_mutex_unlock(&e->mu);
+	engine_scheduler_stop(e);
 	for (int i = 0; i < e->nthreads; i++)
 		pthread_join(e->threads[i], NULL);
 	sl_otlp_stop(e->otlp); /* after the workers: nothing is queued any more */
@@ -315,6 +320,7 @@ void sl_engine_free(struct sl_engine *e)
 	pthread_mutex_destroy(&e->defs_mu);
 	pthread_cond_destroy(&e->work_cv);
 	pthread_cond_destroy(&e->done_cv);
+	pthread_cond_destroy(&e->sched_cv);
 	free(e);
 }
 

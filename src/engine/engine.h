@@ -32,6 +32,7 @@ struct sl_engine_opts {
 	int batch;        /* tasks a worker holds and commits together; 0: settings */
 	int64_t lease_ms; /* 0: settings (default 30 s) */
 	const char *owner; /* lease owner prefix for logs; NULL: "host:pid" */
+	bool triggers;     /* run the schedules (serve, worker; not `sluice run`) */
 };
 
 /* Borrows p and s: both must outlive the engine. */

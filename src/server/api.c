@@ -71,6 +71,10 @@ static json_t *trigger_json(const struct sl_trigger *t)
 		return json_pack("{s:s, s:s, s:b}", "kind", "webhook", "path", t->path ? t->path : "", "signed",
 				 t->hmac_secret_ref != NULL);
 	case SL_TRIGGER_EVENT: return json_pack("{s:s, s:s}", "kind", "event", "event", t->event ? t->event : "");
+	case SL_TRIGGER_SCHEDULE:
+		return json_pack("{s:s, s:s, s:s, s:s}", "kind", "schedule", "schedule", t->schedule ? t->schedule : "",
+				 "timezone", t->timezone ? t->timezone : "UTC", "catch_up",
+				 t->catch_up == SL_CATCH_UP_ALL ? "all" : t->catch_up == SL_CATCH_UP_NONE ? "none" : "one");
 	default: return json_pack("{s:s}", "kind", "api");
 	}
 }
