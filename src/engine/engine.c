@@ -279,8 +279,10 @@ int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 	}
 	if (sl_store_can_wait(e->store))
 		e->has_listener = pthread_create(&e->listener, NULL, listener_main, e) == 0;
-	if (e->triggers)
+	if (e->triggers) {
 		engine_scheduler_start(e);
+		engine_poller_start(e);
+	}
 	e->started = true;
 	return 0;
 }
@@ -295,6 +297,7 @@ void sl_engine_stop(struct sl_engine *e)
 	pthread_cond_broadcast(&e->done_cv);
 	pthread_mutex_unlock(&e->mu);
 	engine_scheduler_stop(e);
+	engine_poller_stop(e);
 	for (int i = 0; i < e->nthreads; i++)
 		pthread_join(e->threads[i], NULL);
 	sl_otlp_stop(e->otlp); /* after the workers: nothing is queued any more */

@@ -101,7 +101,12 @@
 	X(SCHEDULE_FIRES, COUNTER, "sluice_schedule_fires_total", "Schedule slots that started a run, by workflow",  \
 	  "workflow")                                                                                              \
 	X(SCHEDULE_MISSES, COUNTER, "sluice_schedule_misses_total",                                                \
-	  "Schedule slots passed over by the catch-up policy after a downtime, by workflow", "workflow")
+	  "Schedule slots passed over by the catch-up policy after a downtime, by workflow", "workflow")       \
+	X(SYNC_RECORDS, COUNTER, "sluice_sync_records_total",                                                      \
+	  "Records a polling sync started runs for, by workflow and op (upsert, delete)", "workflow,op")           \
+	X(SYNC_LAG, GAUGE, "sluice_sync_lag_seconds",                                                             \
+	  "Seconds since the start of a polling sync's last complete pass (what it has is at least this fresh)",   \
+	  "workflow")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,

@@ -634,10 +634,19 @@ static void test_unknown_targets(void **state)
 			     3, 62, "trigger contract 'inbound_email@1' differs from the webhook's contract 'ticket@1': give one");
 	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {contract: ticket@1}\nsteps:\n"
 				"  - id: a\n    map: .input\n",
-			     3, 10, "trigger needs webhook, event or schedule");
-	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.get}\nsteps:\n"
+			     3, 10, "trigger needs webhook, event, schedule or poll");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.update}\nsteps:\n"
 				"  - id: a\n    map: .input\n",
-			     3, 11, "trigger 'poll' is not available yet");
+			     3, 17, "poll 'helpdesk.tickets.update' must be an action with effect read, not write");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.get, sync: {pagination: link}}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 58, "pagination must be page or cursor, not 'link'");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.get, sync: {items: '.data['}}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 54, "sync items: jq: syntax error, unexpected $end");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {webhook: {path: /x}, every: 1m}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 32, "'every' belongs to a poll trigger");
 	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {schedule: '60 * * * *'}\nsteps:\n"
 				"  - id: a\n    map: .input\n",
 			     3, 22, "schedule: minute: '60' is outside 0-59");
