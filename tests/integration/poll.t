@@ -82,6 +82,9 @@ lag=$(printf '%s\n' "$m" | sed -n 's/^sluice_sync_lag_seconds{workflow="contacts
 t_ok "…of a few seconds at most ($lag)" awk "BEGIN { exit !($lag < 10) }"
 t_like "$m" 'sluice_sync_records_total\{workflow="contacts-sync",op="delete"\} 1' "synced records are counted by op"
 t_like "$m" 'sluice_duplicates_skipped_total\{trigger="poll"\} [1-9]' "records seen again are counted as duplicates"
+t_is "$(curl -s "$URL/v1/connectors" | jq -r '.connectors[] | select(.name == "crm") | .syncs[0] |
+	[.workflow, .action, (.lag_seconds < 10), (.since | test("^20"))] | map(tostring) | join(" ")')" \
+	"contacts-sync contacts.list true true" "GET /v1/connectors shows the sync, its lag and position"
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
 
 # backfill: a contact created while nothing ran; the rest is already synced
