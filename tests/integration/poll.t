@@ -98,6 +98,7 @@ t_like "$(cat "$T_TMP/bf.out")" "$PAGES pages, $M records, 1 runs started, $N al
 t_is "$("$SLUICE" backfill --json "$P" contacts-sync --since 2000-01-01 2>/dev/null | jq -c '[.started, .already_synced]')" \
 	"[0,$M]" "a second backfill starts nothing"
 t_like "$("$SLUICE" backfill "$P" contacts-sync 2>&1)" "since DATE is required" "--since is required"
+rm -f "$T_TMP/serve.out" # or start_serve_dir may read the last server's address
 start_serve_dir "$P"
 wait_runs $((N + 5))
 sleep 2.5

@@ -31,6 +31,9 @@ t_ok "the project checks" "$SLUICE" check "$P"
 
 # serve_at TIME: serves $P with the wall clock starting at TIME.
 serve_at() {
+	# start_serve_dir greps serve.out for "serving": the last server's line
+	# must be gone before the new one starts, or its URL is taken
+	rm -f "$T_TMP/serve.out"
 	SLUICE_FAKE_CLOCK=$1 start_serve_dir "$P"
 }
 stop() { kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null; }
