@@ -60,13 +60,13 @@ stop
 
 # 2. A restart at the same time does not fire the slot again; nor does one
 # that lost the stored last slot (the run's idempotency key holds).
-serve_at 2026-03-29T01:29:59Z
-sleep 2.5
+serve_at 2026-03-29T01:29:57Z
+sleep 4
 t_is "$(runs tick-one)" 1 "a restart does not double the slot"
 stop
 sqlite3 "$P/.sluice/sluice.db" "DELETE FROM trigger_state WHERE name = 'schedule:tick-all'"
-serve_at 2026-03-29T01:29:59Z
-sleep 2.5
+serve_at 2026-03-29T01:29:57Z
+sleep 4
 t_is "$(runs tick-all)" 1 "…nor a restart that lost the last slot"
 t_like "$(curl -s "$URL/metrics")" 'sluice_duplicates_skipped_total\{trigger="schedule"\} 1' "…counted as a duplicate"
 stop
