@@ -105,4 +105,33 @@ sleep 2.5
 t_is "$(runs)" $((N + 5)) "after the backfill the sync doubles nothing"
 t_is "$(curl -s "$URL/v1/runs?workflow=contacts-sync&status=completed&limit=500" | jq '.runs | length')" $((N + 5)) \
 	"…and every run completes"
+
+# Link header pages (the ERP simulator): a cursor sync whose `next` is the
+# page number of the rel="next" link, read by the action's output
+out="$T_TMP/erp.out"
+"$SLUICE" sim erp --port 0 >"$out" 2>/dev/null &
+T_PIDS="$T_PIDS $!"
+for _ in $(seq 100); do grep -q 'listening on' "$out" 2>/dev/null && break; sleep 0.05; done
+ERP=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$out" | head -1)
+for i in 1 2 3 4; do
+	curl -s -H 'Content-Type: application/json' "$ERP/invoices" \
+		-d "{\"supplier_id\":\"sup_1\",\"number\":\"N-$i\",\"amount\":1$i.5,\"currency\":\"EUR\",\"due_date\":\"2026-12-0$i\"}" >/dev/null
+done
+NI=$(curl -s "$ERP/invoices?per_page=100" | jq length)
+{
+	printf 'connector: erp\ntype: http\nbase_url: %s\nallow_hosts: [127.0.0.1]\nactions:\n' "$ERP"
+	printf '  invoices.list:\n    effect: read\n    method: GET\n    path: /invoices\n'
+	printf "    query: '{page: (.cursor // 1), per_page: .per_page}'\n"
+	printf "    output: '{data: .body, next: (first((.headers.link // \"\") | capture(\"[?&]page=(?<p>[0-9]+)[^>]*>; *rel=\\\\\"next\\\\\"\").p) // null)}'\n"
+} >"$P/connectors/erp.yaml"
+printf 'workflow: invoices-sync\nversion: 1\ntrigger:\n  poll: erp.invoices.list\n  every: 1s\n  sync: { pagination: cursor, per_page: 2, next: .next, version: .updated_at }\nsteps:\n  - id: seen\n    map: .input.id\n' \
+	>"$P/workflows/invoices-sync.yaml"
+t_ok "a Link header sync checks" "$SLUICE" check "$P"
+kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
+rm -f "$T_TMP/serve.out"
+start_serve_dir "$P"
+iruns() { curl -s "$URL/v1/runs?workflow=invoices-sync&limit=500" | jq '.runs | length'; }
+for _ in $(seq 300); do [ "$(iruns)" -ge "$NI" ] && break; sleep 0.05; done
+sleep 2
+t_is "$(iruns)" "$NI" "Link header pages: each of the ERP's $NI invoices (2 a page) starts one run"
 t_done
