@@ -2531,8 +2531,12 @@ static int pg_try_singleton(struct sl_store *base, const char *name, bool *held)
 		char key[24];
 		snprintf(key, sizeof key, "%lld", (long long)singleton_key(name));
 		const char *v[1] = {key};
-		PGresult *r = PQexecParams(s->single, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, v, NULL,
-					   NULL, 0);
+		/* Advisory locks are per database: the schema is mixed in, so two
+		 * deployments in one database (schemas) do not share singletons. */
+		PGresult *r = PQexecParams(s->single,
+					   "SELECT pg_try_advisory_lock($1::bigint # "
+					   "hashtextextended(coalesce(current_schema(), ''), 0))",
+					   1, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			*held = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 			if (*held)

@@ -1698,6 +1698,29 @@ static void test_wait_and_singletons(void **state)
 	sl_store_close(other);
 }
 
+/* PostgreSQL: advisory locks are per database, but two deployments in
+ * one database (each in its own schema) must not share singletons. */
+static void test_pg_singletons_per_schema(void **state)
+{
+	struct fx *f = *state;
+	bool held = false;
+	assert_int_equal(sl_store_try_singleton(f->s, "scheduler", &held), 0);
+	assert_true(held);
+	char schema[80], sql[200], url[sizeof f->url];
+	snprintf(schema, sizeof schema, "%s_b", f->schema);
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
+	assert_int_equal(pg_admin(sql), 0);
+	const char *base = getenv("SLUICE_TEST_PG");
+	snprintf(url, sizeof url, "%s%soptions=-csearch_path%%3D%s", base, strchr(base, '?') ? "&" : "?", schema);
+	struct sl_store *b = NULL;
+	assert_int_equal(sl_store_open(url, &b, &f->err), 0);
+	assert_int_equal(sl_store_try_singleton(b, "scheduler", &held), 0);
+	assert_true(held); /* another schema: its own scheduler */
+	sl_store_close(b);
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+	assert_int_equal(pg_admin(sql), 0);
+}
+
 /* PostgreSQL: every backend of the store is terminated (a database restart
  * looks the same to a client); the next operations reconnect and succeed,
  * and nothing was lost or done twice. */
@@ -1994,6 +2017,8 @@ int main(void)
 		CONTRACT(PG_TEST)
 #undef PG_TEST
 		tests[n++] = (struct CMUnitTest){"pg: test_pg_reconnect", test_pg_reconnect, setup_pg, teardown, NULL};
+		tests[n++] = (struct CMUnitTest){"pg: test_pg_singletons_per_schema", test_pg_singletons_per_schema,
+						 setup_pg, teardown, NULL};
 	} else if (ci && strcmp(ci, "true") == 0) {
 		fprintf(stderr, "test_store: CI: SLUICE_TEST_PG is not set, the PostgreSQL variants cannot run\n");
 		return 1;
