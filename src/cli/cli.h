@@ -32,6 +32,8 @@ int cmd_serve(int argc, char **argv);
 void help_serve(FILE *out);
 int cmd_worker(int argc, char **argv);
 void help_worker(FILE *out);
+int cmd_backfill(int argc, char **argv);
+void help_backfill(FILE *out);
 int cmd_runs(int argc, char **argv);
 void help_runs(FILE *out);
 int cmd_dlq(int argc, char **argv);

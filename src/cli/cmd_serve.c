@@ -164,7 +164,7 @@ int cmd_serve(int argc, char **argv)
 	struct sl_sim *sims[SERVE_SIMS_MAX] = {0};
 	char *url = cli_store_url(o.store_url, p);
 	const char *listen = o.listen ? o.listen : p->settings.listen ? p->settings.listen : "127.0.0.1:8080";
-	struct sl_engine_opts eo = {.workers = o.workers};
+	struct sl_engine_opts eo = {.workers = o.workers, .triggers = true};
 	struct sl_server_opts so = {.listen = listen, .max_body = (size_t)o.max_body, .max_inflight = o.max_inflight};
 	if (start_sims(&o, sims, &err) || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) ||
 	    sl_engine_start(e, &err) ||

@@ -99,7 +99,7 @@ int cmd_worker(int argc, char **argv)
 	struct sl_store *s = NULL;
 	struct sl_engine *e = NULL;
 	char *url = cli_store_url(o.store_url, p);
-	struct sl_engine_opts eo = {.workers = o.workers};
+	struct sl_engine_opts eo = {.workers = o.workers, .triggers = true};
 	if (!url || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err)) {
 		if (url)
 			fprintf(stderr, "sluice worker: %s\n", err.msg);

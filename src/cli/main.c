@@ -22,6 +22,8 @@ static const struct cli_verb verbs[] = {
 	{"run", "run a workflow to the end on the local store and print each step", cmd_run, help_run},
 	{"serve", "run the engine and the HTTP API / webhooks", cmd_serve, help_serve},
 	{"worker", "run the engine's workers on the project's store (no HTTP)", cmd_worker, help_worker},
+	{"backfill", "replay a polling sync's history from a date, without doubling what is synced", cmd_backfill,
+	 help_backfill},
 	{"runs", "list, show and cancel runs on a server", cmd_runs, help_runs},
 	{"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq},
 	{"connectors", "connector health (state, last success, last error) on a server", cmd_connectors,

@@ -117,6 +117,11 @@ struct sl_step {
 	/* emit: to an internal topic; workflows with trigger {event: TOPIC} start */
 	char *topic;
 	struct sl_expr *payload; /* NULL: the run context's .input */
+	/* emit sink: an action (effect write) that receives each event as a
+	 * structured CloudEvent (id RUN_ID:STEP_ID, source sluice/WORKFLOW) */
+	char *sink;
+	struct sl_connector *sink_connector; /* borrowed from the project */
+	const struct sl_action *sink_action;
 
 	/* ai */
 	struct sl_ai_step ai;
@@ -131,12 +136,43 @@ struct sl_step {
 	} approval;
 };
 
-enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT };
+enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT, SL_TRIGGER_SCHEDULE, SL_TRIGGER_POLL };
+/* How a polled source gives its next page: ?page=N, or a cursor from the answer. */
+enum sl_pagination { SL_PAGINATION_PAGE, SL_PAGINATION_CURSOR };
+/* trigger {poll}: a read action walked page by page from a stored
+ * high-water mark; one run per new or changed record (id, version). The
+ * action gets {since, page, per_page, cursor}; the expressions read its
+ * output (items, next) or one record (the others). */
+struct sl_sync {
+	struct sl_connector *connector; /* borrowed */
+	const struct sl_action *action;
+	int64_t every_ms;
+	enum sl_pagination pagination;
+	int per_page;
+	struct sl_expr *items, *next, *id, *version, *deleted, *changed_at;
+	bool skip_deletes; /* on_delete: skip; else a run with op "delete" */
+};
+/* What a schedule does with the slots it missed while nothing ran. */
+enum sl_catch_up {
+	SL_CATCH_UP_ONE,  /* the default: the latest missed slot fires once */
+	SL_CATCH_UP_NONE, /* missed slots are skipped (counted); only an on-time slot fires */
+	SL_CATCH_UP_ALL,  /* every missed slot fires, oldest first */
+};
 struct sl_trigger {
 	enum sl_trigger_kind kind;
 	char *path;            /* webhook: "/hooks/email" */
 	char *event;           /* event: topic or CloudEvents type */
 	char *hmac_secret_ref; /* "env:NAME"; resolved by the server, not here */
+	/* schedule: the cron expression as written, its zone (NULL: UTC), and
+	 * both compiled (owned) */
+	char *schedule;
+	char *timezone;
+	struct sl_cron *cron;
+	struct sl_tz *tz;
+	enum sl_catch_up catch_up;
+	/* poll: "crm.contacts.list" and its sync settings */
+	char *poll;
+	struct sl_sync sync;
 	struct sl_schema *contract; /* input contract (webhook/event/API), may be NULL */
 	struct sl_loc loc;
 };
@@ -248,6 +284,7 @@ extern const struct sl_conf_key sl_step_keys[];
 extern const struct sl_conf_key sl_trigger_keys[];
 extern const struct sl_conf_key sl_webhook_keys[];
 extern const struct sl_conf_key sl_event_keys[];
+extern const struct sl_conf_key sl_sync_keys[];
 extern const struct sl_conf_key sl_retry_keys[];
 extern const struct sl_conf_key sl_wait_keys[];
 extern const struct sl_conf_key sl_emit_keys[];

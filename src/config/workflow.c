@@ -22,7 +22,7 @@ const struct sl_conf_key sl_workflow_keys[] = {
 	{"version", SL_CONF_INT, true, "an integer >= 1; a run finishes on the version it started with"},
 	{"owner", SL_CONF_STRING, false, "who answers for it (a team or person)"},
 	{"description", SL_CONF_STRING, false, "what it does"},
-	{"trigger", SL_CONF_OBJECT, false, "what starts a run besides the API and CLI: webhook or event"},
+	{"trigger", SL_CONF_OBJECT, false, "what starts a run besides the API and CLI: webhook, event, schedule or poll"},
 	{"input_contract", SL_CONF_STRING, false, "contract id (NAME@VERSION) the input must meet, when the trigger names none"},
 	{"output", SL_CONF_JQ, false, "jq over the run context giving the run's output; default: the last step's output"},
 	{"slo", SL_CONF_OBJECT, false, "service level objectives: p95_ms, max_error_rate, max_review_rate, max_cost_usd"},
@@ -36,7 +36,7 @@ const struct sl_conf_key sl_step_keys[] = {
 	{"map", SL_CONF_JQ, false, "kind map: a jq transform of the run context"},
 	{"call", SL_CONF_STRING, false, "kind call: CONNECTOR.ACTION"},
 	{"wait", SL_CONF_ANY, false, "kind wait: a duration (\"30s\"), {for: duration} or {until: jq time}"},
-	{"emit", SL_CONF_ANY, false, "kind emit: a topic, or {topic: NAME, payload: jq}"},
+	{"emit", SL_CONF_ANY, false, "kind emit: a topic, or {topic: NAME, payload: jq, sink: CONNECTOR.ACTION}"},
 	{"ai", SL_CONF_OBJECT, false, "kind ai: an AI task {task, route, input, prompt, labels, contract, min_confidence}"},
 	{"approval", SL_CONF_OBJECT, false, "kind approval: a person decides {reviewers, evidence, timeout, on_timeout, escalate_to}"},
 	{"when", SL_CONF_JQ, false, "jq condition; when false or null the step is skipped"},
@@ -54,8 +54,12 @@ const struct sl_conf_key sl_trigger_keys[] = {
 	{"webhook", SL_CONF_OBJECT, false, "{path, contract, hmac_secret}: POST to the path starts a run"},
 	{"event", SL_CONF_ANY, false, "a topic, or {type, contract}: an emit step or event with that topic starts a run"},
 	{"contract", SL_CONF_STRING, false, "contract id the input must meet (or give it inside webhook/event)"},
-	{"schedule", SL_CONF_ANY, false, "cron schedule (not available yet)"},
-	{"poll", SL_CONF_ANY, false, "connector poll (not available yet)"},
+	{"schedule", SL_CONF_STRING, false, "a 5-field cron expression (\"*/5 * * * *\", names, @daily): a run per slot"},
+	{"timezone", SL_CONF_STRING, false, "schedule: the TZ database zone its wall clock is read in (default UTC)"},
+	{"catch_up", SL_CONF_STRING, false, "schedule: after a downtime, none, one (the latest missed slot, default) or all"},
+	{"poll", SL_CONF_STRING, false, "CONNECTOR.ACTION (effect read) walked page by page: a run per new or changed record"},
+	{"every", SL_CONF_DURATION, false, "poll: time between syncs (default 1m)"},
+	{"sync", SL_CONF_OBJECT, false, "poll: {pagination, per_page, items, next, id, version, deleted, changed_at, on_delete}"},
 	{NULL, 0, false, NULL},
 };
 
@@ -69,6 +73,19 @@ const struct sl_conf_key sl_webhook_keys[] = {
 const struct sl_conf_key sl_event_keys[] = {
 	{"type", SL_CONF_STRING, true, "the topic or CloudEvents type"},
 	{"contract", SL_CONF_STRING, false, "contract id the event data must meet"},
+	{NULL, 0, false, NULL},
+};
+
+const struct sl_conf_key sl_sync_keys[] = {
+	{"pagination", SL_CONF_STRING, false, "page (the action gets .page, .per_page; default) or cursor (.cursor from `next`)"},
+	{"per_page", SL_CONF_INT, false, "records asked per page (default 100); a shorter page is the last"},
+	{"items", SL_CONF_JQ, false, "jq over the action's output: the page's records (default .data)"},
+	{"next", SL_CONF_JQ, false, "cursor: jq over the output giving the next cursor, null at the end (default .next_cursor)"},
+	{"id", SL_CONF_JQ, false, "jq over a record: its id (default .id)"},
+	{"version", SL_CONF_JQ, false, "jq over a record: its version; a new one is a change (default .version // .updated_at)"},
+	{"deleted", SL_CONF_JQ, false, "jq over a record: true for a deletion (default .deleted == true)"},
+	{"changed_at", SL_CONF_JQ, false, "jq over a record: when it changed, RFC 3339; the next sync's .since (default .updated_at)"},
+	{"on_delete", SL_CONF_STRING, false, "run (a run with op \"delete\", the default) or skip"},
 	{NULL, 0, false, NULL},
 };
 
@@ -88,6 +105,7 @@ const struct sl_conf_key sl_wait_keys[] = {
 const struct sl_conf_key sl_emit_keys[] = {
 	{"topic", SL_CONF_STRING, true, "the topic; workflows with trigger {event: TOPIC} start"},
 	{"payload", SL_CONF_JQ, false, "jq giving the event's data; default: the run's input"},
+	{"sink", SL_CONF_STRING, false, "CONNECTOR.ACTION (effect write) that also receives the event as a CloudEvent"},
 	{NULL, 0, false, NULL},
 };
 
@@ -390,6 +408,126 @@ static void parse_event(struct wfb *b, const json_t *ev)
 	t->event = sl_strdup(topic);
 }
 
+static const char *const catch_up_names[] = {"one", "none", "all", NULL};
+
+static void parse_schedule(struct wfb *b, const json_t *tr, const json_t *sched)
+{
+	struct sl_trigger *t = &b->w->trigger;
+	t->kind = SL_TRIGGER_SCHEDULE;
+	if (!json_is_string(sched))
+		return; /* reported with the trigger's keys */
+	char why[200];
+	t->schedule = sl_strdup(json_string_value(sched));
+	t->cron = sl_cron_parse(t->schedule, why, sizeof why);
+	if (!t->cron) {
+		conf_err(b->cf, "/trigger/schedule", "schedule: %s", why);
+	} else if (sl_cron_next(t->cron, NULL, 0) < 0) {
+		conf_err(b->cf, "/trigger/schedule", "schedule '%s' never fires (no such day)", t->schedule);
+	}
+	const char *zone = conf_str(tr, "timezone", NULL);
+	if (zone) {
+		t->timezone = sl_strdup(zone);
+		if (!(t->tz = sl_tz_load(zone, why, sizeof why)))
+			conf_err(b->cf, "/trigger/timezone", "timezone: %s", why);
+	}
+	const char *cu = conf_str(tr, "catch_up", NULL);
+	if (!cu)
+		return;
+	for (int i = 0; catch_up_names[i]; i++)
+		if (strcmp(cu, catch_up_names[i]) == 0) {
+			t->catch_up = (enum sl_catch_up)i;
+			return;
+		}
+	conf_err(b->cf, "/trigger/catch_up", "catch_up must be none, one or all, not '%s'", cu);
+}
+
+/* One of the sync's expressions: the given one, or the default. */
+static struct sl_expr *sync_jq(struct wfb *b, const json_t *sync, const char *key, const char *def)
+{
+	const json_t *v = sync ? json_object_get(sync, key) : NULL;
+	if (v) {
+		char p[CONF_PTR_MAX], what[64];
+		conf_ptr(p, "/trigger/sync", key);
+		snprintf(what, sizeof what, "sync %s", key);
+		return jq_at(b, v, p, what);
+	}
+	struct sl_expr_origin o = {.file = b->cf->file, .line = b->w->trigger.loc.line, .col = b->w->trigger.loc.col,
+				   .what = key};
+	struct sl_err err;
+	sl_err_clear(&err);
+	struct sl_expr *e = sl_expr_compile(def, &o, &err);
+	SL_ASSERT(e); /* the defaults compile */
+	return e;
+}
+
+static void parse_poll(struct wfb *b, const json_t *tr, const json_t *target)
+{
+	struct sl_trigger *t = &b->w->trigger;
+	struct sl_sync *sy = &t->sync;
+	t->kind = SL_TRIGGER_POLL;
+	if (!json_is_string(target))
+		return; /* reported with the trigger's keys */
+	t->poll = sl_strdup(json_string_value(target));
+	if (resolve_call(b, t->poll, "/trigger/poll", &sy->connector, &sy->action) &&
+	    sy->action->effect != SL_EFFECT_READ)
+		conf_err(b->cf, "/trigger/poll", "poll '%s' must be an action with effect read, not %s", t->poll,
+			 sl_effect_name(sy->action->effect));
+	sy->every_ms = conf_duration(json_object_get(tr, "every"), 60000);
+	if (sy->every_ms < 1000)
+		conf_err(b->cf, "/trigger/every", "every must be at least 1s");
+	const json_t *sync = json_object_get(tr, "sync");
+	if (sync && !json_is_object(sync))
+		sync = NULL; /* reported with the trigger's keys */
+	if (sync)
+		conf_check_keys(b->cf, sync, "/trigger/sync", "sync", sl_sync_keys);
+	const char *pg = sync ? conf_str(sync, "pagination", NULL) : NULL;
+	if (pg && strcmp(pg, "cursor") == 0)
+		sy->pagination = SL_PAGINATION_CURSOR;
+	else if (pg && strcmp(pg, "page") != 0)
+		conf_err(b->cf, "/trigger/sync/pagination", "pagination must be page or cursor, not '%s'", pg);
+	const json_t *pp = sync ? json_object_get(sync, "per_page") : NULL;
+	sy->per_page = pp ? (int)json_integer_value(pp) : 100;
+	if (sy->per_page < 1 || sy->per_page > 10000)
+		conf_err(b->cf, "/trigger/sync/per_page", "per_page must be from 1 to 10000");
+	const char *od = sync ? conf_str(sync, "on_delete", NULL) : NULL;
+	if (od && strcmp(od, "skip") == 0)
+		sy->skip_deletes = true;
+	else if (od && strcmp(od, "run") != 0)
+		conf_err(b->cf, "/trigger/sync/on_delete", "on_delete must be run or skip, not '%s'", od);
+	sy->items = sync_jq(b, sync, "items", ".data");
+	sy->next = sync_jq(b, sync, "next", ".next_cursor");
+	sy->id = sync_jq(b, sync, "id", ".id");
+	sy->version = sync_jq(b, sync, "version", ".version // .updated_at");
+	sy->deleted = sync_jq(b, sync, "deleted", ".deleted == true");
+	sy->changed_at = sync_jq(b, sync, "changed_at", ".updated_at");
+}
+
+/* every and sync belong to a poll. */
+static void poll_keys_only(struct wfb *b, const json_t *tr)
+{
+	static const char *const keys[] = {"every", "sync"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++) {
+		if (!json_object_get(tr, keys[i]))
+			continue;
+		char p[CONF_PTR_MAX];
+		conf_ptr(p, "/trigger", keys[i]);
+		conf_err_key(b->cf, p, "'%s' belongs to a poll trigger", keys[i]);
+	}
+}
+
+/* timezone and catch_up belong to a schedule. */
+static void schedule_keys_only(struct wfb *b, const json_t *tr)
+{
+	static const char *const keys[] = {"timezone", "catch_up"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++) {
+		if (!json_object_get(tr, keys[i]))
+			continue;
+		char p[CONF_PTR_MAX];
+		conf_ptr(p, "/trigger", keys[i]);
+		conf_err_key(b->cf, p, "'%s' belongs to a schedule trigger", keys[i]);
+	}
+}
+
 static void parse_trigger(struct wfb *b, const json_t *tr)
 {
 	struct sl_trigger *t = &b->w->trigger;
@@ -404,8 +542,9 @@ static void parse_trigger(struct wfb *b, const json_t *tr)
 	const char *key;
 	json_t *v;
 	json_object_foreach((json_t *)tr, key, v) {
-		bool later = strcmp(key, "schedule") == 0 || strcmp(key, "poll") == 0;
-		bool known = later || strcmp(key, "webhook") == 0 || strcmp(key, "event") == 0;
+		bool later = false;
+		bool known = strcmp(key, "webhook") == 0 || strcmp(key, "event") == 0 || strcmp(key, "schedule") == 0 ||
+			     strcmp(key, "poll") == 0;
 		if (!known)
 			continue; /* contract, below; others reported as unknown */
 		any = true;
@@ -419,12 +558,20 @@ static void parse_trigger(struct wfb *b, const json_t *tr)
 			first = key;
 			if (strcmp(key, "webhook") == 0)
 				parse_webhook(b, v);
+			else if (strcmp(key, "schedule") == 0)
+				parse_schedule(b, tr, v);
+			else if (strcmp(key, "poll") == 0)
+				parse_poll(b, tr, v);
 			else
 				parse_event(b, v);
 		}
 	}
 	if (!any)
-		conf_err(b->cf, "/trigger", "trigger needs webhook or event");
+		conf_err(b->cf, "/trigger", "trigger needs webhook, event, schedule or poll");
+	if (t->kind != SL_TRIGGER_SCHEDULE)
+		schedule_keys_only(b, tr);
+	if (t->kind != SL_TRIGGER_POLL)
+		poll_keys_only(b, tr);
 	const json_t *c = json_object_get(tr, "contract");
 	struct sl_schema *s = c ? contract_at(b, c, "/trigger/contract") : NULL;
 	if (s && t->contract && t->contract != s)
@@ -459,7 +606,8 @@ static const char *step_kind(struct wfb *b, const json_t *sj, const char *ptr, c
 
 static void parse_retry(struct wfb *b, struct sl_step *st, const json_t *r, const char *ptr)
 {
-	st->retry.max_attempts = st->kind == SL_STEP_CALL ? 3 : 1;
+	/* a step that talks to a connector retries by default; others would fail the same way again */
+	st->retry.max_attempts = st->kind == SL_STEP_CALL || st->sink ? 3 : 1;
 	st->retry.base_ms = 200;
 	st->retry.max_ms = 30000;
 	if (!json_is_object(r))
@@ -535,6 +683,24 @@ static void parse_wait(struct wfb *b, struct sl_step *st, size_t i, const json_t
 	add_ref(b, st->wait_until, i, false, p);
 }
 
+/* An emit's `sink`: an action that receives each event as a structured
+ * CloudEvent. It sends, so it must declare effect write (the audit log and
+ * shadow mode treat it as one). */
+static void parse_emit_sink(struct wfb *b, struct sl_step *st, const json_t *v, const char *ptr)
+{
+	const char *sink = conf_str(v, "sink", NULL);
+	if (!sink)
+		return;
+	char p[CONF_PTR_MAX];
+	conf_ptr(p, ptr, "sink");
+	st->sink = sl_strdup(sink);
+	if (!resolve_call(b, sink, p, &st->sink_connector, &st->sink_action))
+		return;
+	if (st->sink_action->effect != SL_EFFECT_WRITE)
+		conf_err(b->cf, p, "emit sink '%s' must be an action with effect write, not %s", sink,
+			 sl_effect_name(st->sink_action->effect));
+}
+
 static void parse_emit(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
 		       const char *label)
 {
@@ -556,8 +722,10 @@ static void parse_emit(struct wfb *b, struct sl_step *st, size_t i, const json_t
 			st->payload = jq_at(b, payload, pp, what);
 			add_ref(b, st->payload, i, false, pp);
 		}
+		parse_emit_sink(b, st, v, ptr);
 	} else {
-		conf_err(b->cf, ptr, "emit must be a topic or {topic: NAME, payload: jq}, not %s", conf_kind(v));
+		conf_err(b->cf, ptr, "emit must be a topic or {topic: NAME, payload: jq, sink: CONNECTOR.ACTION}, not %s",
+			 conf_kind(v));
 		return;
 	}
 	if (!topic)
@@ -1169,6 +1337,7 @@ static void step_free(struct sl_step *st)
 	sl_expr_free(st->comp_with);
 	sl_expr_free(st->wait_until);
 	free(st->topic);
+	free(st->sink);
 	sl_expr_free(st->payload);
 	struct sl_ai_step *a = &st->ai;
 	free(a->route);
@@ -1197,6 +1366,15 @@ void sl_workflow_unref(struct sl_workflow *w)
 	free(w->trigger.path);
 	free(w->trigger.event);
 	free(w->trigger.hmac_secret_ref);
+	free(w->trigger.schedule);
+	free(w->trigger.timezone);
+	sl_cron_free(w->trigger.cron);
+	sl_tz_free(w->trigger.tz);
+	free(w->trigger.poll);
+	struct sl_sync *sy = &w->trigger.sync;
+	struct sl_expr *exprs[] = {sy->items, sy->next, sy->id, sy->version, sy->deleted, sy->changed_at};
+	for (size_t i = 0; i < SL_ARRAY_LEN(exprs); i++)
+		sl_expr_free(exprs[i]);
 	free(w->name);
 	free(w->file);
 	free(w->source);

@@ -174,6 +174,7 @@ struct sl_call {
 	const char *correlation_id;   /* may be NULL */
 	const char *run_id, *step_id; /* for logs; may be NULL */
 	int64_t timeout_ms;           /* 0: the connector's default */
+	const char *content_type;     /* of a body; NULL: application/json (an action's headers win) */
 };
 
 struct sl_call_result {

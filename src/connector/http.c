@@ -904,11 +904,15 @@ static int build_headers(struct http_xfer *x, const struct sl_call *call, struct
 	struct curl_slist *l = NULL;
 	for (size_t i = 0; i < x->ha->headers.n; i++)
 		l = slist_add(l, x->ha->headers.v[i], &oom);
-	if (!hdrs_has(&x->ha->headers, "Content-Type"))
-		/* "Content-Type:" with no value removes curl's form default. */
-		l = slist_add(l, x->body ? "Content-Type: application/json" : "Content-Type:", &oom);
-	l = slist_add(l, "Expect:", &oom); /* no 100-continue round trip */
 	char line[1100];
+	if (!hdrs_has(&x->ha->headers, "Content-Type")) {
+		/* "Content-Type:" with no value removes curl's form default. */
+		const char *ct = call->content_type && header_value_ok(call->content_type) ? call->content_type
+											  : "application/json";
+		snprintf(line, sizeof line, "Content-Type: %.1000s", ct);
+		l = slist_add(l, x->body ? line : "Content-Type:", &oom);
+	}
+	l = slist_add(l, "Expect:", &oom); /* no 100-continue round trip */
 	if (call->idempotency_key) {
 		snprintf(line, sizeof line, "Idempotency-Key: %s", call->idempotency_key);
 		l = slist_add(l, line, &oom);

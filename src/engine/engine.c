@@ -131,7 +131,9 @@ int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engi
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&e->work_cv, &ca);
 	pthread_cond_init(&e->done_cv, &ca);
+	pthread_cond_init(&e->sched_cv, &ca);
 	pthread_condattr_destroy(&ca);
+	e->triggers = o && o->triggers;
 
 	/* Claims follow sluice.yaml's tenant shares (fair claiming). */
 	struct sl_tenant_share *sh = sl_xcalloc(p->settings.ntenants + 1, sizeof *sh);
@@ -290,6 +292,10 @@ int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 	}
 	if (sl_store_can_wait(e->store))
 		e->has_listener = pthread_create(&e->listener, NULL, listener_main, e) == 0;
+	if (e->triggers) {
+		engine_scheduler_start(e);
+		engine_poller_start(e);
+	}
 	e->started = true;
 	return 0;
 }
@@ -303,6 +309,8 @@ void sl_engine_stop(struct sl_engine *e)
 	pthread_cond_broadcast(&e->work_cv);
 	pthread_cond_broadcast(&e->done_cv);
 	pthread_mutex_unlock(&e->mu);
+	engine_scheduler_stop(e);
+	engine_poller_stop(e);
 	for (int i = 0; i < e->nthreads; i++)
 		pthread_join(e->threads[i], NULL);
 	sl_otlp_stop(e->otlp); /* after the workers: nothing is queued any more */
@@ -329,6 +337,7 @@ void sl_engine_free(struct sl_engine *e)
 	engine_pauses_free(e);
 	pthread_cond_destroy(&e->work_cv);
 	pthread_cond_destroy(&e->done_cv);
+	pthread_cond_destroy(&e->sched_cv);
 	free(e);
 }
 
@@ -398,6 +407,8 @@ int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run
 					   w->digest, "workflow", w->name);
 		if (st->idem_key)
 			json_object_set_new(detail, "idempotency_key", json_string(st->idem_key));
+		if (json_is_object(st->audit_detail))
+			json_object_update_missing(detail, (json_t *)st->audit_detail);
 		struct sl_audit_entry ae = {
 			.tenant = st->tenant,
 			.actor = st->actor,

@@ -32,6 +32,7 @@ struct sl_engine_opts {
 	int batch;        /* tasks a worker holds and commits together; 0: settings */
 	int64_t lease_ms; /* 0: settings (default 30 s) */
 	const char *owner; /* lease owner prefix for logs; NULL: "host:pid" */
+	bool triggers;     /* run the schedules (serve, worker; not `sluice run`) */
 };
 
 /* Borrows p and s: both must outlive the engine. */
@@ -54,6 +55,9 @@ struct sl_start {
 	const char *tenant;         /* NULL: "default" */
 	int priority;
 	struct sl_audit_actor actor; /* who starts it (the run.start audit entry); zeroed: the system */
+	/* borrowed, may be NULL: members added to the run.start audit detail
+	 * (a CloudEvent's attributes, a schedule's slot, a synced record) */
+	const json_t *audit_detail;
 };
 /* Validates the input against the workflow's contract (a failure is
  * SL_EINVAL with class contract and every error's JSON pointer in the
@@ -101,6 +105,24 @@ struct sl_store *sl_engine_store(struct sl_engine *e);
 /* Waits until the run and every run it spawned are terminal, or timeout_ms
  * passes (0: forever). Returns 0, or SL_ETIMEOUT. */
 int sl_engine_wait_tree(struct sl_engine *e, const char *root_run_id, int64_t timeout_ms);
+
+/* ---- polling syncs (trigger {poll}) ---- */
+struct sl_sync_progress {
+	int64_t pages, records; /* read from the source */
+	int64_t started;        /* runs started: new or changed records (deletes included) */
+	int64_t deletes;        /* of those, deletions */
+	int64_t duplicates;     /* records already synced (same id and version): nothing started */
+	int64_t errors;         /* records skipped: no id, or refused by the workflow's contract */
+	int64_t retries;        /* pages asked again after a transient failure (429, 5xx) */
+};
+typedef void (*sl_sync_progress_fn)(const struct sl_sync_progress *p, void *ud);
+/* Walks a poll workflow's source once from since (RFC 3339; NULL: from the
+ * beginning), starting a run per record not synced before (same
+ * idempotency keys as the poller: nothing is doubled), calling fn (may be
+ * NULL) after each page. Leaves the stored high-water mark alone. The
+ * engine need not be started: the runs wait in the store for workers. */
+int sl_engine_backfill(struct sl_engine *e, const char *workflow, const char *since, sl_sync_progress_fn fn,
+		       void *ud, struct sl_sync_progress *out, struct sl_err *err);
 
 /* Counters since start (for benchmarks and, later, metrics). */
 struct sl_engine_stats {

@@ -30,6 +30,15 @@ struct sl_engine {
 	struct sl_workflow **defs; /* one reference each, by digest */
 	size_t ndefs, capdefs;
 
+	/* triggers (serve, worker): the scheduler thread, woken by sched_cv to stop */
+	bool triggers, has_scheduler;
+	pthread_t scheduler;
+	pthread_cond_t sched_cv;
+	struct sched *sched;
+	bool has_poller;
+	pthread_t poller;
+	struct poller *polls;
+
 	atomic_uint_fast64_t stat_steps, stat_commits, stat_fenced, stat_claims, stat_runs_done;
 	struct sl_otlp *otlp; /* the span exporter while started, when otlp_endpoint is set */
 
@@ -132,6 +141,23 @@ void engine_notify_done(struct sl_engine *e);
  * source when this process did not load that version. */
 struct sl_workflow *engine_definition(struct sl_engine *e, const char *digest, struct sl_err *err);
 int engine_check_input(const struct sl_workflow *w, const json_t *input, struct sl_err *err);
+
+/* schedule.c: the scheduler of `trigger: {schedule}` workflows, while this
+ * process holds the "scheduler" singleton. start: -1 when no workflow has a
+ * schedule (no thread). stop: after running is cleared; idempotent. */
+int engine_scheduler_start(struct sl_engine *e);
+void engine_scheduler_stop(struct sl_engine *e);
+
+/* poll.c: the poller of `trigger: {poll}` workflows, while this process
+ * holds the "poller" singleton (like the scheduler's start and stop). */
+int engine_poller_start(struct sl_engine *e);
+void engine_poller_stop(struct sl_engine *e);
+/* One sync pass of w from since (may be NULL); stops early when running
+ * (may be NULL: never) goes false. *max_changed (owned) gets the new
+ * high-water mark. */
+int engine_sync_pass(struct sl_engine *e, const struct sl_workflow *w, const char *since,
+		     const atomic_bool *running, sl_sync_progress_fn fn, void *ud, struct sl_sync_progress *p,
+		     char **max_changed, struct sl_err *err);
 
 /* step.c: executes the next step of s (or its compensation) into o. */
 void step_execute(struct sl_engine *e, struct slot *s, struct outcome *o);

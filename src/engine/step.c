@@ -297,7 +297,8 @@ static void audit_call(struct outcome *o, const struct slot *s, const struct sl_
 
 static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st, struct sl_connector *conn,
 		     const struct sl_action *act, struct sl_expr *with, const json_t *default_input,
-		     const char *key_suffix, json_t **out, json_t **evidence, struct sl_err *err)
+		     const char *key_suffix, const char *content_type, json_t **out, json_t **evidence,
+		     struct sl_err *err)
 {
 	json_t *input = NULL;
 	if (with) {
@@ -323,6 +324,7 @@ static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st
 		.run_id = s->run.id,
 		.step_id = st->id,
 		.timeout_ms = st->timeout_ms,
+		.content_type = content_type,
 	};
 	struct sl_call_result res = {0};
 	int rc = sl_connector_call(conn, act, &call, &res, err);
@@ -401,9 +403,34 @@ static bool subscribed(const struct sl_project *p, const struct sl_workflow *w, 
 	       sl_project_workflow(p, w->name) == w;
 }
 
-/* emit: starts every workflow subscribed to the topic, in the same commit. */
+/* An emit's sink: the event as a structured CloudEvent to the sink action.
+ * Its id (RUN_ID:STEP_ID, also the Idempotency-Key) is stable across
+ * retries and crashes, so a receiver that dedupes by (source, id) sees each
+ * event once. Returns the call's code; the sink's answer is dropped. */
+static int emit_to_sink(struct outcome *o, struct slot *s, const struct sl_step *st, const json_t *payload,
+			json_t **evidence, struct sl_err *err)
+{
+	char *id = sl_asprintf("%s:%s", s->run.id, st->id);
+	char *source = sl_asprintf("sluice/%s", s->wf->name);
+	char ts[32];
+	sl_time_format(sl_now_ms(), ts);
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "specversion", "1.0", "id", id, "source", source,
+			       "type", st->topic, "time", ts, "datacontenttype", "application/json", "data", payload);
+	json_t *answer = NULL;
+	int rc = exec_call(o, s, st, st->sink_connector, st->sink_action, NULL, ev, NULL,
+			   "application/cloudevents+json", &answer, evidence, err);
+	json_decref(answer);
+	json_decref(ev);
+	free(source);
+	free(id);
+	return rc;
+}
+
+/* emit: starts every workflow subscribed to the topic, in the same commit,
+ * and sends the event to the step's sink when it has one (before the
+ * commit: a failed send fails the step and starts nothing). */
 static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
-		     json_t **out, struct sl_err *err)
+		     json_t **out, json_t **evidence, struct sl_err *err)
 {
 	json_t *payload = NULL;
 	if (st->payload) {
@@ -464,7 +491,13 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 	}
 	o->c.spawn = o->spawn;
 	o->c.nspawn = o->nspawn;
+	if (st->sink_connector && emit_to_sink(o, s, st, payload, evidence, err)) {
+		json_decref(started);
+		return err->code;
+	}
 	*out = json_pack("{s:s, s:o}", "topic", st->topic, "workflows", started);
+	if (st->sink)
+		json_object_set_new(*out, "sink", json_string(st->sink));
 	return 0;
 }
 
@@ -964,10 +997,10 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 		break;
 	case SL_STEP_CALL: /* an edited approval of the call replaces its input */
 		rc = exec_call(o, s, st, st->connector, st->action, o->apr_final ? NULL : st->with, o->apr_final, NULL,
-			       &out, &evidence, &err);
+			       NULL, &out, &evidence, &err);
 		break;
 	case SL_STEP_EMIT:
-		rc = exec_emit(e, s, o, st, &out, &err);
+		rc = exec_emit(e, s, o, st, &out, &evidence, &err);
 		break;
 	case SL_STEP_WAIT:
 		exec_wait(s, o, st, started);
@@ -1036,7 +1069,7 @@ static void exec_compensate(struct sl_engine *e, struct slot *s, struct outcome 
 	sl_err_clear(&err);
 	json_t *out = NULL, *evidence = NULL;
 	json_t *done_output = json_object_get(s->run.context, st->id);
-	int rc = exec_call(o, s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate",
+	int rc = exec_call(o, s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate", NULL,
 			   &out, &evidence, &err);
 	int64_t dur = (sl_mono_us() - t0) / 1000;
 	int attempts = s->run.attempt + 1;

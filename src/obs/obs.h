@@ -101,7 +101,23 @@
 	X(APPROVAL_ESCALATIONS, COUNTER, "sluice_approval_escalations_total",                                     \
 	  "Approvals whose timeout moved them to the escalation group, by kind", "kind")                          \
 	X(AI_REVIEWS, COUNTER, "sluice_ai_review_decisions_total",                                                \
-	  "Reviews of AI answers by decision: accepted (approved), edited, rejected (or expired)", "workflow,decision")
+	  "Reviews of AI answers by decision: accepted (approved), edited, rejected (or expired)", "workflow,decision")\
+	X(EVENTS_ACCEPTED, COUNTER, "sluice_events_accepted_total",                                                \
+	  "CloudEvents that started runs, by type (a type no workflow subscribes to is refused, not counted)",     \
+	  "type")                                                                                                  \
+	X(EVENTS_REJECTED, COUNTER, "sluice_events_rejected_total",                                                \
+	  "CloudEvents refused, by reason (invalid, unrouted, contract)", "reason")                                 \
+	X(DUPLICATES_SKIPPED, COUNTER, "sluice_duplicates_skipped_total",                                          \
+	  "Starts that found their idempotency key already used (no second run), by trigger", "trigger")          \
+	X(SCHEDULE_FIRES, COUNTER, "sluice_schedule_fires_total", "Schedule slots that started a run, by workflow",  \
+	  "workflow")                                                                                              \
+	X(SCHEDULE_MISSES, COUNTER, "sluice_schedule_misses_total",                                                \
+	  "Schedule slots passed over by the catch-up policy after a downtime, by workflow", "workflow")       \
+	X(SYNC_RECORDS, COUNTER, "sluice_sync_records_total",                                                      \
+	  "Records a polling sync started runs for, by workflow and op (upsert, delete)", "workflow,op")           \
+	X(SYNC_LAG, GAUGE, "sluice_sync_lag_seconds",                                                             \
+	  "Seconds since the start of a polling sync's last complete pass (what it has is at least this fresh)",   \
+	  "workflow")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,

@@ -73,6 +73,10 @@ static json_t *trigger_json(const struct sl_trigger *t)
 		return json_pack("{s:s, s:s, s:b}", "kind", "webhook", "path", t->path ? t->path : "", "signed",
 				 t->hmac_secret_ref != NULL);
 	case SL_TRIGGER_EVENT: return json_pack("{s:s, s:s}", "kind", "event", "event", t->event ? t->event : "");
+	case SL_TRIGGER_SCHEDULE:
+		return json_pack("{s:s, s:s, s:s, s:s}", "kind", "schedule", "schedule", t->schedule ? t->schedule : "",
+				 "timezone", t->timezone ? t->timezone : "UTC", "catch_up",
+				 t->catch_up == SL_CATCH_UP_ALL ? "all" : t->catch_up == SL_CATCH_UP_NONE ? "none" : "one");
 	default: return json_pack("{s:s}", "kind", "api");
 	}
 }
@@ -569,6 +573,35 @@ static json_t *time_or_null(int64_t ms)
 }
 
 /* GET /v1/connectors: each connector's health as this process saw it. */
+/* The polling syncs that read through c, from the store's trigger state
+ * (whichever process runs them): {workflow, action, last_sync, lag_seconds,
+ * since, records, runs}; lag and last_sync are null before a first pass. */
+static json_t *connector_syncs(struct sl_server *s, const struct sl_project *p, const struct sl_connector *c)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < p->nworkflows; i++) {
+		const struct sl_workflow *w = p->workflows[i];
+		if (w->trigger.kind != SL_TRIGGER_POLL || w->trigger.sync.connector != c ||
+		    sl_project_workflow(p, w->name) != w)
+			continue;
+		char name[160];
+		snprintf(name, sizeof name, "poll:%s", w->name);
+		json_t *st = NULL;
+		struct sl_err err;
+		sl_err_clear(&err);
+		sl_store_trigger_state_get(sl_engine_store(s->e), name, &st, &err);
+		int64_t last = json_integer_value(json_object_get(st, "last_sync_ms"));
+		json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:O?, s:O?, s:O?}", "workflow", w->name, "action",
+				      w->trigger.sync.action->name, "last_sync", time_or_null(last), "lag_seconds",
+				      last ? json_real((double)(sl_now_ms() - last) / 1000.0) : json_null(), "since",
+				      json_object_get(st, "since"), "records", json_object_get(st, "records"), "runs",
+				      json_object_get(st, "runs"));
+		json_decref(st);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 void srv_connectors(struct sl_server *s, struct srv_req *r)
 {
 	struct sl_project *p = sl_engine_project(s->e);
@@ -585,6 +618,7 @@ void srv_connectors(struct sl_server *s, struct srv_req *r)
 		json_object_set_new(o, "last_error_class",
 				    failed ? json_string(sl_class_name(h.last_error_class)) : json_null());
 		json_object_set_new(o, "last_error", failed ? json_string(h.last_error) : json_null());
+		json_object_set_new(o, "syncs", connector_syncs(s, p, c));
 		json_array_append_new(arr, o);
 	}
 	srv_reply_json(r, 200, json_pack("{s:o}", "connectors", arr));

@@ -46,7 +46,7 @@ static const struct sl_server_route routes[] = {
 	{"GET", "/v1/approvals"},
 	{"GET", "/v1/approvals/{id}"},
 	{"POST", "/v1/approvals/{id}/decision"},
-
+	{"POST", "/v1/events"},
 };
 
 static const srv_handler_fn handlers[] = {
@@ -54,7 +54,7 @@ static const srv_handler_fn handlers[] = {
 	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_audit_list, srv_webhook,
 	srv_chat_completions, srv_models, srv_costs,  srv_connectors, srv_run_trace,  srv_drift,
 	srv_slo,        srv_pauses_list, srv_pause_create, srv_pause_delete, srv_keys_list, srv_key_revoke,
-	srv_approvals_list, srv_approval_get, srv_approval_decide,
+	srv_approvals_list, srv_approval_get, srv_approval_decide, srv_events,
 };
 
 /* The role each route needs (docs/reference/api.md has the matrix). Public:
@@ -70,7 +70,7 @@ static const int route_roles[] = {
 	V, O, V, O, O, V, P,
 	O, V, V, V, V, V,
 	V, V, A, A, A, A,
-	V, V, O,
+	V, V, O, O,
 };
 #undef V
 #undef O

@@ -162,4 +162,7 @@ int srv_hooks_init(struct sl_server *s, struct sl_err *err);
 void srv_hooks_free(struct sl_server *s);
 void srv_webhook(struct sl_server *s, struct srv_req *r);
 
+/* events.c: CloudEvents (POST /v1/events), routed by type to trigger {event: TYPE} */
+void srv_events(struct sl_server *s, struct srv_req *r);
+
 #endif

@@ -256,9 +256,10 @@ static enum MHD_Result sim_send_problem(struct MHD_Connection *con, unsigned sta
 static json_t *sim_faults_json(const struct sl_sim *s)
 {
 	const struct sim_faults *f = &s->faults;
-	return json_pack("{s:i, s:f, s:f, s:f, s:f, s:b, s:f, s:i}", "latency_ms", f->latency_ms, "error_rate",
+	return json_pack("{s:i, s:f, s:f, s:f, s:f, s:b, s:i, s:f, s:i}", "latency_ms", f->latency_ms, "error_rate",
 			 f->error_rate, "timeout_rate", f->timeout_rate, "reset_rate", f->reset_rate,
-			 "malformed_rate", f->malformed_rate, "drift", f->drift, "rate_per_s", s->rate_per_s, "burst",
+			 "malformed_rate", f->malformed_rate, "drift", f->drift, "storm_429", f->storm_429,
+			 "rate_per_s", s->rate_per_s, "burst",
 			 s->burst);
 }
 
@@ -295,6 +296,14 @@ static void sim_faults_set(struct sl_sim *s, json_t *body, struct sim_resp *rp)
 	    sim_rate_field(body, "reset_rate", &f.reset_rate, rp) ||
 	    sim_rate_field(body, "malformed_rate", &f.malformed_rate, rp))
 		return;
+	v = json_object_get(body, "storm_429");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000) {
+			sim_problem(rp, 422, "storm_429", "storm_429 must be an integer from 0 to 1000000");
+			return;
+		}
+		f.storm_429 = (int)json_integer_value(v);
+	}
 	v = json_object_get(body, "drift");
 	if (v) {
 		if (!json_is_boolean(v)) {
@@ -557,6 +566,10 @@ static bool sim_gates(struct sl_sim *s, struct sim_conn *c, struct MHD_Connectio
 		return false;
 	}
 	int wait_s = sim_take_token(s);
+	if (!wait_s && s->faults.storm_429 > 0) {
+		s->faults.storm_429--;
+		wait_s = 1;
+	}
 	if (wait_s) {
 		s->rej_429++;
 		pthread_mutex_unlock(&s->mu);
@@ -759,7 +772,7 @@ int sl_sim_start(const struct sl_sim_opts *o, struct sl_sim **out, struct sl_err
 	s->burst = o->burst > 0 ? o->burst : (int)SL_MAX(1.0, ceil(o->rate_per_s));
 	s->seed = o->seed;
 	s->start_faults = (struct sim_faults){o->latency_ms, o->error_rate, o->timeout_rate, o->reset_rate,
-					      o->malformed_rate, o->drift};
+					      o->malformed_rate, o->drift, 0};
 	if (sim_state_reset(s) != 0) {
 		sim_free(s);
 		return sl_err_set(err, SL_ENOMEM, SL_CLASS_NONE, "sim: out of memory");

@@ -51,6 +51,7 @@ struct sim_faults {
 	int latency_ms;
 	double error_rate, timeout_rate, reset_rate, malformed_rate;
 	bool drift;
+	int storm_429; /* the next N requests answer 429 with Retry-After: 1 (a rate-limit storm) */
 };
 
 struct sl_sim {

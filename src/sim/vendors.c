@@ -127,6 +127,19 @@ static json_t *now_json(void)
 	return json_string(ts);
 }
 
+/* A change: a new version and updated_at, what a sync dedupes on. */
+static void bump(json_t *item)
+{
+	json_int_t v = json_integer_value(json_object_get(item, "version"));
+	json_object_set_new(item, "version", json_integer(v + 1));
+	json_object_set_new(item, "updated_at", now_json());
+}
+
+static bool is_deleted(const json_t *item)
+{
+	return json_is_true(json_object_get(item, "deleted"));
+}
+
 static json_t *find_item(const struct sim_coll *c, const char *id)
 {
 	size_t i;
@@ -252,7 +265,7 @@ static json_t *new_record(struct sim_coll *c)
 	char id[SL_ID_MAX];
 	snprintf(id, sizeof id, "%s_%u", c->prefix, ++c->next_id);
 	json_t *now = now_json();
-	json_t *rec = json_pack("{s:s, s:O, s:O}", "id", id, "created_at", now, "updated_at", now);
+	json_t *rec = json_pack("{s:s, s:O, s:O, s:i}", "id", id, "created_at", now, "updated_at", now, "version", 1);
 	json_decref(now);
 	return rec;
 }
@@ -364,6 +377,8 @@ static json_t *filtered(const struct sim_req *rq, const struct sim_coll *c, stru
 {
 	const char *since_s = sim_query(rq, "updated_since");
 	const char *account = sim_query(rq, "account_id");
+	const char *del = sim_query(rq, "include_deleted");
+	bool with_deleted = del && strcmp(del, "true") == 0;
 	int64_t since = 0, t;
 	if (since_s && sl_time_parse(since_s, &since) != 0) {
 		sim_problem(rp, 400, "updated_since", "updated_since must be an RFC 3339 date-time");
@@ -378,6 +393,8 @@ static json_t *filtered(const struct sim_req *rq, const struct sim_coll *c, stru
 			continue;
 		const char *acc = json_string_value(json_object_get(x, "account_id"));
 		if (account && (!acc || strcmp(acc, account) != 0))
+			continue;
+		if (is_deleted(x) && !with_deleted)
 			continue;
 		json_array_append(out, x);
 	}
@@ -515,7 +532,7 @@ static void patch(struct sl_sim *s, size_t ci, json_t *item, json_t *body, struc
 	}
 	json_object_update(item, copy); /* all or nothing: item changes only when every field passed */
 	json_decref(copy);
-	json_object_set_new(item, "updated_at", now_json());
+	bump(item);
 	rp->status = 200;
 	rp->body = json_incref(item);
 	rp->effect = true;
@@ -588,14 +605,25 @@ static void handle_item(struct sl_sim *s, size_t ci, const struct sim_req *rq, s
 			ticket_action(s, item, a, rq->body, rp);
 		return;
 	}
-	if (strcmp(m, "GET") != 0 && !(patchable && strcmp(m, "PATCH") == 0)) {
-		method_not_allowed(rp, patchable ? "GET, PATCH" : "GET");
+	/* CRM records can be deleted (a sync must see the tombstones) */
+	bool deletable = patchable && s->kind == SIM_CRM;
+	bool del = deletable && strcmp(m, "DELETE") == 0;
+	if (strcmp(m, "GET") != 0 && !(patchable && strcmp(m, "PATCH") == 0) && !del) {
+		method_not_allowed(rp, deletable ? "GET, PATCH, DELETE" : patchable ? "GET, PATCH" : "GET");
 		return;
 	}
 	route_name(rp, m, coll, "/{id}");
+	if (item && is_deleted(item))
+		item = NULL; /* gone, but kept as a tombstone that lists show with include_deleted=true */
 	if (!item)
 		sim_problem(rp, 404, NULL, "no record %s in %s", rq->seg[1], coll);
-	else if (strcmp(m, "GET") == 0) {
+	else if (del) {
+		json_object_set_new(item, "deleted", json_true());
+		bump(item);
+		rp->status = 200;
+		rp->body = json_incref(item);
+		rp->effect = true;
+	} else if (strcmp(m, "GET") == 0) {
 		rp->status = 200;
 		rp->body = json_incref(item);
 	} else

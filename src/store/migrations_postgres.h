@@ -296,6 +296,12 @@ static const struct pg_migration pg_migrations[] = {
 	 " consumed_at BIGINT NOT NULL DEFAULT 0);"
 	 "CREATE INDEX approvals_run ON approvals(run_id, created_at);"
 	 "CREATE INDEX approvals_status ON approvals(status, created_at);"},
+	/* What a trigger remembers between ticks and restarts (sqlite: 4). */
+	{6, "trigger state",
+	 "CREATE TABLE trigger_state ("
+	 " name TEXT PRIMARY KEY,"
+	 " state TEXT NOT NULL,"
+	 " updated_at BIGINT NOT NULL);"},
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

@@ -258,6 +258,14 @@ static const struct sq_migration sq_migrations[] = {
 	 " consumed_at INTEGER NOT NULL DEFAULT 0);"
 	 "CREATE INDEX approvals_run ON approvals(run_id, created_at);"
 	 "CREATE INDEX approvals_status ON approvals(status, created_at);"},
+	/* What a trigger remembers between ticks and restarts: a schedule's
+	 * last fired slot, a sync's cursor and counts. One row per trigger,
+	 * replaced as a whole (the state is small JSON). */
+	{7, "trigger state",
+	 "CREATE TABLE trigger_state ("
+	 " name TEXT PRIMARY KEY,"
+	 " state TEXT NOT NULL,"
+	 " updated_at INTEGER NOT NULL);"},
 };
 
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))

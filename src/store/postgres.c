@@ -108,6 +108,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING")                        \
 	X(DEF_GET, "SELECT file, source FROM workflow_defs WHERE digest = $1")                              \
 	X(IDEM_GET, "SELECT run_id, expires_at FROM idempotency WHERE scope = $1 AND key = $2")             \
+	X(TRIG_GET, "SELECT state FROM trigger_state WHERE name = $1")                                        \
+	X(TRIG_PUT, "INSERT INTO trigger_state(name, state, updated_at) VALUES ($1, $2, $3) "                 \
+		    "ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at")  \
 	/* Takes (scope, key) unless a live record holds it: a row back means ours. A          \
 	 * concurrent taker in another process waits for ours to end, then sees it. */         \
 	X(IDEM_TAKE, "INSERT INTO idempotency(scope, key, run_id, created_at, expires_at) "                 \
@@ -912,6 +915,39 @@ static int purge(struct pg_store *s, enum pg_st id, int64_t t, int64_t *purged, 
 static int pg_idem_purge(struct sl_store *base, int64_t now_ms, int64_t *purged, struct sl_err *err)
 {
 	return purge(pg(base), PG_IDEM_PURGE, now_ms, purged, err);
+}
+
+/* ---- trigger state ---------------------------------------------------------------------------- */
+
+static int pg_trigger_state_get(struct sl_store *base, const char *name, json_t **out, struct sl_err *err)
+{
+	struct pp p = {0};
+	pp_text(&p, name);
+	PGresult *r = pg_one(pg(base), PG_TRIG_GET, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	int rc;
+	if (PQntuples(r) == 0)
+		rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no trigger state %.80s", name);
+	else if (!(*out = json_loads(r_text(r, 0, 0), 0, NULL)))
+		rc = sl_err_set(err, SL_ESTORE, SL_CLASS_NONE, "store: trigger state %.80s is not JSON", name);
+	else
+		rc = 0;
+	PQclear(r);
+	return rc;
+}
+
+static int pg_trigger_state_put(struct sl_store *base, const char *name, const json_t *state, struct sl_err *err)
+{
+	struct pp p = {0};
+	pp_text(&p, name);
+	pp_json(&p, state);
+	pp_i64(&p, sl_now_ms());
+	PGresult *r = pg_one(pg(base), PG_TRIG_PUT, &p, err);
+	if (!r)
+		return SL_ESTORE;
+	PQclear(r);
+	return 0;
 }
 
 /* ---- creating runs ------------------------------------------------------------------------------ */
@@ -2673,8 +2709,12 @@ static int pg_try_singleton(struct sl_store *base, const char *name, bool *held)
 		char key[24];
 		snprintf(key, sizeof key, "%lld", (long long)singleton_key(name));
 		const char *v[1] = {key};
-		PGresult *r = PQexecParams(s->single, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, v, NULL,
-					   NULL, 0);
+		/* Advisory locks are per database: the schema is mixed in, so two
+		 * deployments in one database (schemas) do not share singletons. */
+		PGresult *r = PQexecParams(s->single,
+					   "SELECT pg_try_advisory_lock($1::bigint # "
+					   "hashtextextended(coalesce(current_schema(), ''), 0))",
+					   1, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			*held = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 			if (*held)
@@ -3031,6 +3071,8 @@ const struct sl_store_ops sl_store_postgres_ops = {
 	.dlq_purge = pg_dlq_purge,
 	.idem_get = pg_idem_get,
 	.idem_purge = pg_idem_purge,
+	.trigger_state_get = pg_trigger_state_get,
+	.trigger_state_put = pg_trigger_state_put,
 	.release = pg_release,
 	.lease_owners = pg_lease_owners,
 	.release_owner = pg_release_owner,

@@ -110,6 +110,9 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 		    "run_id = excluded.run_id, created_at = excluded.created_at, "                          \
 		    "expires_at = excluded.expires_at")                                                     \
 	X(IDEM_PURGE, "DELETE FROM idempotency WHERE expires_at > 0 AND expires_at <= ?1")                  \
+	X(TRIG_GET, "SELECT state FROM trigger_state WHERE name = ?1")                                        \
+	X(TRIG_PUT, "INSERT INTO trigger_state(name, state, updated_at) VALUES (?1, ?2, ?3) "                 \
+		    "ON CONFLICT(name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at")  \
 	X(RUN_INSERT, "INSERT INTO runs(id, workflow, version, digest, status, phase, input, "              \
 		      "correlation_id, parent_run_id, root_run_id, \"trigger\", tenant, priority, "         \
 		      "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'queued', 'forward', ?5, ?6, ?7, "  \
@@ -839,6 +842,48 @@ static int purge(struct sq_store *s, enum sq_st id, int64_t t, int64_t *purged, 
 static int sq_idem_purge(struct sl_store *base, int64_t now_ms, int64_t *purged, struct sl_err *err)
 {
 	return purge(sq(base), SQ_IDEM_PURGE, now_ms, purged, err);
+}
+
+/* ---- trigger state ---------------------------------------------------------------------------- */
+
+static int sq_trigger_state_get(struct sl_store *base, const char *name, json_t **out, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	struct sq_conn *c = rd_get(s, err);
+	if (!c)
+		return SL_ESTORE;
+	int rc = SL_ESTORE;
+	sqlite3_stmt *st = st_get(c, SQ_TRIG_GET, err);
+	if (st) {
+		int b = b_text(st, 1, name);
+		int step = b ? SQLITE_ERROR : sqlite3_step(st);
+		if (step == SQLITE_ROW) {
+			*out = json_loads(c_text(st, 0), 0, NULL);
+			rc = *out ? 0 : sl_err_set(err, SL_ESTORE, SL_CLASS_NONE, "store: trigger state %.80s is not JSON",
+						   name);
+		} else if (step == SQLITE_DONE) {
+			rc = sl_err_set(err, SL_ENOTFOUND, SL_CLASS_NONE, "store: no trigger state %.80s", name);
+		} else {
+			rc = b ? bind_err(b, err, "trigger state") : db_err(c, err, "trigger state");
+		}
+		st_done(st);
+	}
+	rd_put(s, c);
+	return rc;
+}
+
+static int sq_trigger_state_put(struct sl_store *base, const char *name, const json_t *state, struct sl_err *err)
+{
+	struct sq_store *s = sq(base);
+	int rc = wr_begin(s, err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = st_get(&s->w, SQ_TRIG_PUT, err);
+	if (!st)
+		return wr_end(s, SL_ESTORE, err);
+	int b = b_text(st, 1, name) | b_json(st, 2, state) | b_i64(st, 3, sl_now_ms());
+	rc = b ? (st_done(st), bind_err(b, err, "trigger state")) : x_run(&s->w, st, NULL, err, "trigger state");
+	return wr_end(s, rc, err);
 }
 
 /* ---- creating runs ------------------------------------------------------------------------------ */
@@ -3169,6 +3214,8 @@ const struct sl_store_ops sl_store_sqlite_ops = {
 	.dlq_purge = sq_dlq_purge,
 	.idem_get = sq_idem_get,
 	.idem_purge = sq_idem_purge,
+	.trigger_state_get = sq_trigger_state_get,
+	.trigger_state_put = sq_trigger_state_put,
 	.release = sq_release,
 	.lease_owners = sq_lease_owners,
 	.release_owner = sq_release_owner,

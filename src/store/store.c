@@ -843,6 +843,21 @@ int sl_store_idem_get(struct sl_store *s, const char *scope, const char *key, ch
 	return s->ops->idem_get(s, scope ? scope : "", key, run_id_out, err);
 }
 
+int sl_store_trigger_state_get(struct sl_store *s, const char *name, json_t **out, struct sl_err *err)
+{
+	NEED(s && name && *name && out, "store, name and out are required");
+	*out = NULL;
+	SLOT(s, trigger_state_get);
+	return s->ops->trigger_state_get(s, name, out, err);
+}
+
+int sl_store_trigger_state_put(struct sl_store *s, const char *name, const json_t *state, struct sl_err *err)
+{
+	NEED(s && name && *name && json_is_object(state), "store, name and an object state are required");
+	SLOT(s, trigger_state_put);
+	return s->ops->trigger_state_put(s, name, state, err);
+}
+
 int sl_store_idem_purge(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err)
 {
 	NEED(s, "store is required");

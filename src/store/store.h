@@ -446,6 +446,13 @@ int sl_store_idem_get(struct sl_store *s, const char *scope, const char *key, ch
 /* Deletes expired records; returns how many. */
 int sl_store_idem_purge(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err);
 
+/* ---- trigger state: what schedules and syncs remember across restarts ---- */
+/* Reads the state kept under name ("schedule:WORKFLOW", "poll:WORKFLOW"):
+ * 0 with *out owned (a JSON object), SL_ENOTFOUND when there is none. */
+int sl_store_trigger_state_get(struct sl_store *s, const char *name, json_t **out, struct sl_err *err);
+/* Replaces the state under name with state (borrowed, an object). */
+int sl_store_trigger_state_put(struct sl_store *s, const char *name, const json_t *state, struct sl_err *err);
+
 /* ---- the audit log: append-only, hash-chained (src/gov/audit.h) ----------------
  * Each entry is a JSON object with at least "action" (a string). The store
  * gives it "seq" (1, 2, 3, ... with no gaps) and "at" (now, unless set),

@@ -132,6 +132,9 @@ struct sl_store_ops {
 	int (*approval_get)(struct sl_store *s, const char *id, json_t **out, struct sl_err *err);
 	int (*approval_decide)(struct sl_store *s, const char *id, const char *status, const json_t *decision,
 			       const json_t *audit, json_t **out, struct sl_err *err);
+	/* trigger state (a schedule's last slot, a sync's cursor) */
+	int (*trigger_state_get)(struct sl_store *s, const char *name, json_t **out, struct sl_err *err);
+	int (*trigger_state_put)(struct sl_store *s, const char *name, const json_t *state, struct sl_err *err);
 	/* New members are appended here. */
 };
 

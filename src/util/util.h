@@ -240,4 +240,28 @@ __attribute__((noreturn)) void sl_assert_fail(const char *cond, const char *file
 #define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* ---- cron schedules and time zones (cron.c) --------------------------------------- */
+/* A compiled 5-field cron expression: "minute hour day-of-month month
+ * day-of-week" with *, N, N-M, lists, /STEP, month and day names (jan,
+ * mon), 7 = Sunday, Vixie cron's rule that a restricted day-of-month and
+ * day-of-week match either; or @hourly, @daily, @weekly, @monthly, @yearly.
+ * Returns owned (sl_cron_free) or NULL with the field and fault in err. */
+struct sl_cron;
+struct sl_cron *sl_cron_parse(const char *expr, char *err, size_t errlen);
+void sl_cron_free(struct sl_cron *c);
+/* A time zone of the TZ database (tzdata: $TZDIR or /usr/share/zoneinfo),
+ * read once; thread-safe, never touches TZ. NULL with err when unknown.
+ * sl_tz_parse reads TZif bytes (RFC 8536), NULL when they are not. */
+struct sl_tz;
+struct sl_tz *sl_tz_load(const char *name, char *err, size_t errlen);
+struct sl_tz *sl_tz_parse(const void *data, size_t len);
+void sl_tz_free(struct sl_tz *tz);
+/* The UTC offset in seconds at instant t_s (tz NULL: UTC). */
+int32_t sl_tz_offset(const struct sl_tz *tz, int64_t t_s);
+/* The first slot strictly after after_ms, in ms, read on tz's wall clock
+ * (NULL: UTC): a wall time that happens twice fires at its first instant,
+ * one skipped by a DST jump fires the jump's length later. -1 when the
+ * expression never matches (like "0 0 30 2 *"). */
+int64_t sl_cron_next(const struct sl_cron *c, const struct sl_tz *tz, int64_t after_ms);
+
 #endif

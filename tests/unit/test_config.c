@@ -676,10 +676,34 @@ static void test_unknown_targets(void **state)
 			     3, 62, "trigger contract 'inbound_email@1' differs from the webhook's contract 'ticket@1': give one");
 	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {contract: ticket@1}\nsteps:\n"
 				"  - id: a\n    map: .input\n",
-			     3, 10, "trigger needs webhook or event");
-	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {schedule: '0 * * * *'}\nsteps:\n"
+			     3, 10, "trigger needs webhook, event, schedule or poll");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.update}\nsteps:\n"
 				"  - id: a\n    map: .input\n",
-			     3, 11, "trigger 'schedule' is not available yet");
+			     3, 17, "poll 'helpdesk.tickets.update' must be an action with effect read, not write");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.get, sync: {pagination: link}}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 58, "pagination must be page or cursor, not 'link'");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.get, sync: {items: '.data['}}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 54, "sync items: jq: syntax error, unexpected $end");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {webhook: {path: /x}, every: 1m}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 32, "'every' belongs to a poll trigger");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {schedule: '60 * * * *'}\nsteps:\n"
+				"  - id: a\n    map: .input\n",
+			     3, 22, "schedule: minute: '60' is outside 0-59");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {schedule: '0 0 30 2 *'}\nsteps:\n"
+				"  - id: a\n    map: .input\n",
+			     3, 22, "schedule '0 0 30 2 *' never fires (no such day)");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {schedule: '@daily', timezone: Europe/Pariss}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 41, "timezone: unknown time zone 'Europe/Pariss' (the TZ database, package tzdata, names them)");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {schedule: '@daily', catch_up: some}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 41, "catch_up must be none, one or all, not 'some'");
+	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {event: x, catch_up: all}\n"
+				"steps:\n  - id: a\n    map: .input\n",
+			     3, 21, "'catch_up' belongs to a schedule trigger");
 	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {webhook: {path: /x, contract: ticket@1}}\n"
 				"input_contract: inbound_email@1\nsteps:\n  - id: a\n    map: .input\n",
 			     4, 17,

@@ -1922,6 +1922,29 @@ static void test_wait_and_singletons(void **state)
 	sl_store_close(other);
 }
 
+/* PostgreSQL: advisory locks are per database, but two deployments in
+ * one database (each in its own schema) must not share singletons. */
+static void test_pg_singletons_per_schema(void **state)
+{
+	struct fx *f = *state;
+	bool held = false;
+	assert_int_equal(sl_store_try_singleton(f->s, "scheduler", &held), 0);
+	assert_true(held);
+	char schema[80], sql[200], url[sizeof f->url];
+	snprintf(schema, sizeof schema, "%s_b", f->schema);
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
+	assert_int_equal(pg_admin(sql), 0);
+	const char *base = getenv("SLUICE_TEST_PG");
+	snprintf(url, sizeof url, "%s%soptions=-csearch_path%%3D%s", base, strchr(base, '?') ? "&" : "?", schema);
+	struct sl_store *b = NULL;
+	assert_int_equal(sl_store_open(url, &b, &f->err), 0);
+	assert_int_equal(sl_store_try_singleton(b, "scheduler", &held), 0);
+	assert_true(held); /* another schema: its own scheduler */
+	sl_store_close(b);
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+	assert_int_equal(pg_admin(sql), 0);
+}
+
 /* PostgreSQL: every backend of the store is terminated (a database restart
  * looks the same to a client); the next operations reconnect and succeed,
  * and nothing was lost or done twice. */
@@ -2570,6 +2593,42 @@ static void test_tenant_filters(void **state)
 	json_decref(groups);
 }
 
+/* ---- trigger state -------------------------------------------------------------------- */
+
+static void test_trigger_state(void **state)
+{
+	struct fx *f = *state;
+	json_t *got = NULL;
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), SL_ENOTFOUND);
+	assert_null(got);
+	json_t *v = json_pack("{s:I, s:s}", "last_slot_ms", (json_int_t)1795000000000LL, "expr", "*/5 * * * *");
+	assert_int_equal(sl_store_trigger_state_put(f->s, "schedule:wf", v, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, v));
+	json_decref(got);
+	/* replaced as a whole; other names untouched */
+	json_t *w = json_pack("{s:s}", "cursor", "abc");
+	assert_int_equal(sl_store_trigger_state_put(f->s, "schedule:wf", w, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_put(f->s, "poll:wf", v, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, w));
+	json_decref(got);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "poll:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, v));
+	json_decref(got);
+	/* survives a reopen */
+	sl_store_close(f->s);
+	assert_int_equal(sl_store_open(f->url, &f->s, &f->err), 0);
+	assert_int_equal(sl_store_trigger_state_get(f->s, "schedule:wf", &got, &f->err), 0);
+	assert_true(json_equal(got, w));
+	json_decref(got);
+	json_t *arr = json_array();
+	assert_int_equal(sl_store_trigger_state_put(f->s, "x", arr, &f->err), SL_EINVAL);
+	json_decref(arr);
+	json_decref(v);
+	json_decref(w);
+}
+
 #define CONTRACT(X)                                                                                  \
 	X(test_open_and_migrations) X(test_newer_schema_refused) X(test_defs) X(test_create_basic)   \
 	X(test_create_idempotent) X(test_create_idempotent_threads) X(test_claim_lease_expiry)        \
@@ -2580,11 +2639,12 @@ static void test_tenant_filters(void **state)
 	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
 	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats) X(test_api_keys)       \
 	X(test_pauses_and_parking) X(test_tenant_filters) X(test_fair_backlog) X(test_fair_weights)     \
-	X(test_fair_limit) X(test_fair_priority) X(test_approvals) X(test_approval_timeouts)
+	X(test_fair_limit) X(test_fair_priority) X(test_approvals) X(test_approval_timeouts)            \
+	X(test_trigger_state)
 
 int main(void)
 {
-	struct CMUnitTest tests[100];
+	struct CMUnitTest tests[110];
 	size_t n = 0;
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_status_names);
 	/* SQLite only: file paths, URLs, a file that is not a database, memory */
@@ -2602,6 +2662,8 @@ int main(void)
 #undef PG_TEST
 		tests[n++] = (struct CMUnitTest){"pg: test_pg_reconnect", test_pg_reconnect, setup_pg, teardown, NULL};
 		tests[n++] = (struct CMUnitTest){"pg: test_pg_fair_limit_processes", test_pg_fair_limit_processes,
+						 setup_pg, teardown, NULL};
+		tests[n++] = (struct CMUnitTest){"pg: test_pg_singletons_per_schema", test_pg_singletons_per_schema,
 						 setup_pg, teardown, NULL};
 	} else if (ci && strcmp(ci, "true") == 0) {
 		fprintf(stderr, "test_store: CI: SLUICE_TEST_PG is not set, the PostgreSQL variants cannot run\n");

@@ -189,6 +189,90 @@ static void test_trace_ids(void **state)
 	assert_string_equal(tp + 52, "-01");
 }
 
+/* "at" + "next" in UTC text: the slot after `at`. */
+static void next_is(const char *expr, const char *tz, const char *at, const char *want)
+{
+	char err[200] = "";
+	struct sl_cron *c = sl_cron_parse(expr, err, sizeof err);
+	if (!c)
+		fail_msg("%s: %s", expr, err);
+	struct sl_tz *z = NULL;
+	if (tz) {
+		z = sl_tz_load(tz, err, sizeof err);
+		if (!z)
+			fail_msg("%s: %s", tz, err);
+	}
+	int64_t t;
+	assert_int_equal(sl_time_parse(at, &t), 0);
+	int64_t n = sl_cron_next(c, z, t);
+	char got[32] = "never";
+	if (n >= 0)
+		sl_time_format(n, got);
+	if (strcmp(got, want) != 0)
+		fail_msg("%s in %s after %s: got %s, want %s", expr, tz ? tz : "UTC", at, got, want);
+	sl_cron_free(c);
+	sl_tz_free(z);
+}
+
+static void bad_cron(const char *expr, const char *want)
+{
+	char err[200] = "";
+	struct sl_cron *c = sl_cron_parse(expr, err, sizeof err);
+	if (c)
+		fail_msg("'%s' parsed", expr);
+	if (!strstr(err, want))
+		fail_msg("'%s': '%s' does not say '%s'", expr, err, want);
+}
+
+static void test_cron(void **state)
+{
+	(void)state;
+	next_is("*/5 * * * *", NULL, "2026-11-23T10:02:00Z", "2026-11-23T10:05:00.000Z");
+	next_is("*/5 * * * *", NULL, "2026-11-23T10:05:00Z", "2026-11-23T10:10:00.000Z");
+	next_is("*/5 * * * *", NULL, "2026-11-23T10:04:59.999Z", "2026-11-23T10:05:00.000Z");
+	next_is("0 9-17/4 * * mon-fri", NULL, "2026-11-21T12:00:00Z", "2026-11-23T09:00:00.000Z"); /* Sat -> Mon */
+	next_is("0 9-17/4 * * MON-FRI", NULL, "2026-11-23T09:00:00Z", "2026-11-23T13:00:00.000Z");
+	next_is("30 2 1,15 * *", NULL, "2026-11-02T00:00:00Z", "2026-11-15T02:30:00.000Z");
+	next_is("0 0 1 jan *", NULL, "2026-11-02T00:00:00Z", "2027-01-01T00:00:00.000Z");
+	next_is("0 0 29 2 *", NULL, "2026-03-01T00:00:00Z", "2028-02-29T00:00:00.000Z");
+	next_is("0 0 13 * 5", NULL, "2026-11-01T00:00:00Z", "2026-11-06T00:00:00.000Z"); /* dom OR dow */
+	next_is("0 0 * * 7", NULL, "2026-11-23T00:00:00Z", "2026-11-29T00:00:00.000Z");  /* 7 is Sunday */
+	next_is("@daily", NULL, "2026-11-23T00:00:00Z", "2026-11-24T00:00:00.000Z");
+	next_is("0 0 30 2 *", NULL, "2026-01-01T00:00:00Z", "never");
+	/* time zones: Paris is UTC+1 in winter, +2 in summer */
+	next_is("0 9 * * *", "Europe/Paris", "2026-11-23T00:00:00Z", "2026-11-23T08:00:00.000Z");
+	next_is("0 9 * * *", "Europe/Paris", "2026-07-01T00:00:00Z", "2026-07-01T07:00:00.000Z");
+	/* DST starts 2026-03-29 at 01:00 UTC (02:00 -> 03:00): 02:30 does not exist, it fires at 03:30 */
+	next_is("30 2 * * *", "Europe/Paris", "2026-03-28T12:00:00Z", "2026-03-29T01:30:00.000Z");
+	next_is("30 2 * * *", "Europe/Paris", "2026-03-29T01:30:00Z", "2026-03-30T00:30:00.000Z");
+	/* DST ends 2026-10-25 at 01:00 UTC (03:00 -> 02:00): 02:30 happens twice, fires once */
+	next_is("30 2 * * *", "Europe/Paris", "2026-10-24T12:00:00Z", "2026-10-25T00:30:00.000Z");
+	next_is("30 2 * * *", "Europe/Paris", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00.000Z");
+	next_is("*/30 * * * *", "Europe/Paris", "2026-10-25T00:30:00Z", "2026-10-25T02:00:00.000Z");
+	/* beyond the zone file's transitions (2037): the POSIX footer rules */
+	next_is("0 12 * * *", "America/New_York", "2040-07-04T00:00:00Z", "2040-07-04T16:00:00.000Z");
+	next_is("0 12 * * *", "America/New_York", "2040-12-04T00:00:00Z", "2040-12-04T17:00:00.000Z");
+	next_is("0 12 * * *", "Australia/Sydney", "2040-12-03T12:00:00Z", "2040-12-04T01:00:00.000Z");
+
+	bad_cron("* * * *", "5 fields");
+	bad_cron("* * * * * *", "5 fields");
+	bad_cron("60 * * * *", "minute: '60' is outside 0-59");
+	bad_cron("* 24 * * *", "hour");
+	bad_cron("* * 0 * *", "day of month");
+	bad_cron("* * * 13 *", "month");
+	bad_cron("* * * * 8", "day of week");
+	bad_cron("*/0 * * * *", "step of 1 or more");
+	bad_cron("5-1 * * * *", "backwards");
+	bad_cron("1,,2 * * * *", "minute");
+	bad_cron("* * * foo *", "month");
+	bad_cron("@often", "unknown");
+	char err[200];
+	assert_null(sl_tz_load("Mars/Olympus", err, sizeof err));
+	assert_non_null(strstr(err, "unknown time zone"));
+	assert_null(sl_tz_load("../etc/passwd", err, sizeof err));
+	assert_null(sl_tz_parse("TZif2", 5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_codes_and_classes),
 		cmocka_unit_test(test_utc_period_starts),
 		cmocka_unit_test(test_trace_ids),
+		cmocka_unit_test(test_cron),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
