@@ -168,7 +168,7 @@ int cmd_serve(int argc, char **argv)
 	struct sl_server_opts so = {.listen = listen, .max_body = (size_t)o.max_body, .max_inflight = o.max_inflight};
 	if (start_sims(&o, sims, &err) || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) ||
 	    sl_engine_start(e, &err) ||
-	    sl_server_start(e, &so, &srv, &err)) {
+	    sl_server_start(e, &so, &srv, &err) || sl_engine_streams_start(e, &err)) {
 		fprintf(stderr, "sluice serve: %s\n", err.msg);
 		goto out;
 	}

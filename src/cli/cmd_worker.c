@@ -100,7 +100,8 @@ int cmd_worker(int argc, char **argv)
 	struct sl_engine *e = NULL;
 	char *url = cli_store_url(o.store_url, p);
 	struct sl_engine_opts eo = {.workers = o.workers};
-	if (!url || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err)) {
+	if (!url || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err) ||
+	    sl_engine_streams_start(e, &err)) {
 		if (url)
 			fprintf(stderr, "sluice worker: %s\n", err.msg);
 		goto out;

@@ -117,14 +117,22 @@ struct sl_step {
 	/* emit: to an internal topic; workflows with trigger {event: TOPIC} start */
 	char *topic;
 	struct sl_expr *payload; /* NULL: the run context's .input */
+	/* emit to a stream connector (emit: {stream: CONNECTOR}): a CloudEvent
+	 * published through its `publish` action; topic is then NULL */
+	struct sl_connector *emit_connector; /* borrowed from the project */
+	const struct sl_action *emit_action;
+	char *emit_type; /* the CloudEvents type; NULL: "sluice.WORKFLOW.STEP" */
 
 	/* ai */
 	struct sl_ai_step ai;
 };
 
-enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT };
+enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT, SL_TRIGGER_STREAM };
 struct sl_trigger {
 	enum sl_trigger_kind kind;
+	struct sl_connector *stream; /* stream: a stream connector (borrowed from the project) */
+	char *group;                 /* stream: consumer group; NULL: the connector's */
+	int consumers;               /* stream: concurrent consumers in each process (default 4) */
 	char *path;            /* webhook: "/hooks/email" */
 	char *event;           /* event: topic or CloudEvents type */
 	char *hmac_secret_ref; /* "env:NAME"; resolved by the server, not here */
@@ -225,6 +233,7 @@ extern const struct sl_conf_key sl_step_keys[];
 extern const struct sl_conf_key sl_trigger_keys[];
 extern const struct sl_conf_key sl_webhook_keys[];
 extern const struct sl_conf_key sl_event_keys[];
+extern const struct sl_conf_key sl_stream_trigger_keys[];
 extern const struct sl_conf_key sl_retry_keys[];
 extern const struct sl_conf_key sl_wait_keys[];
 extern const struct sl_conf_key sl_emit_keys[];

@@ -32,6 +32,7 @@ struct sl_engine {
 
 	atomic_uint_fast64_t stat_steps, stat_commits, stat_fenced, stat_claims, stat_runs_done;
 	struct sl_otlp *otlp; /* the span exporter while started, when otlp_endpoint is set */
+	struct engine_streams *streams; /* stream consumers (streams.c), NULL when none run */
 };
 
 struct engine_worker {

@@ -90,7 +90,18 @@
 	X(OTLP_DROPPED_RUNS, COUNTER, "sluice_otlp_runs_dropped_total",                                            \
 	  "Ended runs whose spans were not queued because the export queue was full", "")                         \
 	X(CONNECTOR_ERRORS, COUNTER, "sluice_connector_errors_total",                                              \
-	  "Failed calls through a connector, by the class of the last error", "connector")
+	  "Failed calls through a connector, by the class of the last error", "connector")                          \
+	X(STREAM_LAG, GAUGE, "sluice_stream_consumer_lag",                                                         \
+	  "Messages of a stream's consumer group not yet acknowledged (undelivered plus pending)", "connector,group") \
+	X(STREAM_CONSUMED, COUNTER, "sluice_stream_events_consumed_total",                                         \
+	  "Stream messages that started a run (committed, then acknowledged)", "connector")                       \
+	X(STREAM_REDELIVERIES, COUNTER, "sluice_stream_redeliveries_total",                                        \
+	  "Stream messages delivered again (reclaimed or redelivered by the broker)", "connector")                 \
+	X(STREAM_DUPLICATES, COUNTER, "sluice_stream_duplicates_skipped_total",                                    \
+	  "Stream messages whose run already existed (a redelivery after a crash): acknowledged, no second run",  \
+	  "connector")                                                                                             \
+	X(STREAM_REJECTED, COUNTER, "sluice_stream_events_rejected_total",                                         \
+	  "Stream messages acknowledged without a run because they can never start one, by reason", "connector,reason")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,
