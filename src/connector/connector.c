@@ -25,8 +25,9 @@ static const struct sl_connector_type *const registry[] = {
 	&sl_conn__http_type,
 	&sl_conn__file_type,
 	&sl_conn__redis_stream_type,
+	&sl_conn__nats_type,
 };
-static const char *const type_names[] = {"http", "file", "redis_stream", NULL};
+static const char *const type_names[] = {"http", "file", "redis_stream", "nats", NULL};
 
 const struct sl_connector_type *sl_connector_type_find(const char *name)
 {

@@ -50,18 +50,8 @@ stream_crash_cycle "$P" "$T_TMP/sluice.log" "$N"
 t_diag "killed at created/completed:$KILLED_AT; all done after $(($(date +%s) - t0)) s"
 db="$P/.sluice/sluice.db"
 t_is "$(rcli XLEN events)" "$N" "the stream holds $N entries"
-t_is "$(runs_completed "$db")" "$N" "every entry has a completed run"
-t_is "$(sqlite3 "$db" "select count(*) from runs")" "$N" "…and only one: no run was created twice"
-t_is "$(sqlite3 "$db" "select count(distinct json_extract(input,'\$.n')) from runs where status='completed'")" "$N" \
-	"each entry's run carries that entry"
-t_is "$(wc -l <"$P/out/ledger.jsonl" | tr -d ' ')" "$N" "the workflow's effect (a file append) happened $N times"
-t_is "$(jq -r .n "$P/out/ledger.jsonl" | sort -u | wc -l | tr -d ' ')" "$N" "…once per entry"
-t_is "$(rcli XLEN events-out)" "$N" "the emit step published $N events"
 rcli XRANGE events-out - + | grep specversion >"$T_TMP/emitted"
-t_is "$(jq -r .id "$T_TMP/emitted" | sort -u | wc -l | tr -d ' ')" "$N" "…one per run (distinct CloudEvents ids)"
-t_is "$(jq -r .data.n "$T_TMP/emitted" | sort -u | wc -l | tr -d ' ')" "$N" "…one per entry"
-t_is "$(jq -r '.specversion + " " + .type + " " + .source' "$T_TMP/emitted" | sort -u)" "1.0 test.recorded sluice/ingest" \
-	"the emitted events are CloudEvents 1.0 with the step's type"
+stream_checks "$P" "$N" "$T_TMP/emitted"
 
 # acknowledged after the commit: nothing left pending once all is done
 for _ in $(seq 100); do
@@ -71,33 +61,18 @@ for _ in $(seq 100); do
 done
 t_is "$pending" 0 "every entry was acknowledged (XACK after the run was committed)"
 
-conn=$(curl -sf "$URL/v1/connectors")
-t_is "$(printf '%s' "$conn" | jq -r '.connectors[] | select(.name=="events") | .type + " " + .state')" \
-	"redis_stream healthy" "GET /v1/connectors shows the stream connector healthy"
-for _ in $(seq 40); do
-	lag=$(curl -sf "$URL/v1/connectors" | jq -r '.connectors[] | select(.name=="events") | .stream.lag')
-	[ "$lag" = 0 ] && break
-	sleep 0.1
-done
-t_is "$lag" 0 "…with its consumer lag (0 once all is acknowledged)"
-metrics=$(curl -sf "$URL/metrics")
-t_like "$metrics" 'sluice_stream_consumer_lag\{connector="events",group=""\} 0' "the lag is a metric"
-t_like "$metrics" 'sluice_stream_events_consumed_total\{connector="events"\} [0-9]+' "consumed events are counted"
-dups=$(printf '%s' "$metrics" | sed -n 's/^sluice_stream_duplicates_skipped_total{connector="events"} //p')
-redel=$(printf '%s' "$metrics" | sed -n 's/^sluice_stream_redeliveries_total{connector="events"} //p')
-t_diag "after the last restart: ${redel:-0} redeliveries, ${dups:-0} duplicates skipped"
-t_like "${redel:-0}" '^[1-9][0-9]*$' "entries left pending by the killed process were reclaimed (redeliveries counted)"
+stream_health_checks redis_stream
 
 # a redelivery of entries whose runs exist is a duplicate, not a second run:
 # rewinding the group by 100 entries delivers them again
 id=$(rcli XREVRANGE events + - COUNT 101 | awk 'NR % 3 == 1' | tail -1)
 rcli XGROUP SETID events sluice "$id" >/dev/null
 for _ in $(seq 100); do
-	d2=$(curl -sf "$URL/metrics" | sed -n 's/^sluice_stream_duplicates_skipped_total{connector="events"} //p')
-	[ "$((${d2:-0} - ${dups:-0}))" -ge 100 ] && break
+	d2=$(metric_value 'sluice_stream_duplicates_skipped_total{connector="events"}')
+	[ "$((${d2:-0} - ${DUPS:-0}))" -ge 100 ] && break
 	sleep 0.1
 done
-t_is "$((${d2:-0} - ${dups:-0}))" 100 "entries delivered again after their runs exist count as duplicates skipped"
+t_is "$((${d2:-0} - ${DUPS:-0}))" 100 "entries delivered again after their runs exist count as duplicates skipped"
 t_is "$(sqlite3 "$db" "select count(*) from runs")" "$N" "…and start no run"
 
 t_is "$(grep -c 'redis-t-sekrit' "$T_TMP/sluice.log")" 0 "the Redis password never reaches the log"

@@ -89,3 +89,46 @@ stream_crash_cycle() {
 	stream_serve "$1" "$2" || return 1
 	for _ in $(seq 2400); do [ "$(runs_completed "$db")" -ge "$3" ] && break; sleep 0.05; done
 }
+
+# stream_checks DIR N EMITTED: the checks every stream test makes after
+# stream_crash_cycle; EMITTED holds the events the emit step published,
+# one JSON document per line, as the test read them back from the stream.
+stream_checks() {
+	db="$1/.sluice/sluice.db"
+	t_is "$(runs_completed "$db")" "$2" "every event has a completed run"
+	t_is "$(sqlite3 "$db" "select count(*) from runs")" "$2" "…and only one: no run was created twice"
+	t_is "$(sqlite3 "$db" "select count(distinct json_extract(input,'\$.n')) from runs where status='completed'")" \
+		"$2" "each event's run carries that event"
+	t_is "$(wc -l <"$1/out/ledger.jsonl" | tr -d ' ')" "$2" "the workflow's effect (a file append) happened $2 times"
+	t_is "$(jq -r .n "$1/out/ledger.jsonl" | sort -u | wc -l | tr -d ' ')" "$2" "…once per event"
+	t_is "$(wc -l <"$3" | tr -d ' ')" "$2" "the emit step published $2 events"
+	t_is "$(jq -r .id "$3" | sort -u | wc -l | tr -d ' ')" "$2" "…one per run (distinct CloudEvents ids)"
+	t_is "$(jq -r .data.n "$3" | sort -u | wc -l | tr -d ' ')" "$2" "…one per event"
+	t_is "$(jq -r '.specversion + " " + .type + " " + .source' "$3" | sort -u)" "1.0 test.recorded sluice/ingest" \
+		"the emitted events are CloudEvents 1.0 with the step's type"
+}
+
+# stream_health_checks TYPE: the connector `events` in GET /v1/connectors
+# and /metrics of the server at URL, once all is acknowledged.
+stream_health_checks() {
+	t_is "$(curl -sf "$URL/v1/connectors" | jq -r '.connectors[] | select(.name=="events") | .type + " " + .state')" \
+		"$1 healthy" "GET /v1/connectors shows the stream connector healthy"
+	for _ in $(seq 50); do
+		lag=$(curl -sf "$URL/v1/connectors" | jq -r '.connectors[] | select(.name=="events") | .stream.lag')
+		[ "$lag" = 0 ] && break
+		sleep 0.1
+	done
+	t_is "$lag" 0 "…with its consumer lag (0 once all is acknowledged)"
+	metrics=$(curl -sf "$URL/metrics")
+	t_like "$metrics" 'sluice_stream_consumer_lag\{connector="events",group=""\} 0' "the lag is a metric"
+	t_like "$metrics" 'sluice_stream_events_consumed_total\{connector="events"\} [0-9]+' "consumed events are counted"
+	DUPS=$(printf '%s' "$metrics" | sed -n 's/^sluice_stream_duplicates_skipped_total{connector="events"} //p')
+	REDEL=$(printf '%s' "$metrics" | sed -n 's/^sluice_stream_redeliveries_total{connector="events"} //p')
+	t_diag "after the last restart: ${REDEL:-0} redeliveries, ${DUPS:-0} duplicates skipped"
+	t_like "${REDEL:-0}" '^[1-9][0-9]*$' "what the killed process left unacknowledged came again (redeliveries counted)"
+}
+
+# metric_value NAME: the value of one series line (NAME with its labels).
+metric_value() {
+	curl -sf "$URL/metrics" | grep -F "$1 " | sed 's/.* //' | head -1
+}
