@@ -26,8 +26,9 @@ static const struct sl_connector_type *const registry[] = {
 	&sl_conn__file_type,
 	&sl_conn__redis_stream_type,
 	&sl_conn__nats_type,
+	&sl_conn__kafka_type,
 };
-static const char *const type_names[] = {"http", "file", "redis_stream", "nats", NULL};
+static const char *const type_names[] = {"http", "file", "redis_stream", "nats", "kafka", NULL};
 
 const struct sl_connector_type *sl_connector_type_find(const char *name)
 {

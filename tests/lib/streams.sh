@@ -125,7 +125,9 @@ stream_health_checks() {
 	DUPS=$(printf '%s' "$metrics" | sed -n 's/^sluice_stream_duplicates_skipped_total{connector="events"} //p')
 	REDEL=$(printf '%s' "$metrics" | sed -n 's/^sluice_stream_redeliveries_total{connector="events"} //p')
 	t_diag "after the last restart: ${REDEL:-0} redeliveries, ${DUPS:-0} duplicates skipped"
-	t_like "${REDEL:-0}" '^[1-9][0-9]*$' "what the killed process left unacknowledged came again (redeliveries counted)"
+	# Kafka cannot tell a redelivery; its repeats show up as duplicates.
+	t_like "$((${REDEL:-0} + ${DUPS:-0}))" '^[1-9][0-9]*$' \
+		"what the killed process left unacknowledged came again (redeliveries and duplicates counted)"
 }
 
 # metric_value NAME: the value of one series line (NAME with its labels).

@@ -5,7 +5,7 @@
  *
  *   stream_tool nats-pub URL STREAM SUBJECT FROM TO    publish {"n":i}, FROM..TO, each acked by JetStream
  *   stream_tool nats-dump URL STREAM SUBJECT            print every message's data, one per line
- *   stream_tool kafka-mock BROKERS                      host a mock cluster; print "bootstrap HOST:PORT,..."
+ *   stream_tool kafka-mock BROKERS TOPIC:PARTS,...      host a mock cluster with those topics; print "bootstrap HOST:PORT,..."
  *   stream_tool kafka-pub BOOTSTRAP TOPIC FROM TO       produce {"n":i}, FROM..TO (idempotent producer)
  *   stream_tool kafka-dump BOOTSTRAP TOPIC              print every message's value, one per line
  *   stream_tool kafka-lag BOOTSTRAP TOPIC GROUP         print the group's lag: high watermarks - committed
@@ -165,6 +165,17 @@ static int kafka_mock(char **argv)
 		fprintf(stderr, "stream_tool: no mock cluster\n");
 		return 1;
 	}
+	char *topics = argv[1];
+	for (char *tok = strtok(topics, ","); tok; tok = strtok(NULL, ",")) {
+		char *colon = strchr(tok, ':');
+		int parts = colon ? (int)strtol(colon + 1, NULL, 10) : 1;
+		if (colon)
+			*colon = 0;
+		if (rd_kafka_mock_topic_create(mc, tok, parts > 0 ? parts : 1, 1)) {
+			fprintf(stderr, "stream_tool: cannot create topic %s\n", tok);
+			return 1;
+		}
+	}
 	printf("bootstrap %s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 	signal(SIGTERM, on_term);
@@ -292,7 +303,7 @@ int main(int argc, char **argv)
 		int nargs;
 		int (*fn)(char **argv);
 	} cmds[] = {
-		{"nats-pub", 5, nats_pub},   {"nats-dump", 3, nats_dump}, {"kafka-mock", 1, kafka_mock},
+		{"nats-pub", 5, nats_pub},   {"nats-dump", 3, nats_dump}, {"kafka-mock", 2, kafka_mock},
 		{"kafka-pub", 4, kafka_pub}, {"kafka-dump", 2, kafka_dump}, {"kafka-lag", 3, kafka_lag},
 	};
 	if (argc < 2)
