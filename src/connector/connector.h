@@ -270,6 +270,10 @@ void sl_stream_close(struct sl_connector *c, void *sub);
 /* Counts consumption for health ({consumed, redelivered, duplicates}). */
 void sl_stream_count(struct sl_connector *c, uint64_t consumed, uint64_t redelivered, uint64_t duplicates);
 
+/* A message's identity: "TYPE:STREAM:POSITION" (redis: the entry id;
+ * nats: the stream sequence; kafka: "PARTITION:OFFSET"). Owned. */
+char *sl_stream_identity(const char *type, const char *stream, const char *position);
+
 /* The message's body as run input: JSON text parsed (a CloudEvents
  * structured envelope, holding "specversion", yields its "data"), anything
  * else as a string. Returns owned. */

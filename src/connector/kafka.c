@@ -431,7 +431,9 @@ static void kafka_sub_close(void *sub)
 
 static void take_message(struct kafka_sub *s, rd_kafka_message_t *m, struct sl_stream_msg *out)
 {
-	out->identity = sl_asprintf("kafka:%s:%d:%lld", s->kc->topic, (int)m->partition, (long long)m->offset);
+	char at[48];
+	snprintf(at, sizeof at, "%d:%lld", (int)m->partition, (long long)m->offset);
+	out->identity = sl_stream_identity("kafka", s->kc->topic, at);
 	out->data = sl_stream_body_json(m->payload ? m->payload : "", m->len);
 	struct kafka_pos *pos = sl_xcalloc(1, sizeof *pos);
 	pos->partition = m->partition;

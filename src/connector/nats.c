@@ -342,8 +342,9 @@ static int nats_fetch(void *sub, size_t max, int64_t wait_ms, struct sl_stream_m
 			continue;
 		}
 		struct sl_stream_msg *sm = &out[(*n)++];
-		sm->identity = sl_asprintf("nats:%s:%llu", meta->Stream ? meta->Stream : s->nc_conf->stream,
-					   (unsigned long long)meta->Sequence.Stream);
+		char seq[32];
+		snprintf(seq, sizeof seq, "%llu", (unsigned long long)meta->Sequence.Stream);
+		sm->identity = sl_stream_identity("nats", meta->Stream ? meta->Stream : s->nc_conf->stream, seq);
 		sm->redelivered = meta->NumDelivered > 1;
 		sm->data = sl_stream_body_json(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
 		sm->handle = m;

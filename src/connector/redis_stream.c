@@ -362,7 +362,7 @@ static void take_entries(struct redis_sub *s, const redisReply *arr, bool redeli
 		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
 			continue;
 		struct sl_stream_msg *m = &out[(*n)++];
-		m->identity = sl_asprintf("redis:%s:%s", s->rc->stream, e->element[0]->str);
+		m->identity = sl_stream_identity("redis", s->rc->stream, e->element[0]->str);
 		m->data = entry_data(s->rc, e->element[1]);
 		m->redelivered = redelivered;
 		m->handle = sl_strdup(e->element[0]->str);

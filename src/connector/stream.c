@@ -117,6 +117,11 @@ void sl_stream_count(struct sl_connector *c, uint64_t consumed, uint64_t redeliv
 	pthread_mutex_unlock(&c->health_mu);
 }
 
+char *sl_stream_identity(const char *type, const char *stream, const char *position)
+{
+	return sl_asprintf("%s:%s:%s", type, stream, position);
+}
+
 json_t *sl_stream_body_json(const char *body, size_t len)
 {
 	json_t *v = json_loadb(body, len, JSON_DECODE_ANY, NULL);
