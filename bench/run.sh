@@ -27,3 +27,7 @@ echo "== AI gateway: POST /v1/chat/completions direct to the model simulator vs 
 echo "== store: worker processes on PostgreSQL and on SQLite (sluice worker, five-step map runs)"
 "$(dirname "$0")/pg.sh"
 >>>>>>> wt-pg
+
+echo
+echo "== streams: events per second from Redis Streams, NATS JetStream and Kafka (mock) through a 1-step workflow"
+"$(dirname "$0")/streams.sh"
