@@ -134,3 +134,13 @@ stream_health_checks() {
 metric_value() {
 	curl -sf "$URL/metrics" | grep -F "$1 " | sed 's/.* //' | head -1
 }
+
+# stream_stop_checks LOG: stops the server gracefully (consumers leave
+# their groups, connections close) and checks the log holds no assertion
+# and no sanitizer report (under make asan, leaks too).
+stream_stop_checks() {
+	kill -TERM "$SERVE_PID"
+	wait "$SERVE_PID"
+	t_is "$?" 0 "sluice serve stops cleanly on SIGTERM, consumers and all"
+	t_is "$(grep -c -E 'assert|Sanitizer|runtime error' "$1")" 0 "no assertion or sanitizer report in the log"
+}
