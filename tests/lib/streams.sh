@@ -119,6 +119,8 @@ stream_health_checks() {
 		sleep 0.1
 	done
 	t_is "$lag" 0 "…with its consumer lag (0 once all is acknowledged)"
+	t_like "$("$SLUICE" connectors --server "$URL" 2>&1)" "events +$1 +healthy +[^ ]+ +[0-9]+ +[0-9]+ +0 " \
+		"sluice connectors prints the lag"
 	metrics=$(curl -sf "$URL/metrics")
 	t_like "$metrics" 'sluice_stream_consumer_lag\{connector="events",group=""\} 0' "the lag is a metric"
 	t_like "$metrics" 'sluice_stream_events_consumed_total\{connector="events"\} [0-9]+' "consumed events are counted"
