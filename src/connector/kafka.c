@@ -38,6 +38,10 @@
 #define KAFKA_DEFAULT_SESSION_MS 10000
 #define KAFKA_DEFAULT_SCAN 10000
 #define KAFKA_ERRSTR 512
+/* Keys remembered for publish dedupe: a re-run comes after a restart (the
+ * scan covers it) or soon after the first try, so the newest keys are
+ * enough, and memory stays bounded however long the process runs. */
+#define KAFKA_KEYS_MAX 200000
 
 struct kafka_conn {
 	const char *name;
@@ -51,6 +55,8 @@ struct kafka_conn {
 	pthread_mutex_t mu; /* guards the producer's creation and the key set */
 	rd_kafka_t *producer;
 	json_t *published; /* set: keys seen in the topic's tail or published here */
+	char **order;      /* the same keys, oldest first (a ring of KAFKA_KEYS_MAX) */
+	size_t next;
 	bool scanned;
 };
 
@@ -159,6 +165,9 @@ static void kafka_close(struct sl_connector *c)
 		rd_kafka_destroy(kc->producer);
 	}
 	json_decref(kc->published);
+	for (size_t i = 0; kc->order && i < KAFKA_KEYS_MAX; i++)
+		free(kc->order[i]);
+	free(kc->order);
 	pthread_mutex_destroy(&kc->mu);
 	free(kc->brokers);
 	free(kc->topic);
@@ -255,6 +264,23 @@ static int producer_open(struct kafka_conn *kc, struct sl_err *err)
 	return kc->producer ? 0 : err->code;
 }
 
+/* Remembers key (the oldest is forgotten past KAFKA_KEYS_MAX). */
+static void remember(struct kafka_conn *kc, const char *key)
+{
+	if (json_object_get(kc->published, key))
+		return;
+	if (!kc->order)
+		kc->order = sl_xcalloc(KAFKA_KEYS_MAX, sizeof *kc->order);
+	char **slot = &kc->order[kc->next];
+	if (*slot) {
+		json_object_del(kc->published, *slot);
+		free(*slot);
+	}
+	*slot = sl_strdup(key);
+	kc->next = (kc->next + 1) % KAFKA_KEYS_MAX;
+	json_object_set_new(kc->published, key, json_true());
+}
+
 /* Reads the keys of the last kc->scan messages of each partition into
  * kc->published (see the top of the file). */
 static int scan_keys(struct kafka_conn *kc, struct sl_err *err)
@@ -309,7 +335,7 @@ static int scan_keys(struct kafka_conn *kc, struct sl_err *err)
 			continue;
 		if (!m->err && m->key) {
 			char *k = sl_strndup(m->key, m->key_len);
-			json_object_set_new(kc->published, k, json_true());
+			remember(kc, k);
 			free(k);
 		}
 		for (int i = 0; !m->err && i < l->cnt; i++)
@@ -375,7 +401,7 @@ static int kafka_call(struct sl_connector *c, const struct sl_action *a, const s
 		return kafka_fail(err, "delivery", d.err);
 	if (key) {
 		pthread_mutex_lock(&kc->mu);
-		json_object_set_new(kc->published, key, json_true());
+		remember(kc, key);
 		pthread_mutex_unlock(&kc->mu);
 	}
 	res->output = json_pack("{s:s, s:i, s:I}", "topic", kc->topic, "partition", (int)d.partition, "offset",

@@ -369,6 +369,44 @@ static void take_entries(struct redis_sub *s, const redisReply *arr, bool redeli
 	}
 }
 
+/* Each process joins under new consumer names (host, pid), so the names of
+ * processes gone would pile up in the group. One with nothing pending and
+ * silent for twice claim_idle is removed (a live one reads every fetch; were
+ * it removed, its next read would add it again). Best effort: errors are
+ * ignored. */
+static void prune_consumers(struct redis_sub *s)
+{
+	struct sl_err err;
+	const char *argv[] = {"XINFO", "CONSUMERS", s->rc->stream, s->group};
+	redisReply *r = command(s->ctx, &err, "XINFO CONSUMERS", 4, argv);
+	if (!r)
+		return;
+	long long limit = s->rc->claim_idle_ms * 2;
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		const redisReply *c = r->element[i];
+		const char *name = NULL;
+		long long pending = -1, idle = 0;
+		for (size_t k = 0; c->type == REDIS_REPLY_ARRAY && k + 1 < c->elements; k += 2) {
+			const redisReply *key = c->element[k], *v = c->element[k + 1];
+			if (key->type != REDIS_REPLY_STRING)
+				continue;
+			if (strcmp(key->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+				name = v->str;
+			else if (strcmp(key->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+				pending = v->integer;
+			else if (strcmp(key->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
+				idle = v->integer;
+		}
+		if (!name || pending != 0 || idle < limit || strcmp(name, s->consumer) == 0)
+			continue;
+		const char *del[] = {"XGROUP", "DELCONSUMER", s->rc->stream, s->group, name};
+		redisReply *d = command(s->ctx, &err, "XGROUP DELCONSUMER", 5, del);
+		if (d)
+			freeReplyObject(d);
+	}
+	freeReplyObject(r);
+}
+
 /* XAUTOCLAIM: entries idle past claim_idle become ours. Walks the pending
  * list a page per fetch; back at its start, waits reclaim_every. */
 static int reclaim(struct redis_sub *s, size_t max, struct sl_stream_msg *out, size_t *n, struct sl_err *err)
@@ -388,8 +426,10 @@ static int reclaim(struct redis_sub *s, size_t max, struct sl_stream_msg *out, s
 		take_entries(s, r->element[1], true, out, max, n);
 	}
 	freeReplyObject(r);
-	if (strcmp(s->cursor, "0-0") == 0)
+	if (strcmp(s->cursor, "0-0") == 0) { /* the whole pending list was walked */
 		s->next_reclaim_ms = now + s->rc->reclaim_every_ms;
+		prune_consumers(s);
+	}
 	return 0;
 }
 

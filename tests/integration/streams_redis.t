@@ -63,6 +63,14 @@ t_is "$pending" 0 "every entry was acknowledged (XACK after the run was committe
 
 stream_health_checks redis_stream
 
+# the killed processes' consumer names leave the group once idle (twice claim_idle)
+for _ in $(seq 100); do
+	consumers=$(rcli XINFO GROUPS events | sed -n '/^consumers$/{n;p}')
+	[ "$consumers" -le 4 ] && break
+	sleep 0.1
+done
+t_is "$consumers" 4 "only the live process's 4 consumers are left in the group"
+
 # a redelivery of entries whose runs exist is a duplicate, not a second run:
 # rewinding the group by 100 entries delivers them again
 id=$(rcli XREVRANGE events + - COUNT 101 | awk 'NR % 3 == 1' | tail -1)
