@@ -254,7 +254,7 @@ static int producer_open(struct kafka_conn *kc, struct sl_err *err)
 	rd_kafka_conf_t *conf = base_conf(kc, err);
 	if (!conf)
 		return err->code;
-	if (conf_set(conf, "enable.idempotence", "true", err) || conf_set(conf, "linger.ms", "1", err) ||
+	if (conf_set(conf, "enable.idempotence", "true", err) || conf_set(conf, "linger.ms", "0", err) ||
 	    conf_setn(conf, "message.timeout.ms", kc->timeout_ms, err)) {
 		rd_kafka_conf_destroy(conf);
 		return err->code;
@@ -396,7 +396,7 @@ static int kafka_call(struct sl_connector *c, const struct sl_action *a, const s
 	/* Delivery reports are served by whichever caller polls: each waits for
 	 * its own (message.timeout.ms bounds the wait). */
 	while (!atomic_load(&d.done))
-		rd_kafka_poll(kc->producer, 5);
+		rd_kafka_poll(kc->producer, 1);
 	if (d.err)
 		return kafka_fail(err, "delivery", d.err);
 	if (key) {
