@@ -29,7 +29,8 @@ void help_serve(FILE *out)
 	fprintf(out,
 		"Usage: sluice serve [options] DIR\n\n"
 		"Loads the project in DIR (secrets resolved), opens its store, starts the\n"
-		"workers and serves the run API and the workflows' webhooks over HTTP.\n"
+		"workers and serves the run API and the workflows' webhooks over HTTP;\n"
+		"workflows with a stream trigger are consumed here too.\n"
 		"Prints `sluice: serving DIR on http://HOST:PORT` once listening (with\n"
 		"port 0, the port picked). SIGINT or SIGTERM stops gracefully: no new\n"
 		"requests, the ones in hand finish, the workers commit and stop.\n\n"
