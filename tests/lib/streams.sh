@@ -76,14 +76,15 @@ runs_completed() { sqlite3 "$1" "select count(*) from runs where status='complet
 
 # stream_crash_cycle DIR LOG N: serves DIR, kill -9 once N/4 and again once
 # N/2 runs were created, then serves until N runs completed (120 s at
-# most). Sets KILLED_AT (created runs at each kill).
+# most). Sets KILLED_AT (created runs at each kill) and KILLED_PIDS.
 stream_crash_cycle() {
 	db="$1/.sluice/sluice.db"
-	KILLED_AT=""
+	KILLED_AT="" KILLED_PIDS=""
 	for at in $(($3 / 4)) $(($3 / 2)); do
 		stream_serve "$1" "$2" || return 1
 		for _ in $(seq 1200); do [ "$(runs_created "$db")" -ge "$at" ] && break; sleep 0.05; done
 		kill -9 "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
+		KILLED_PIDS="$KILLED_PIDS $SERVE_PID"
 		KILLED_AT="$KILLED_AT $(runs_created "$db")/$(runs_completed "$db")"
 	done
 	stream_serve "$1" "$2" || return 1
