@@ -11,12 +11,15 @@
  *   - a crash after the run's commit and before the ack costs a duplicate
  *     delivery, counted, never a second run;
  *   - a consumer holds one batch at a time, so a slow store slows the
- *     reading instead of filling memory (backpressure). Several consumers
- *     commit concurrently, and the store groups their creates into shared
- *     transactions.
+ *     reading instead of filling memory (backpressure). A batch's runs are
+ *     started by STREAM_STARTERS threads at once, and consumers run side by
+ *     side, so the store groups the creates into shared transactions. Runs
+ *     are therefore not created in stream order (no stream order is kept
+ *     across a consumer group anyway).
  */
 #include "engine/engine_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 #define STREAM_WAIT_MS 500       /* longest wait of a fetch: how soon a stop is seen */
 #define STREAM_BACKOFF_MAX_MS 5000
 #define STREAM_LAG_EVERY_MS 1000
+#define STREAM_STARTERS 8        /* threads starting one batch's runs at once */
 
 struct stream_consumer {
 	struct engine_streams *owner;
@@ -121,18 +125,55 @@ static int start_one(struct stream_consumer *sc, const struct sl_stream_msg *m, 
 	return 0;
 }
 
-/* Starts the batch's runs, then acknowledges those that may be. Returns the
- * number left unacknowledged. */
+/* The runs of one batch are started by several threads at once, so the
+ * store commits them together (group commit) instead of one fsync each. */
+struct starters {
+	struct stream_consumer *sc;
+	struct sl_stream_msg *msgs;
+	size_t n;
+	atomic_size_t next;
+	int result[STREAM_BATCH]; /* 1: may be acknowledged */
+	uint64_t dup[STREAM_BATCH];
+};
+
+static void *starter_main(void *arg)
+{
+	struct starters *st = arg;
+	for (size_t i; (i = atomic_fetch_add(&st->next, 1)) < st->n;)
+		st->result[i] = start_one(st->sc, &st->msgs[i], &st->dup[i]);
+	return NULL;
+}
+
+static void start_all(struct starters *st)
+{
+	pthread_t t[STREAM_STARTERS];
+	size_t nt = 0;
+	for (; nt + 1 < STREAM_STARTERS && nt + 1 < st->n; nt++)
+		if (pthread_create(&t[nt], NULL, starter_main, st))
+			break; /* fewer helpers: this thread does the rest */
+	starter_main(st);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* Starts the batch's runs, then acknowledges the longest prefix of them
+ * that may be (Kafka commits offsets, which are a prefix per partition).
+ * Returns the number left unacknowledged: they come again, and those whose
+ * runs were made meanwhile count as duplicates then. */
 static size_t handle_batch(struct stream_consumer *sc, void *sub, struct sl_stream_msg *msgs, size_t n)
 {
+	struct starters *st = sl_xcalloc(1, sizeof *st);
+	st->sc = sc;
+	st->msgs = msgs;
+	st->n = n;
+	start_all(st);
 	uint64_t dups = 0, redelivered = 0;
 	size_t ok = 0;
-	for (; ok < n; ok++) {
-		if (msgs[ok].redelivered)
-			redelivered++;
-		if (!start_one(sc, &msgs[ok], &dups))
-			break; /* the store is failing: keep order, try the rest later */
+	for (; ok < n && st->result[ok]; ok++) {
+		dups += st->dup[ok];
+		redelivered += msgs[ok].redelivered;
 	}
+	free(st);
 	struct sl_err err;
 	if (ok && sl_stream_ack(sc->conn, sub, msgs, ok, &err)) {
 		/* Unacknowledged, they come again and find their runs: duplicates, not doubles. */
