@@ -10,7 +10,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libfyaml jansson libcurl libpcre2-8 libcrypto sqlite3 libmicrohttpd libpq
+PKGS    := libfyaml jansson libcurl libpcre2-8 libcrypto sqlite3 libmicrohttpd libpq hiredis libnats rdkafka
 OPT     ?= -O2 -g
 CFLAGS  ?= $(OPT)
 # -Wno-format-truncation: messages are cut on purpose at their named maximum.

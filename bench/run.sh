@@ -30,3 +30,7 @@ echo "== store: worker processes on PostgreSQL and on SQLite (sluice worker, fiv
 echo
 echo "== observability: webhook accepts and end-to-end runs with metrics off, on, and with the OTLP exporter"
 "$(dirname "$0")/obs.sh"
+
+echo
+echo "== streams: events per second from Redis Streams, NATS JetStream and Kafka (mock) through a 1-step workflow"
+"$(dirname "$0")/streams.sh"

@@ -753,8 +753,8 @@ void help_connectors(FILE *out)
 		"Usage: sluice connectors [--json] [--server URL]\n\n"
 		"Connector health as a running `sluice serve` saw it (GET /v1/connectors):\n"
 		"state (healthy; degraded: failing since its last success; unhealthy: an auth\n"
-		"error since its last success), last success, calls, errors and the last\n"
-		"error's class and reason.\n\n"
+		"error since its last success), last success, calls, errors, a stream's\n"
+		"consumer lag and the last error's class and reason.\n\n"
 		"Options:\n"
 		"  --server URL        default " DEFAULT_SERVER " (token: SLUICE_TOKEN)\n"
 		"  --json              print the server's JSON\n"
@@ -774,8 +774,8 @@ int cmd_connectors(int argc, char **argv)
 	if (o.json)
 		print_json(doc);
 	else
-		printf("%-20s %-8s %-10s %-20s %7s %7s  %s\n", "CONNECTOR", "TYPE", "STATE", "LAST SUCCESS", "CALLS",
-		       "ERRORS", "LAST ERROR");
+		printf("%-20s %-12s %-10s %-24s %7s %7s %7s  %s\n", "CONNECTOR", "TYPE", "STATE", "LAST SUCCESS", "CALLS",
+		       "ERRORS", "LAG", "LAST ERROR");
 	size_t i;
 	const json_t *c;
 	json_array_foreach(json_object_get(doc, "connectors"), i, c)
@@ -787,10 +787,15 @@ int cmd_connectors(int argc, char **argv)
 		char err[300] = "-";
 		if (json_is_string(json_object_get(c, "last_error")))
 			snprintf(err, sizeof err, "%s: %s", jstr(c, "last_error_class", ""), jstr(c, "last_error", ""));
-		printf("%-20s %-8s %-10s %-20s %7lld %7lld  %s\n", jstr(c, "name", ""), jstr(c, "type", ""),
+		/* a stream's consumer lag; "-" for other types and before it was asked */
+		char lag[24] = "-";
+		const json_t *l = json_object_get(json_object_get(c, "stream"), "lag");
+		if (json_is_integer(l))
+			snprintf(lag, sizeof lag, "%lld", (long long)json_integer_value(l));
+		printf("%-20s %-12s %-10s %-24s %7lld %7lld %7s  %s\n", jstr(c, "name", ""), jstr(c, "type", ""),
 		       jstr(c, "state", ""), jstr(c, "last_success", "never"),
 		       (long long)json_integer_value(json_object_get(c, "calls")),
-		       (long long)json_integer_value(json_object_get(c, "errors")), err);
+		       (long long)json_integer_value(json_object_get(c, "errors")), lag, err);
 	}
 	json_decref(doc);
 	return ret;

@@ -29,7 +29,8 @@ void help_serve(FILE *out)
 	fprintf(out,
 		"Usage: sluice serve [options] DIR\n\n"
 		"Loads the project in DIR (secrets resolved), opens its store, starts the\n"
-		"workers and serves the run API and the workflows' webhooks over HTTP.\n"
+		"workers and serves the run API and the workflows' webhooks over HTTP;\n"
+		"workflows with a stream trigger are consumed here too.\n"
 		"Prints `sluice: serving DIR on http://HOST:PORT` once listening (with\n"
 		"port 0, the port picked). SIGINT or SIGTERM stops gracefully: no new\n"
 		"requests, the ones in hand finish, the workers commit and stop.\n\n"
@@ -168,7 +169,7 @@ int cmd_serve(int argc, char **argv)
 	struct sl_server_opts so = {.listen = listen, .max_body = (size_t)o.max_body, .max_inflight = o.max_inflight};
 	if (start_sims(&o, sims, &err) || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) ||
 	    sl_engine_start(e, &err) ||
-	    sl_server_start(e, &so, &srv, &err)) {
+	    sl_server_start(e, &so, &srv, &err) || sl_engine_streams_start(e, &err)) {
 		fprintf(stderr, "sluice serve: %s\n", err.msg);
 		goto out;
 	}

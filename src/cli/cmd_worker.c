@@ -24,11 +24,12 @@ void help_worker(FILE *out)
 		"Usage: sluice worker [options] DIR\n\n"
 		"Loads the project in DIR (secrets resolved), opens its store and runs the\n"
 		"workers, without the HTTP server: the runs that `sluice serve` (or\n"
-		"`sluice run`) accepted are executed here. Several workers share one\n"
-		"PostgreSQL store (`store: postgres://...`); on SQLite one process at a\n"
-		"time is what the store is for. Prints `sluice: worker DIR on KIND` once\n"
-		"started. SIGINT or SIGTERM stops gracefully: the steps in hand finish\n"
-		"and commit, then the process exits.\n\n"
+		"`sluice run`) accepted are executed here, and workflows with a stream\n"
+		"trigger are consumed (more members of their consumer groups). Several\n"
+		"workers share one PostgreSQL store (`store: postgres://...`); on SQLite\n"
+		"one process at a time is what the store is for. Prints `sluice: worker\n"
+		"DIR on KIND` once started. SIGINT or SIGTERM stops gracefully: the steps\n"
+		"in hand finish and commit, then the process exits.\n\n"
 		"Options:\n"
 		"  --store URL            postgres://USER@HOST:PORT/DB, sqlite:PATH or env:NAME\n"
 		"                         (default: the project's `store:`)\n"
@@ -100,7 +101,8 @@ int cmd_worker(int argc, char **argv)
 	struct sl_engine *e = NULL;
 	char *url = cli_store_url(o.store_url, p);
 	struct sl_engine_opts eo = {.workers = o.workers, .triggers = true};
-	if (!url || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err)) {
+	if (!url || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err) ||
+	    sl_engine_streams_start(e, &err)) {
 		if (url)
 			fprintf(stderr, "sluice worker: %s\n", err.msg);
 		goto out;

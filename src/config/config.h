@@ -122,6 +122,11 @@ struct sl_step {
 	char *sink;
 	struct sl_connector *sink_connector; /* borrowed from the project */
 	const struct sl_action *sink_action;
+	/* emit to a stream connector (emit: {stream: CONNECTOR}): a CloudEvent
+	 * published through its `publish` action; topic is then NULL */
+	struct sl_connector *emit_connector; /* borrowed from the project */
+	const struct sl_action *emit_action;
+	char *emit_type; /* the CloudEvents type; NULL: "sluice.WORKFLOW.STEP" */
 
 	/* ai */
 	struct sl_ai_step ai;
@@ -136,7 +141,8 @@ struct sl_step {
 	} approval;
 };
 
-enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT, SL_TRIGGER_SCHEDULE, SL_TRIGGER_POLL };
+enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT, SL_TRIGGER_SCHEDULE, SL_TRIGGER_POLL,
+			SL_TRIGGER_STREAM };
 /* How a polled source gives its next page: ?page=N, or a cursor from the answer. */
 enum sl_pagination { SL_PAGINATION_PAGE, SL_PAGINATION_CURSOR };
 /* trigger {poll}: a read action walked page by page from a stored
@@ -160,6 +166,9 @@ enum sl_catch_up {
 };
 struct sl_trigger {
 	enum sl_trigger_kind kind;
+	struct sl_connector *stream; /* stream: a stream connector (borrowed from the project) */
+	char *group;                 /* stream: consumer group; NULL: the connector's */
+	int consumers;               /* stream: concurrent consumers in each process (default 4) */
 	char *path;            /* webhook: "/hooks/email" */
 	char *event;           /* event: topic or CloudEvents type */
 	char *hmac_secret_ref; /* "env:NAME"; resolved by the server, not here */
@@ -285,6 +294,7 @@ extern const struct sl_conf_key sl_trigger_keys[];
 extern const struct sl_conf_key sl_webhook_keys[];
 extern const struct sl_conf_key sl_event_keys[];
 extern const struct sl_conf_key sl_sync_keys[];
+extern const struct sl_conf_key sl_stream_trigger_keys[];
 extern const struct sl_conf_key sl_retry_keys[];
 extern const struct sl_conf_key sl_wait_keys[];
 extern const struct sl_conf_key sl_emit_keys[];

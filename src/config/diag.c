@@ -118,6 +118,22 @@ static void mask_secrets(char *s)
 	}
 }
 
+/* A URL's password (scheme://user:PASSWORD@host), typed where a connector
+ * wants a reference, is starred too. */
+static void mask_url_passwords(char *s)
+{
+	for (char *p = strstr(s, "://"); p; p = strstr(p, "://")) {
+		p += 3;
+		char *end = p + strcspn(p, "/@ \t\"',}");
+		if (*end != '@')
+			continue;
+		char *colon = memchr(p, ':', (size_t)(end - p));
+		for (char *q = colon ? colon + 1 : end; q < end; q++)
+			*q = '*';
+		p = end;
+	}
+}
+
 static void print_caret(FILE *f, const char *line, int col, int width, bool color)
 {
 	fprintf(f, "%*s | ", width, "");
@@ -151,6 +167,7 @@ static void print_one(FILE *f, const struct sl_diag *g, struct src_cache *cache,
 	if (!text || !source_line(text, g->line, line, sizeof line))
 		return;
 	mask_secrets(line);
+	mask_url_passwords(line);
 	char num[16];
 	int width = snprintf(num, sizeof num, "%d", g->line);
 	fprintf(f, " %s | %s\n", num, line);

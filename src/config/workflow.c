@@ -60,6 +60,7 @@ const struct sl_conf_key sl_trigger_keys[] = {
 	{"poll", SL_CONF_STRING, false, "CONNECTOR.ACTION (effect read) walked page by page: a run per new or changed record"},
 	{"every", SL_CONF_DURATION, false, "poll: time between syncs (default 1m)"},
 	{"sync", SL_CONF_OBJECT, false, "poll: {pagination, per_page, items, next, id, version, deleted, changed_at, on_delete}"},
+	{"stream", SL_CONF_ANY, false, "a stream connector, or {connector, group, contract}: each message starts a run"},
 	{NULL, 0, false, NULL},
 };
 
@@ -89,6 +90,14 @@ const struct sl_conf_key sl_sync_keys[] = {
 	{NULL, 0, false, NULL},
 };
 
+const struct sl_conf_key sl_stream_trigger_keys[] = {
+	{"connector", SL_CONF_STRING, true, "a connector of a stream type (redis_stream, nats, kafka)"},
+	{"group", SL_CONF_STRING, false, "consumer group or durable name; default: the connector's"},
+	{"consumers", SL_CONF_INT, false, "concurrent consumers in each process, 1..64 (default 4)"},
+	{"contract", SL_CONF_STRING, false, "contract id each message's event must meet"},
+	{NULL, 0, false, NULL},
+};
+
 const struct sl_conf_key sl_retry_keys[] = {
 	{"max_attempts", SL_CONF_INT, false, "total attempts, >= 1"},
 	{"base_ms", SL_CONF_DURATION, false, "first backoff (exponential, full jitter); default 200"},
@@ -103,7 +112,9 @@ const struct sl_conf_key sl_wait_keys[] = {
 };
 
 const struct sl_conf_key sl_emit_keys[] = {
-	{"topic", SL_CONF_STRING, true, "the topic; workflows with trigger {event: TOPIC} start"},
+	{"topic", SL_CONF_STRING, false, "the topic; workflows with trigger {event: TOPIC} start (or give stream)"},
+	{"stream", SL_CONF_STRING, false, "a stream connector: the event is published to it as a CloudEvent"},
+	{"type", SL_CONF_STRING, false, "stream: the CloudEvents type; default sluice.WORKFLOW.STEP"},
 	{"payload", SL_CONF_JQ, false, "jq giving the event's data; default: the run's input"},
 	{"sink", SL_CONF_STRING, false, "CONNECTOR.ACTION (effect write) that also receives the event as a CloudEvent"},
 	{NULL, 0, false, NULL},
@@ -528,6 +539,64 @@ static void schedule_keys_only(struct wfb *b, const json_t *tr)
 	}
 }
 
+/* A connector named in a trigger or an emit that must be a stream type. */
+static struct sl_connector *resolve_stream(struct wfb *b, const char *name, const char *ptr)
+{
+	struct sl_connector *c = b->env->p ? sl_project_connector(b->env->p, name) : NULL;
+	if (!c) {
+		if (connector_broken(b, name))
+			return NULL;
+		const char *best = closest_connector(b->env->p, name);
+		if (best)
+			conf_err(b->cf, ptr, "unknown connector '%s' (did you mean '%s'?)", name, best);
+		else
+			conf_err(b->cf, ptr, "unknown connector '%s' (connectors/*.yaml declare them)", name);
+		return NULL;
+	}
+	if (!sl_stream_is(c)) {
+		conf_err(b->cf, ptr, "connector '%s' is of type %s, not a stream (redis_stream, nats, kafka)", name,
+			 c->type->name);
+		return NULL;
+	}
+	return c;
+}
+
+/* trigger: {stream: CONNECTOR} or {stream: {connector, group, contract}} */
+static void parse_stream_trigger(struct wfb *b, const json_t *v)
+{
+	struct sl_trigger *t = &b->w->trigger;
+	t->kind = SL_TRIGGER_STREAM;
+	t->consumers = 4;
+	const char *name = NULL;
+	const char *ptr = "/trigger/stream";
+	if (json_is_string(v)) {
+		name = json_string_value(v);
+	} else if (json_is_object(v)) {
+		conf_check_keys(b->cf, v, ptr, "stream", sl_stream_trigger_keys);
+		name = conf_str(v, "connector", NULL);
+		ptr = "/trigger/stream/connector";
+		const char *group = conf_str(v, "group", NULL);
+		if (group && !*group)
+			conf_err(b->cf, "/trigger/stream/group", "group must not be empty");
+		else if (group)
+			t->group = sl_strdup(group);
+		const json_t *c = json_object_get(v, "contract");
+		if (c)
+			t->contract = contract_at(b, c, "/trigger/stream/contract");
+		const json_t *n = json_object_get(v, "consumers");
+		if (json_is_integer(n) && (json_integer_value(n) < 1 || json_integer_value(n) > 64))
+			conf_err(b->cf, "/trigger/stream/consumers", "consumers must be 1..64");
+		else if (json_is_integer(n))
+			t->consumers = (int)json_integer_value(n);
+	} else {
+		conf_err(b->cf, ptr, "stream must be a connector name or {connector, group, contract}, not %s",
+			 conf_kind(v));
+		return;
+	}
+	if (name)
+		t->stream = resolve_stream(b, name, ptr);
+}
+
 static void parse_trigger(struct wfb *b, const json_t *tr)
 {
 	struct sl_trigger *t = &b->w->trigger;
@@ -544,7 +613,7 @@ static void parse_trigger(struct wfb *b, const json_t *tr)
 	json_object_foreach((json_t *)tr, key, v) {
 		bool later = false;
 		bool known = strcmp(key, "webhook") == 0 || strcmp(key, "event") == 0 || strcmp(key, "schedule") == 0 ||
-			     strcmp(key, "poll") == 0;
+			     strcmp(key, "poll") == 0 || strcmp(key, "stream") == 0;
 		if (!known)
 			continue; /* contract, below; others reported as unknown */
 		any = true;
@@ -562,12 +631,14 @@ static void parse_trigger(struct wfb *b, const json_t *tr)
 				parse_schedule(b, tr, v);
 			else if (strcmp(key, "poll") == 0)
 				parse_poll(b, tr, v);
+			else if (strcmp(key, "stream") == 0)
+				parse_stream_trigger(b, v);
 			else
 				parse_event(b, v);
 		}
 	}
 	if (!any)
-		conf_err(b->cf, "/trigger", "trigger needs webhook, event, schedule or poll");
+		conf_err(b->cf, "/trigger", "trigger needs webhook, event, schedule, poll or stream");
 	if (t->kind != SL_TRIGGER_SCHEDULE)
 		schedule_keys_only(b, tr);
 	if (t->kind != SL_TRIGGER_POLL)
@@ -701,6 +772,35 @@ static void parse_emit_sink(struct wfb *b, struct sl_step *st, const json_t *v, 
 			 sl_effect_name(st->sink_action->effect));
 }
 
+/* emit: {stream: CONNECTOR, type: TYPE}: true when the step emits to a
+ * stream (reported problems included), so no topic is wanted. */
+static bool parse_emit_stream(struct wfb *b, struct sl_step *st, const json_t *v, const char *ptr, bool has_topic)
+{
+	const char *name = conf_str(v, "stream", NULL);
+	const char *type = conf_str(v, "type", NULL);
+	char p[CONF_PTR_MAX];
+	if (!name) {
+		if (!has_topic && json_is_object(v) && !json_object_get(v, "stream") && !json_object_get(v, "topic"))
+			conf_err(b->cf, ptr, "emit needs topic or stream");
+		if (type) {
+			conf_ptr(p, ptr, "type");
+			conf_err(b->cf, p, "type applies to emit to a stream only");
+		}
+		return false;
+	}
+	conf_ptr(p, ptr, "stream");
+	if (has_topic) {
+		conf_err(b->cf, p, "emit goes to a topic or a stream, not both");
+		return true;
+	}
+	st->emit_connector = resolve_stream(b, name, p);
+	if (st->emit_connector)
+		st->emit_action = sl_connector_action(st->emit_connector, "publish");
+	if (type)
+		st->emit_type = sl_strdup(type);
+	return true;
+}
+
 static void parse_emit(struct wfb *b, struct sl_step *st, size_t i, const json_t *v, const char *ptr,
 		       const char *label)
 {
@@ -714,6 +814,8 @@ static void parse_emit(struct wfb *b, struct sl_step *st, size_t i, const json_t
 		topic = conf_str(v, "topic", NULL);
 		conf_ptr(p, ptr, "topic");
 		tptr = p;
+		if (parse_emit_stream(b, st, v, ptr, topic != NULL))
+			topic = NULL;
 		const json_t *payload = json_object_get(v, "payload");
 		if (payload) {
 			char what[NAME_MAX_LEN + 32];
@@ -1338,6 +1440,7 @@ static void step_free(struct sl_step *st)
 	sl_expr_free(st->wait_until);
 	free(st->topic);
 	free(st->sink);
+	free(st->emit_type);
 	sl_expr_free(st->payload);
 	struct sl_ai_step *a = &st->ai;
 	free(a->route);
@@ -1365,6 +1468,7 @@ void sl_workflow_unref(struct sl_workflow *w)
 	json_decref(w->reviewers);
 	free(w->trigger.path);
 	free(w->trigger.event);
+	free(w->trigger.group);
 	free(w->trigger.hmac_secret_ref);
 	free(w->trigger.schedule);
 	free(w->trigger.timezone);

@@ -24,8 +24,11 @@
 static const struct sl_connector_type *const registry[] = {
 	&sl_conn__http_type,
 	&sl_conn__file_type,
+	&sl_conn__redis_stream_type,
+	&sl_conn__nats_type,
+	&sl_conn__kafka_type,
 };
-static const char *const type_names[] = {"http", "file", NULL};
+static const char *const type_names[] = {"http", "file", "redis_stream", "nats", "kafka", NULL};
 
 const struct sl_connector_type *sl_connector_type_find(const char *name)
 {
@@ -537,11 +540,14 @@ static void build_actions(struct sl_connector *c, const json_t *actions, struct 
 
 static void report_unknown_type(struct sl_conf_ctx *ctx, const char *tname)
 {
+	char known[128] = "";
+	for (size_t i = 0, off = 0; type_names[i] && off < sizeof known; i++)
+		off += (size_t)snprintf(known + off, sizeof known - off, "%s%s", i ? ", " : "", type_names[i]);
 	const char *best = sl_did_you_mean(tname, type_names);
 	if (best)
 		sl_conf_error(ctx, "/type", "unknown connector type \"%s\" (did you mean \"%s\"?)", tname, best);
 	else
-		sl_conf_error(ctx, "/type", "unknown connector type \"%s\" (known: http, file)", tname);
+		sl_conf_error(ctx, "/type", "unknown connector type \"%s\" (known: %s)", tname, known);
 }
 
 /* Checks the parts every type shares and returns the type, or NULL when the
@@ -582,6 +588,7 @@ struct sl_connector *sl_connector_new(const json_t *doc, struct sl_conf_ctx *ctx
 	pthread_mutex_init(&c->health_mu, NULL);
 	c->health.healthy = true;
 	c->health.last_error_class = SL_CLASS_NONE;
+	c->health.lag = -1; /* streams: not asked yet */
 
 	/* Types run even after a key problem, so that `sluice check` lists every
 	 * problem at once: their getters fall back to defaults on a value of the

@@ -158,6 +158,7 @@ enum sl_addr_class sl_outbound_check(const struct sl_allow_list *allow, bool all
 bool sl_outbound_name_refused(const struct sl_allow_list *allow, bool allow_link_local, const char *host);
 
 struct sl_connector;
+struct sl_stream_ops;
 
 struct sl_action {
 	char *name;            /* "tickets.create" */
@@ -212,7 +213,78 @@ struct sl_connector_type {
 		       struct sl_poll_result *res, struct sl_err *err);
 	void (*action_free_fn)(struct sl_action *a);
 	void (*close_fn)(struct sl_connector *c);
+	/* Event streams (redis_stream, nats, kafka); NULL for other types. A
+	 * stream type also has the built-in action `publish` (call_fn). */
+	const struct sl_stream_ops *stream;
 };
+
+/* ---- event streams (redis_stream.c, nats.c, kafka.c) ----
+ *
+ * A stream connector is read through subscriptions: a subscription is one
+ * member of a consumer group (Redis group, JetStream durable pull consumer,
+ * Kafka group), with its own connection, used by one thread at a time.
+ * Messages are delivered at least once; the caller acknowledges a message
+ * only after what it did with it is durable, so a crash before the ack
+ * makes the broker deliver it again (a redelivery). Each message has an
+ * identity that is the same on every delivery (stream + entry id, stream
+ * sequence, topic-partition-offset): the caller deduplicates by it. */
+struct sl_stream_msg {
+	char *identity;   /* owned; "redis:orders:1700000000000-0", "nats:ORDERS:42", "kafka:orders:1:42" */
+	json_t *data;     /* owned; the body as JSON (not JSON: a string) */
+	bool redelivered; /* the broker delivered it before (reclaimed, redelivered) */
+	void *handle;     /* the type's (natsMsg*, Kafka partition/offset); freed by msgs_free */
+};
+
+struct sl_stream_sub_opts {
+	const char *group;    /* consumer group / durable name; NULL: the connector's */
+	const char *consumer; /* this member's name, unique among live members */
+	bool reclaim;         /* this member also takes over entries another member left unacknowledged */
+};
+
+struct sl_stream_ops {
+	/* Connects and joins the group (creating the stream/group when the config
+	 * allows). *sub is owned, freed by sub_close_fn. */
+	int (*sub_open_fn)(struct sl_connector *c, const struct sl_stream_sub_opts *o, void **sub,
+			   struct sl_err *err);
+	/* Up to max messages, waiting at most wait_ms for the first one. out has
+	 * room for max; *n may be 0 (nothing came). */
+	int (*fetch_fn)(void *sub, size_t max, int64_t wait_ms, struct sl_stream_msg *out, size_t *n,
+			struct sl_err *err);
+	/* Acknowledges (commits) the messages: they are not delivered again. */
+	int (*ack_fn)(void *sub, struct sl_stream_msg *m, size_t n, struct sl_err *err);
+	/* Messages of the group not yet acknowledged (delivered or not). */
+	int (*lag_fn)(void *sub, int64_t *lag, struct sl_err *err);
+	void (*msg_free_fn)(struct sl_stream_msg *m); /* frees handle; NULL: nothing to free */
+	void (*sub_close_fn)(void *sub);
+};
+
+/* Wrappers that keep the connector's health (as sl_connector_call does). */
+bool sl_stream_is(const struct sl_connector *c);
+int sl_stream_open(struct sl_connector *c, const struct sl_stream_sub_opts *o, void **sub, struct sl_err *err);
+int sl_stream_fetch(struct sl_connector *c, void *sub, size_t max, int64_t wait_ms, struct sl_stream_msg *out,
+		    size_t *n, struct sl_err *err);
+int sl_stream_ack(struct sl_connector *c, void *sub, struct sl_stream_msg *m, size_t n, struct sl_err *err);
+/* Asks the broker for the group's lag and keeps it in the health (lag). */
+int sl_stream_lag(struct sl_connector *c, void *sub, int64_t *lag, struct sl_err *err);
+void sl_stream_msgs_free(struct sl_connector *c, struct sl_stream_msg *m, size_t n);
+void sl_stream_close(struct sl_connector *c, void *sub);
+/* Counts consumption for health ({consumed, redelivered, duplicates}). */
+void sl_stream_count(struct sl_connector *c, uint64_t consumed, uint64_t redelivered, uint64_t duplicates);
+
+/* A message's identity: "TYPE:STREAM:POSITION" (redis: the entry id;
+ * nats: the stream sequence; kafka: "PARTITION:OFFSET"). Owned. */
+char *sl_stream_identity(const char *type, const char *stream, const char *position);
+
+/* The message's body as run input: JSON text parsed (a CloudEvents
+ * structured envelope, holding "specversion", yields its "data"), anything
+ * else as a string. Returns owned. */
+json_t *sl_stream_body_json(const char *body, size_t len);
+
+/* A CloudEvents 1.0 structured-mode envelope (JSON): specversion "1.0",
+ * id, source, type, time (now, RFC 3339), datacontenttype
+ * "application/json", data (borrowed, a reference is taken). Returns owned.
+ * Shared by the emit step and anything else that publishes events. */
+json_t *sl_cloudevent_new(const char *id, const char *source, const char *type, const json_t *data);
 
 /* Health, kept by the generic call wrapper for every type. */
 struct sl_health {
@@ -222,6 +294,10 @@ struct sl_health {
 	enum sl_class last_error_class;
 	char last_error[256];    /* never holds a secret */
 	uint64_t calls, errors;
+	/* streams: lag from the last sl_stream_lag (-1: not known) and counts */
+	bool stream;
+	int64_t lag;
+	uint64_t consumed, redelivered, duplicates;
 };
 
 struct sl_connector {

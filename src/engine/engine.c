@@ -302,6 +302,8 @@ int sl_engine_start(struct sl_engine *e, struct sl_err *err)
 
 void sl_engine_stop(struct sl_engine *e)
 {
+	if (e)
+		sl_engine_streams_stop(e); /* first: no new runs while the workers wind down */
 	if (!e || !e->threads)
 		return;
 	pthread_mutex_lock(&e->mu);

@@ -66,6 +66,21 @@ struct sl_start {
 int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run_id[SL_ID_MAX],
 			bool *existed, struct sl_err *err);
 
+/* Starts the consumers of every current workflow whose trigger is a
+ * stream (DESIGN.md §2): trigger.consumers threads each, one member of the
+ * consumer group apiece. Each message starts a run whose idempotency key is
+ * the workflow and the message's identity, and is acknowledged only after
+ * the run is committed; a redelivery finds the first run (a duplicate,
+ * acknowledged, no second run). A message that can never start a run
+ * (contract) is acknowledged and counted as rejected. A consumer holds at
+ * most one fetched batch, so a slow store slows the reading (backpressure).
+ * Call after sl_engine_start; sl_engine_stop stops them first. */
+int sl_engine_streams_start(struct sl_engine *e, struct sl_err *err);
+void sl_engine_streams_stop(struct sl_engine *e);
+
+/* The run idempotency key of a stream message: "WORKFLOW|IDENTITY". Owned. */
+char *sl_engine_stream_key(const char *workflow, const char *identity);
+
 /* Replays a dead run from its failed step (DLQ entry dlq_id): completed
  * steps are not repeated. input (borrowed, may be NULL) replaces .input;
  * newest = true moves the run onto the newest loaded version of its

@@ -403,6 +403,33 @@ static bool subscribed(const struct sl_project *p, const struct sl_workflow *w, 
 	       sl_project_workflow(p, w->name) == w;
 }
 
+/* emit to a stream: the payload in a CloudEvents envelope whose id is the
+ * step's idempotency key (RUN_ID:STEP_ID), published through the
+ * connector's `publish` action with that key, so a re-run after a crash
+ * publishes it once (the connector deduplicates by the key). */
+static int exec_emit_stream(struct slot *s, struct outcome *o, const struct sl_step *st, json_t **out,
+			    json_t **evidence, struct sl_err *err)
+{
+	json_t *payload = NULL;
+	if (st->payload) {
+		if (sl_expr_eval(st->payload, s->run.context, &payload, err))
+			return err->code;
+	} else {
+		payload = json_incref(s->run.input);
+	}
+	char *id = sl_asprintf("%s:%s", s->run.id, st->id);
+	char *source = sl_asprintf("sluice/%s", s->run.workflow);
+	char *type = st->emit_type ? sl_strdup(st->emit_type) : sl_asprintf("sluice.%s.%s", s->run.workflow, st->id);
+	json_t *ev = sl_cloudevent_new(id, source, type, payload);
+	int rc = exec_call(o, s, st, st->emit_connector, st->emit_action, NULL, ev, NULL, NULL, out, evidence, err);
+	json_decref(ev);
+	json_decref(payload);
+	free(id);
+	free(source);
+	free(type);
+	return rc;
+}
+
 /* An emit's sink: the event as a structured CloudEvent to the sink action.
  * Its id (RUN_ID:STEP_ID, also the Idempotency-Key) is stable across
  * retries and crashes, so a receiver that dedupes by (source, id) sees each
@@ -1000,7 +1027,10 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 			       NULL, &out, &evidence, &err);
 		break;
 	case SL_STEP_EMIT:
-		rc = exec_emit(e, s, o, st, &out, &evidence, &err);
+		if (st->emit_connector)
+			rc = exec_emit_stream(s, o, st, &out, &evidence, &err);
+		else
+			rc = exec_emit(e, s, o, st, &out, &evidence, &err);
 		break;
 	case SL_STEP_WAIT:
 		exec_wait(s, o, st, started);

@@ -117,7 +117,18 @@
 	  "Records a polling sync started runs for, by workflow and op (upsert, delete)", "workflow,op")           \
 	X(SYNC_LAG, GAUGE, "sluice_sync_lag_seconds",                                                             \
 	  "Seconds since the start of a polling sync's last complete pass (what it has is at least this fresh)",   \
-	  "workflow")
+	  "workflow")\
+	X(STREAM_LAG, GAUGE, "sluice_stream_consumer_lag",                                                         \
+	  "Messages of a stream's consumer group not yet acknowledged (undelivered plus pending)", "connector,group") \
+	X(STREAM_CONSUMED, COUNTER, "sluice_stream_events_consumed_total",                                         \
+	  "Stream messages that started a run (committed, then acknowledged)", "connector")                       \
+	X(STREAM_REDELIVERIES, COUNTER, "sluice_stream_redeliveries_total",                                        \
+	  "Stream messages delivered again (reclaimed or redelivered by the broker)", "connector")                 \
+	X(STREAM_DUPLICATES, COUNTER, "sluice_stream_duplicates_skipped_total",                                    \
+	  "Stream messages whose run already existed (a redelivery after a crash): acknowledged, no second run",  \
+	  "connector")                                                                                             \
+	X(STREAM_REJECTED, COUNTER, "sluice_stream_events_rejected_total",                                         \
+	  "Stream messages acknowledged without a run because they can never start one, by reason", "connector,reason")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,

@@ -77,6 +77,9 @@ static json_t *trigger_json(const struct sl_trigger *t)
 		return json_pack("{s:s, s:s, s:s, s:s}", "kind", "schedule", "schedule", t->schedule ? t->schedule : "",
 				 "timezone", t->timezone ? t->timezone : "UTC", "catch_up",
 				 t->catch_up == SL_CATCH_UP_ALL ? "all" : t->catch_up == SL_CATCH_UP_NONE ? "none" : "one");
+	case SL_TRIGGER_STREAM:
+		return json_pack("{s:s, s:s, s:s?}", "kind", "stream", "connector", t->stream ? t->stream->name : "",
+				 "group", t->group);
 	default: return json_pack("{s:s}", "kind", "api");
 	}
 }
@@ -619,6 +622,13 @@ void srv_connectors(struct sl_server *s, struct srv_req *r)
 				    failed ? json_string(sl_class_name(h.last_error_class)) : json_null());
 		json_object_set_new(o, "last_error", failed ? json_string(h.last_error) : json_null());
 		json_object_set_new(o, "syncs", connector_syncs(s, p, c));
+		if (sl_stream_is(c))
+			json_object_set_new(o, "stream",
+					    json_pack("{s:o, s:I, s:I, s:I}", "lag",
+						      h.lag >= 0 && h.stream ? json_integer(h.lag) : json_null(),
+						      "consumed", (json_int_t)h.consumed, "redelivered",
+						      (json_int_t)h.redelivered, "duplicates_skipped",
+						      (json_int_t)h.duplicates));
 		json_array_append_new(arr, o);
 	}
 	srv_reply_json(r, 200, json_pack("{s:o}", "connectors", arr));

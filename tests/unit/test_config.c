@@ -612,7 +612,7 @@ static void test_kinds(void **state)
 	expect_compile_error(p, HEAD "  - id: a\n    emit: 'bad topic'\n", 5, 12,
 			     "emit topic 'bad topic' may hold only letters, digits and . _ - : /");
 	expect_compile_error(p, HEAD "  - id: a\n    emit: {payload: .input}\n", 5, 11,
-			     "emit is missing the required key 'topic'");
+			     "emit needs topic or stream");
 }
 
 /* An approval step compiles with its reviewers, timeout and escalation;
@@ -676,7 +676,7 @@ static void test_unknown_targets(void **state)
 			     3, 62, "trigger contract 'inbound_email@1' differs from the webhook's contract 'ticket@1': give one");
 	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {contract: ticket@1}\nsteps:\n"
 				"  - id: a\n    map: .input\n",
-			     3, 10, "trigger needs webhook, event, schedule or poll");
+			     3, 10, "trigger needs webhook, event, schedule, poll or stream");
 	expect_compile_error(p, "workflow: t\nversion: 1\ntrigger: {poll: helpdesk.tickets.update}\nsteps:\n"
 				"  - id: a\n    map: .input\n",
 			     3, 17, "poll 'helpdesk.tickets.update' must be an action with effect read, not write");
@@ -1016,6 +1016,79 @@ static int teardown_clean(void **state)
 	return 0;
 }
 
+
+/* trigger: {stream: CONNECTOR} and emit: {stream: CONNECTOR} */
+static void test_stream_trigger_and_emit(void **state)
+{
+	(void)state;
+	static const char *const files[] = {
+		"sluice.yaml", "# defaults\n",
+		"connectors/events.yaml",
+		"connector: events\ntype: redis_stream\nurl: redis://127.0.0.1:6399\nstream: events\n",
+		"connectors/ledger.yaml", "connector: ledger\ntype: file\npath: out/l.jsonl\n",
+		NULL,
+	};
+	char *dir = temp_project(files);
+	struct sl_project *p = NULL;
+	struct sl_diags d = {0};
+	assert_int_equal(sl_project_load(dir, NULL, &p, &d), 0);
+
+	struct sl_workflow *w = NULL;
+	d = compile_src(p,
+			"workflow: s\nversion: 1\n"
+			"trigger: { stream: { connector: events, group: billing, consumers: 2 } }\n"
+			"steps:\n"
+			"  - id: out\n    emit: { stream: events, type: order.seen, payload: '{n: .input.n}' }\n",
+			&w);
+	assert_int_equal(d.n, 0);
+	assert_non_null(w);
+	assert_int_equal(w->trigger.kind, SL_TRIGGER_STREAM);
+	assert_ptr_equal(w->trigger.stream, sl_project_connector(p, "events"));
+	assert_string_equal(w->trigger.group, "billing");
+	assert_int_equal(w->trigger.consumers, 2);
+	assert_ptr_equal(w->steps[0].emit_connector, sl_project_connector(p, "events"));
+	assert_non_null(w->steps[0].emit_action);
+	assert_string_equal(w->steps[0].emit_type, "order.seen");
+	assert_null(w->steps[0].topic);
+	sl_workflow_unref(w);
+	sl_diags_free(&d);
+
+	d = compile_src(p, "workflow: s\nversion: 1\ntrigger: { stream: events }\nsteps:\n  - id: a\n    map: .input\n", &w);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(w->trigger.consumers, 4); /* the default */
+	assert_null(w->trigger.group);             /* the connector's */
+	sl_workflow_unref(w);
+	sl_diags_free(&d);
+
+	const char *head = "workflow: s\nversion: 1\n";
+	char *src = sl_asprintf("%strigger: { stream: ledger }\nsteps:\n  - id: a\n    map: .input\n", head);
+	expect_compile_error(p, src, 3, 20, "connector 'ledger' is of type file, not a stream (redis_stream, nats, kafka)");
+	free(src);
+	src = sl_asprintf("%strigger: { stream: evnts }\nsteps:\n  - id: a\n    map: .input\n", head);
+	expect_compile_error(p, src, 3, 20, "unknown connector 'evnts' (did you mean 'events'?)");
+	free(src);
+	src = sl_asprintf("%strigger: { stream: { connector: events, consumers: 0 } }\nsteps:\n  - id: a\n    map: .input\n",
+			  head);
+	expect_compile_error(p, src, 3, 52, "consumers must be 1..64");
+	free(src);
+	src = sl_asprintf("%strigger: { stream: 7 }\nsteps:\n  - id: a\n    map: .input\n", head);
+	expect_compile_error(p, src, 3, 20, "stream must be a connector name or {connector, group, contract}, not an integer");
+	free(src);
+	src = sl_asprintf("%ssteps:\n  - id: a\n    emit: { topic: t, stream: events }\n", head);
+	expect_compile_error(p, src, 5, 31, "emit goes to a topic or a stream, not both");
+	free(src);
+	src = sl_asprintf("%ssteps:\n  - id: a\n    emit: { type: t }\n", head);
+	expect_compile_error(p, src, 5, 11, "emit needs topic or stream");
+	free(src);
+	src = sl_asprintf("%ssteps:\n  - id: a\n    emit: { stream: ledger }\n", head);
+	expect_compile_error(p, src, 5, 21, "connector 'ledger' is of type file, not a stream (redis_stream, nats, kafka)");
+	free(src);
+
+	sl_project_free(p);
+	remove_tree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1040,6 +1113,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_and_cycles),
 		cmocka_unit_test(test_secrets_resolution),
 		cmocka_unit_test(test_diags_print),
+		cmocka_unit_test(test_stream_trigger_and_emit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

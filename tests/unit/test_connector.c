@@ -330,7 +330,7 @@ static void test_registry(void **state)
 	int n = 0;
 	for (; names[n]; n++)
 		assert_non_null(sl_connector_type_find(names[n]));
-	assert_int_equal(n, 2);
+	assert_int_equal(n, 5); /* http, file, redis_stream, nats, kafka */
 	assert_non_null(f->builtin_actions);
 	assert_null(h->poll_fn);
 	assert_non_null(f->poll_fn);
@@ -1211,6 +1211,130 @@ static void test_concurrent_calls(void **state)
 	sl_connector_free(c);
 }
 
+
+/* ---- stream connectors (config only: the brokers are in the integration tests) ---- */
+
+static void test_stream_config(void **state)
+{
+	(void)state;
+	setenv("SL_TEST_STREAM_PW", "stream-pw-1234", 1);
+	struct sl_connector *c = load("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"redis://127.0.0.1:6390/2\","
+				      "\"stream\":\"orders\",\"password\":\"env:SL_TEST_STREAM_PW\",\"claim_idle\":\"2s\"}");
+	assert_true(sl_stream_is(c));
+	const struct sl_action *a = sl_connector_action(c, "publish");
+	assert_non_null(a); /* built in: every stream is an emit target */
+	assert_int_equal(a->effect, SL_EFFECT_WRITE);
+	sl_connector_free(c);
+	c = load("{\"connector\":\"n\",\"type\":\"nats\",\"url\":\"nats://127.0.0.1:4222\",\"stream\":\"ORDERS\","
+		 "\"subject\":\"orders.new\",\"user\":\"u\",\"password\":\"env:SL_TEST_STREAM_PW\",\"ack_wait\":\"5s\"}");
+	assert_true(sl_stream_is(c));
+	sl_connector_free(c);
+	c = load("{\"connector\":\"k\",\"type\":\"kafka\",\"brokers\":\"127.0.0.1:9092,127.0.0.1:9093\","
+		 "\"topic\":\"orders\",\"group\":\"billing\",\"session_timeout\":\"6s\"}");
+	assert_true(sl_stream_is(c));
+	sl_connector_free(c);
+	c = load("{\"connector\":\"f\",\"type\":\"file\",\"path\":\"x.jsonl\"}");
+	assert_false(sl_stream_is(c));
+	sl_connector_free(c);
+
+	expect_load_error("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"redis://x\"}", "",
+			  "missing required key \"stream\"");
+	expect_load_error("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"http://x\",\"stream\":\"s\"}", "/url",
+			  "redis://HOST");
+	expect_load_error("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"redis://:hunter22@x\",\"stream\":\"s\"}",
+			  "/url", "must not hold a password");
+	assert_false(cap_has(NULL, "hunter22"));
+	expect_load_error("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"redis://x/db\",\"stream\":\"s\"}", "/url",
+			  "database number");
+	expect_load_error("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"redis://x\",\"stream\":\"s\","
+			  "\"start\":\"oldest\"}",
+			  "/start", "earliest or latest");
+	expect_load_error("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"redis://x\",\"stream\":\"s\","
+			  "\"password\":\"hunter22\"}",
+			  "/password", "env:");
+	expect_load_error("{\"connector\":\"r\",\"type\":\"redis_stream\",\"url\":\"redis://x\",\"stream\":\"s\","
+			  "\"actions\":{\"get\":{\"effect\":\"read\"}}}",
+			  "/actions/get", "only the action publish");
+	expect_load_error("{\"connector\":\"n\",\"type\":\"nats\",\"url\":\"nats://u:hunter22@x\",\"stream\":\"S\","
+			  "\"subject\":\"s\"}",
+			  "/url", "must not hold credentials");
+	assert_false(cap_has(NULL, "hunter22"));
+	expect_load_error("{\"connector\":\"n\",\"type\":\"nats\",\"url\":\"nats://x\",\"stream\":\"a.b\",\"subject\":\"s\"}",
+			  "/stream", "without spaces, '.'");
+	expect_load_error("{\"connector\":\"n\",\"type\":\"nats\",\"url\":\"nats://x\",\"stream\":\"S\",\"subject\":\"s.*\"}",
+			  "/subject", "wildcards");
+	expect_load_error("{\"connector\":\"n\",\"type\":\"nats\",\"url\":\"nats://x\",\"stream\":\"S\",\"subject\":\"s\","
+			  "\"password\":\"env:SL_TEST_STREAM_PW\"}",
+			  "/password", "password needs user");
+	expect_load_error("{\"connector\":\"n\",\"type\":\"nats\",\"url\":\"nats://x\",\"stream\":\"S\"}", "",
+			  "missing required key \"subject\"");
+	expect_load_error("{\"connector\":\"k\",\"type\":\"kafka\",\"brokers\":\"u:p@x:9092\",\"topic\":\"t\"}", "/brokers",
+			  "HOST:PORT");
+	expect_load_error("{\"connector\":\"k\",\"type\":\"kafka\",\"brokers\":\"x:9092\",\"topic\":\"a/b\"}", "/topic",
+			  "must be a name");
+	expect_load_error("{\"connector\":\"k\",\"type\":\"kafka\",\"brokers\":\"x:9092\",\"topic\":\"t\","
+			  "\"username\":\"u\"}",
+			  "", "missing required key \"password\"");
+	expect_load_error("{\"connector\":\"k\",\"type\":\"kafka\",\"brokers\":\"x:9092\",\"topic\":\"t\","
+			  "\"dedupe_scan\":-1}",
+			  "/dedupe_scan", ">= 0");
+	expect_load_error("{\"connector\":\"k\",\"type\":\"kafka\",\"brokers\":\"x:9092\",\"topic\":\"t\","
+			  "\"mechanism\":\"GSSAPI\"}",
+			  "/mechanism", "PLAIN");
+	expect_load_error("{\"connector\":\"k\",\"type\":\"kafak\",\"brokers\":\"x:9092\",\"topic\":\"t\"}", "/type",
+			  "did you mean \"kafka\"");
+	unsetenv("SL_TEST_STREAM_PW");
+}
+
+/* The identity is what makes a redelivery find the first run: the same
+ * message must give the same text, and different positions different ones. */
+static void test_stream_identity_and_body(void **state)
+{
+	(void)state;
+	char *a = sl_stream_identity("redis", "orders", "1700000000000-0");
+	assert_string_equal(a, "redis:orders:1700000000000-0");
+	char *b = sl_stream_identity("kafka", "orders", "1:42");
+	assert_string_equal(b, "kafka:orders:1:42");
+	char *c = sl_stream_identity("kafka", "orders", "14:2");
+	assert_string_not_equal(b, c);
+	free(a);
+	free(b);
+	free(c);
+
+	const char *obj = "{\"n\":1}";
+	json_t *v = sl_stream_body_json(obj, strlen(obj));
+	assert_int_equal(json_integer_value(json_object_get(v, "n")), 1);
+	json_decref(v);
+	const char *ce = "{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"s\",\"type\":\"t\",\"data\":{\"n\":2}}";
+	v = sl_stream_body_json(ce, strlen(ce)); /* a CloudEvent's data is the input */
+	assert_int_equal(json_integer_value(json_object_get(v, "n")), 2);
+	json_decref(v);
+	v = sl_stream_body_json("not json", 8);
+	assert_string_equal(json_string_value(v), "not json");
+	json_decref(v);
+	v = sl_stream_body_json("[1,2]", 5);
+	assert_int_equal(json_array_size(v), 2);
+	json_decref(v);
+
+	json_t *data = json_pack("{s:i}", "n", 3);
+	json_t *ev = sl_cloudevent_new("run_1:notify", "sluice/ingest", "order.recorded", data);
+	assert_string_equal(json_string_value(json_object_get(ev, "specversion")), "1.0");
+	assert_string_equal(json_string_value(json_object_get(ev, "id")), "run_1:notify");
+	assert_string_equal(json_string_value(json_object_get(ev, "source")), "sluice/ingest");
+	assert_string_equal(json_string_value(json_object_get(ev, "type")), "order.recorded");
+	assert_string_equal(json_string_value(json_object_get(ev, "datacontenttype")), "application/json");
+	int64_t t;
+	assert_int_equal(sl_time_parse(json_string_value(json_object_get(ev, "time")), &t), 0);
+	assert_ptr_equal(json_object_get(ev, "data"), data); /* a reference, not a copy */
+	char *text = json_dumps(ev, JSON_COMPACT);
+	v = sl_stream_body_json(text, strlen(text)); /* what Sluice emits, Sluice reads back as the data */
+	assert_true(json_equal(v, data));
+	json_decref(v);
+	free(text);
+	json_decref(ev);
+	json_decref(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1232,6 +1356,8 @@ int main(void)
 		cmocka_unit_test(test_file_repair),
 		cmocka_unit_test(test_file_poll),
 		cmocka_unit_test(test_concurrent_calls),
+		cmocka_unit_test(test_stream_config),
+		cmocka_unit_test(test_stream_identity_and_body),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

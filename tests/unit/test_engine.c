@@ -845,6 +845,22 @@ static void test_approval_timeout(void **state)
 	json_decref(run);
 }
 
+/* A stream message's run key: the workflow and the message identity, so
+ * two workflows on one stream each get a run, and a redelivery finds it. */
+static void test_stream_key(void **state)
+{
+	(void)state;
+	char *a = sl_engine_stream_key("ingest", "redis:events:1700000000000-0");
+	char *b = sl_engine_stream_key("audit", "redis:events:1700000000000-0");
+	char *c = sl_engine_stream_key("ingest", "redis:events:1700000000000-0");
+	assert_string_equal(a, "ingest|redis:events:1700000000000-0");
+	assert_string_not_equal(a, b);
+	assert_string_equal(a, c);
+	free(a);
+	free(b);
+	free(c);
+}
+
 static void test_backoff_full_jitter(void **state)
 {
 	(void)state;
@@ -886,6 +902,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_approval_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gated_call_resumes, setup, teardown),
 		cmocka_unit_test(test_backoff_full_jitter),
+		cmocka_unit_test(test_stream_key),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
