@@ -81,6 +81,10 @@ int sl_engine_cancel(struct sl_engine *e, const char *run_id, const struct sl_au
  * ms) and a PostgreSQL NOTIFY. *changed (may be NULL): whether it changed. */
 int sl_engine_pause(struct sl_engine *e, const char *kind, const char *name, bool paused,
 		    const struct sl_audit_actor *actor, const char *tenant, bool *changed, struct sl_err *err);
+/* Whether a kill switch holds a model call through route (a paused
+ * provider of one of its models): key gets "provider:NAME". From the
+ * engine's cached set (at most PAUSE_REFRESH_MS old). */
+bool sl_engine_route_paused(struct sl_engine *e, const char *route, char *key, size_t n);
 /* The project and store the engine runs on (borrowed). */
 struct sl_project *sl_engine_project(struct sl_engine *e);
 struct sl_store *sl_engine_store(struct sl_engine *e);

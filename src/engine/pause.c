@@ -80,14 +80,14 @@ static bool held(struct sl_engine *e, enum sl_pause_kind k, const char *name, ch
 	return json_object_get(e->pauses, key) != NULL;
 }
 
-/* The providers an ai step's route may call. */
-static bool provider_held(struct sl_engine *e, const struct sl_step *st, char *key, size_t n)
+/* The providers a route may call. */
+static bool provider_held(struct sl_engine *e, const char *route, char *key, size_t n)
 {
 	const char *k;
 	json_t *v;
 	json_object_foreach(e->pauses, k, v)
 	{
-		if (strncmp(k, "provider:", 9) == 0 && sl_ai_route_uses_provider(e->project->ai, st->ai.route, k + 9)) {
+		if (strncmp(k, "provider:", 9) == 0 && sl_ai_route_uses_provider(e->project->ai, route, k + 9)) {
 			snprintf(key, n, "%s", k);
 			return true;
 		}
@@ -115,7 +115,7 @@ static bool find_hold(struct sl_engine *e, const struct slot *s, char *key, size
 	if (st->kind == SL_STEP_CALL && st->connector)
 		return held(e, SL_PAUSE_CONNECTOR, st->connector->name, key, n);
 	if (st->kind == SL_STEP_AI)
-		return provider_held(e, st, key, n);
+		return provider_held(e, st->ai.route, key, n);
 	return false;
 }
 
@@ -151,6 +151,17 @@ bool engine_park_if_paused(struct sl_engine *e, struct slot *s)
 	else if (!rc)
 		sl_log(SL_LOG_INFO, "engine", "run held by a kill switch", "run_id", s->task.run_id, "pause", key, NULL);
 	return true;
+}
+
+bool sl_engine_route_paused(struct sl_engine *e, const char *route, char *key, size_t n)
+{
+	pauses_refresh(e, PAUSE_REFRESH_MS);
+	if (atomic_load(&e->npauses) == 0)
+		return false;
+	pthread_mutex_lock(&e->pause_mu);
+	bool h = provider_held(e, route, key, n);
+	pthread_mutex_unlock(&e->pause_mu);
+	return h;
 }
 
 int sl_engine_pause(struct sl_engine *e, const char *kind, const char *name, bool paused,

@@ -101,6 +101,9 @@ sed 's/"message_id": *"[^"]*"/"message_id": "pause-3@example.com"/' "$P/fixtures
 H3=$(hook "$T_TMP/email-3.json" pause-3)
 sleep 1.5
 t_is "$(q "SELECT count(*) FROM attempts WHERE run_id = '$H3'")" 0 "while the provider is paused, the classify step does not start"
+t_is "$(curl -s -o "$T_TMP/chat.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+	-d '{"model":"chat","messages":[{"role":"user","content":"hi"}]}' "$URL/v1/chat/completions") $(jq -r .error.code "$T_TMP/chat.json")" \
+	"503 provider_paused" "…and the chat gateway answers 503 for a route that would call it"
 "$SLUICE" resume provider openai --server "$URL" >/dev/null
 t_ok "on resume the run completes" wait_done support-triage 3
 
