@@ -81,6 +81,11 @@ int sl_engine_cancel(struct sl_engine *e, const char *run_id, const struct sl_au
  * ms) and a PostgreSQL NOTIFY. *changed (may be NULL): whether it changed. */
 int sl_engine_pause(struct sl_engine *e, const char *kind, const char *name, bool paused,
 		    const struct sl_audit_actor *actor, const char *tenant, bool *changed, struct sl_err *err);
+/* Whether a kill switch holds a run (a document of sl_store_run_get): its
+ * workflow, or the connector or provider its next step would call; key
+ * gets "KIND:NAME". Judged against the newest loaded version of its
+ * workflow (for the API's run document). */
+bool sl_engine_run_held(struct sl_engine *e, const json_t *run_doc, char *key, size_t n);
 /* Whether a kill switch holds a model call through route (a paused
  * provider of one of its models): key gets "provider:NAME". From the
  * engine's cached set (at most PAUSE_REFRESH_MS old). */

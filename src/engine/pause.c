@@ -153,6 +153,28 @@ bool engine_park_if_paused(struct sl_engine *e, struct slot *s)
 	return true;
 }
 
+bool sl_engine_run_held(struct sl_engine *e, const json_t *run_doc, char *key, size_t n)
+{
+	int st = sl_run_status_parse(json_string_value(json_object_get(run_doc, "status")));
+	const char *wf = json_string_value(json_object_get(run_doc, "workflow"));
+	if (st < 0 || sl_run_status_terminal((enum sl_run_status)st) || !wf)
+		return false;
+	pauses_refresh(e, PAUSE_REFRESH_MS);
+	if (atomic_load(&e->npauses) == 0)
+		return false;
+	struct slot s = {0};
+	s.run.workflow = (char *)wf; /* borrowed for the look only */
+	s.run.status = (enum sl_run_status)st;
+	s.run.cursor = (int)json_integer_value(json_object_get(run_doc, "cursor"));
+	const char *phase = json_string_value(json_object_get(run_doc, "phase"));
+	s.run.phase = phase && strcmp(phase, "compensate") == 0 ? SL_PHASE_COMPENSATE : SL_PHASE_FORWARD;
+	s.wf = sl_project_workflow(e->project, wf); /* the newest version: close enough to say why */
+	pthread_mutex_lock(&e->pause_mu);
+	bool h = s.wf ? find_hold(e, &s, key, n) : held(e, SL_PAUSE_WORKFLOW, wf, key, n);
+	pthread_mutex_unlock(&e->pause_mu);
+	return h;
+}
+
 bool sl_engine_route_paused(struct sl_engine *e, const char *route, char *key, size_t n)
 {
 	pauses_refresh(e, PAUSE_REFRESH_MS);

@@ -65,6 +65,7 @@ H1=$(hook "$P/fixtures/email-1.json" pause-1)
 t_like "$H1" '^run_' "a webhook to a paused workflow is accepted"
 sleep 1
 t_is "$(status "$H1")" queued "…and its run waits, queued"
+t_is "$(curl -s "$URL/v1/runs/$H1" | jq -r .paused_by)" "workflow:support-triage" "…its run document says what holds it"
 
 # the pauses are durable: a restart keeps holding
 kill -TERM "$SERVE_PID"
@@ -91,6 +92,7 @@ sleep 1.5
 t_is "$(target_stats | jq -r .effects)" "$calls0" "while the connector is paused, it gets no call"
 t_is "$(q "SELECT group_concat(step_id) FROM steps WHERE run_id = '$H2' ORDER BY idx")" "classify,ticket" \
 	"…the steps before the call ran, the call waits"
+t_is "$(curl -s "$URL/v1/runs/$H2" | jq -r .paused_by)" "connector:helpdesk" "…held by the connector, says its run"
 "$SLUICE" resume connector helpdesk --server "$URL" >/dev/null
 t_ok "on resume the run completes" wait_done support-triage 2
 t_is "$(target_stats | jq -r .effects)" "$((calls0 + 1))" "…and the call reached the system once"
@@ -104,8 +106,10 @@ t_is "$(q "SELECT count(*) FROM attempts WHERE run_id = '$H3'")" 0 "while the pr
 t_is "$(curl -s -o "$T_TMP/chat.json" -w '%{http_code}' -H 'Content-Type: application/json' \
 	-d '{"model":"chat","messages":[{"role":"user","content":"hi"}]}' "$URL/v1/chat/completions") $(jq -r .error.code "$T_TMP/chat.json")" \
 	"503 provider_paused" "…and the chat gateway answers 503 for a route that would call it"
+t_is "$(curl -s "$URL/v1/runs/$H3" | jq -r .paused_by)" "provider:openai" "…held by the provider, says its run"
 "$SLUICE" resume provider openai --server "$URL" >/dev/null
 t_ok "on resume the run completes" wait_done support-triage 3
+t_is "$(curl -s "$URL/v1/runs/$H3" | jq -r '.paused_by // "none"')" none "…and nothing holds it any more"
 
 # every switch is in the audit log
 aud() { curl -s "$URL/v1/audit?action=$1&limit=100" | jq -r '[.entries[] | .target.kind + ":" + .target.id] | sort | join(",")'; }
