@@ -113,6 +113,15 @@ int sl_engine_pause(struct sl_engine *e, const char *kind, const char *name, boo
 int sl_engine_approval_decide(struct sl_engine *e, const char *approval_id, const char *decision,
 			      const char *reason, const json_t *value, const struct sl_audit_actor *actor, json_t **out,
 			      struct sl_err *err);
+/* Whether a kill switch holds a run (a document of sl_store_run_get): its
+ * workflow, or the connector or provider its next step would call; key
+ * gets "KIND:NAME". Judged against the newest loaded version of its
+ * workflow (for the API's run document). */
+bool sl_engine_run_held(struct sl_engine *e, const json_t *run_doc, char *key, size_t n);
+/* Whether a kill switch holds a model call through route (a paused
+ * provider of one of its models): key gets "provider:NAME". From the
+ * engine's cached set (at most PAUSE_REFRESH_MS old). */
+bool sl_engine_route_paused(struct sl_engine *e, const char *route, char *key, size_t n);
 /* The project and store the engine runs on (borrowed). */
 struct sl_project *sl_engine_project(struct sl_engine *e);
 struct sl_store *sl_engine_store(struct sl_engine *e);

@@ -80,14 +80,14 @@ static bool held(struct sl_engine *e, enum sl_pause_kind k, const char *name, ch
 	return json_object_get(e->pauses, key) != NULL;
 }
 
-/* The providers an ai step's route may call. */
-static bool provider_held(struct sl_engine *e, const struct sl_step *st, char *key, size_t n)
+/* The providers a route may call. */
+static bool provider_held(struct sl_engine *e, const char *route, char *key, size_t n)
 {
 	const char *k;
 	json_t *v;
 	json_object_foreach(e->pauses, k, v)
 	{
-		if (strncmp(k, "provider:", 9) == 0 && sl_ai_route_uses_provider(e->project->ai, st->ai.route, k + 9)) {
+		if (strncmp(k, "provider:", 9) == 0 && sl_ai_route_uses_provider(e->project->ai, route, k + 9)) {
 			snprintf(key, n, "%s", k);
 			return true;
 		}
@@ -115,7 +115,7 @@ static bool find_hold(struct sl_engine *e, const struct slot *s, char *key, size
 	if (st->kind == SL_STEP_CALL && st->connector)
 		return held(e, SL_PAUSE_CONNECTOR, st->connector->name, key, n);
 	if (st->kind == SL_STEP_AI)
-		return provider_held(e, st, key, n);
+		return provider_held(e, st->ai.route, key, n);
 	return false;
 }
 
@@ -151,6 +151,39 @@ bool engine_park_if_paused(struct sl_engine *e, struct slot *s)
 	else if (!rc)
 		sl_log(SL_LOG_INFO, "engine", "run held by a kill switch", "run_id", s->task.run_id, "pause", key, NULL);
 	return true;
+}
+
+bool sl_engine_run_held(struct sl_engine *e, const json_t *run_doc, char *key, size_t n)
+{
+	int st = sl_run_status_parse(json_string_value(json_object_get(run_doc, "status")));
+	const char *wf = json_string_value(json_object_get(run_doc, "workflow"));
+	if (st < 0 || sl_run_status_terminal((enum sl_run_status)st) || !wf)
+		return false;
+	pauses_refresh(e, PAUSE_REFRESH_MS);
+	if (atomic_load(&e->npauses) == 0)
+		return false;
+	struct slot s = {0};
+	s.run.workflow = (char *)wf; /* borrowed for the look only */
+	s.run.status = (enum sl_run_status)st;
+	s.run.cursor = (int)json_integer_value(json_object_get(run_doc, "cursor"));
+	const char *phase = json_string_value(json_object_get(run_doc, "phase"));
+	s.run.phase = phase && strcmp(phase, "compensate") == 0 ? SL_PHASE_COMPENSATE : SL_PHASE_FORWARD;
+	s.wf = sl_project_workflow(e->project, wf); /* the newest version: close enough to say why */
+	pthread_mutex_lock(&e->pause_mu);
+	bool h = s.wf ? find_hold(e, &s, key, n) : held(e, SL_PAUSE_WORKFLOW, wf, key, n);
+	pthread_mutex_unlock(&e->pause_mu);
+	return h;
+}
+
+bool sl_engine_route_paused(struct sl_engine *e, const char *route, char *key, size_t n)
+{
+	pauses_refresh(e, PAUSE_REFRESH_MS);
+	if (atomic_load(&e->npauses) == 0)
+		return false;
+	pthread_mutex_lock(&e->pause_mu);
+	bool h = provider_held(e, route, key, n);
+	pthread_mutex_unlock(&e->pause_mu);
+	return h;
 }
 
 int sl_engine_pause(struct sl_engine *e, const char *kind, const char *name, bool paused,

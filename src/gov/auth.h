@@ -87,8 +87,8 @@ int sl_key_expiry_parse(const char *s, int64_t now_ms, int64_t *out);
 enum sl_key_verdict { SL_KEY_OK, SL_KEY_MALFORMED, SL_KEY_UNKNOWN, SL_KEY_REVOKED, SL_KEY_EXPIRED, SL_KEY_UNDECLARED };
 const char *sl_key_verdict_text(enum sl_key_verdict v); /* for the 401's detail (no secret in it) */
 /* Checks token against the store (and, when ps declares principals, that
- * the key's principal is still declared; its role is then the lesser of the
- * key's and the principal's). out is filled when SL_KEY_OK. A store error
+ * the key's principal is still declared, in the key's tenant or "*"; its
+ * role is then the lesser of the key's and the principal's). out is filled when SL_KEY_OK. A store error
  * is SL_KEY_UNKNOWN with *store_failed set. */
 enum sl_key_verdict sl_key_check(struct sl_store *s, const struct sl_principals *ps, const char *token,
 				 int64_t now_ms, struct sl_api_key *out, bool *store_failed);

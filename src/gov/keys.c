@@ -118,7 +118,8 @@ const char *sl_key_verdict_text(enum sl_key_verdict v)
 	case SL_KEY_UNKNOWN: return "unknown API key";
 	case SL_KEY_REVOKED: return "the API key was revoked";
 	case SL_KEY_EXPIRED: return "the API key has expired";
-	case SL_KEY_UNDECLARED: return "the API key's principal is no longer declared in policies.yaml";
+	case SL_KEY_UNDECLARED:
+		return "the API key's principal is no longer declared in policies.yaml, or no longer in the key's tenant";
 	}
 	return "refused";
 }
@@ -147,7 +148,9 @@ enum sl_key_verdict sl_key_check(struct sl_store *s, const struct sl_principals 
 		return SL_KEY_EXPIRED;
 	if (ps && ps->declared) {
 		const struct sl_principal *p = sl_principals_find(ps, out->principal);
-		if (!p)
+		/* gone, or moved to another tenant: its old keys must not keep
+		 * the old tenant's data open */
+		if (!p || (strcmp(p->tenant, SL_TENANT_ANY) != 0 && strcmp(p->tenant, out->tenant) != 0))
 			return SL_KEY_UNDECLARED;
 		int r = sl_role_parse(out->role);
 		if (r < 0 || (int)p->role < r)

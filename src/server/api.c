@@ -280,6 +280,9 @@ void srv_run_get(struct sl_server *s, struct srv_req *r)
 		return;
 	}
 	snprintf(r->run_id, sizeof r->run_id, "%s", r->params[0]);
+	char held[256];
+	if (sl_engine_run_held(s->e, doc, held, sizeof held)) /* why it does not move */
+		json_object_set_new(doc, "paused_by", json_string(held));
 	srv_reply_json(r, 200, doc);
 }
 

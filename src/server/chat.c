@@ -284,6 +284,7 @@ void srv_chat_completions(struct sl_server *s, struct srv_req *r)
 	if (!body)
 		return;
 	const char *route = json_string_value(json_object_get(body, "model"));
+	char held[256];
 	json_t *messages = NULL;
 	int max_tokens = 0;
 	if (!route) {
@@ -291,6 +292,13 @@ void srv_chat_completions(struct sl_server *s, struct srv_req *r)
 	} else if (!sl_ai_has_route(ai, route)) {
 		char *m = sl_asprintf("no route '%.64s' in models.yaml (GET /v1/models lists them)", route);
 		chat_error(r, 404, "invalid_request_error", "model_not_found", "model", m);
+		free(m);
+	} else if (sl_engine_route_paused(s->e, route, held, sizeof held)) {
+		/* a kill switch: a client retries later, as for an overloaded model */
+		char *m = sl_asprintf("the route's provider is paused (%s): sluice resume lifts it", held);
+		r->retry_after = true;
+		r->retry_after_s = 30;
+		chat_error(r, 503, "server_error", "provider_paused", "model", m);
 		free(m);
 	} else if (chat_check_options(r, body, &max_tokens) == 0) {
 		messages = chat_messages(r, body);

@@ -261,6 +261,14 @@ static void test_key_check(void **state)
 	assert_int_equal(sl_key_check(s, NULL, gone, now, &k, &failed), SL_KEY_OK); /* no policies.yaml: keys stand */
 	assert_int_equal(sl_key_check(s, ps, big, now, &k, &failed), SL_KEY_OK);
 	assert_string_equal(k.role, "operator");
+	sl_principals_free(ps);
+	/* a principal moved to another tenant: its acme keys stop */
+	ps = parse("{\"principals\": [{\"name\": \"alice\", \"tenant\": \"globex\", \"role\": \"admin\"}]}", &e);
+	assert_int_equal(sl_key_check(s, ps, big, now, &k, &failed), SL_KEY_UNDECLARED);
+	sl_principals_free(ps);
+	ps = parse("{\"principals\": [{\"name\": \"alice\", \"tenant\": \"*\", \"role\": \"admin\"}]}", &e);
+	assert_int_equal(sl_key_check(s, ps, big, now, &k, &failed), SL_KEY_OK);
+	assert_string_equal(k.role, "admin");
 	assert_string_not_equal(sl_key_verdict_text(SL_KEY_REVOKED), "");
 	sl_principals_free(ps);
 	sl_store_close(s);
