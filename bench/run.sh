@@ -16,14 +16,22 @@ echo "== server: durable webhook accepts (sluice serve, SQLite, signed GitHub-st
 "$(dirname "$0")/webhooks.sh"
 
 echo
-<<<<<<< HEAD
 echo "== local models: the support-triage classifier and the pattern extractors (one thread)"
 "$SLUICE_BUILD/bench/bench_local" "${BENCH_LOCAL_SECONDS:-2}"
 
 echo
 echo "== AI gateway: POST /v1/chat/completions direct to the model simulator vs through sluice serve"
 "$(dirname "$0")/ai.sh"
-=======
+
+echo
 echo "== store: worker processes on PostgreSQL and on SQLite (sluice worker, five-step map runs)"
 "$(dirname "$0")/pg.sh"
->>>>>>> wt-pg
+
+echo
+echo "== store: fair claiming: a small tenant's run behind a 100,000-run backlog, and the claim cost"
+"$SLUICE_BUILD/bench/bench_fair" sqlite "${BENCH_FAIR_BACKLOG:-100000}"
+if [ -n "${SLUICE_TEST_PG:-}" ]; then
+	"$SLUICE_BUILD/bench/bench_fair" "$SLUICE_TEST_PG" "${BENCH_FAIR_BACKLOG:-100000}"
+else
+	echo "(PostgreSQL: set SLUICE_TEST_PG, e.g. from tests/support/pg.sh start)"
+fi

@@ -38,7 +38,7 @@ for _ in $(seq 200); do grep -q 'serving' "$T_TMP/serve.out" 2>/dev/null && brea
 URL=$(sed -n 's/.* on \(http:[^ ]*\).*/\1/p' "$T_TMP/serve.out" | head -1)
 t_like "$URL" '^http://127\.0\.0\.1:[0-9]+$' "sluice serve runs beside them on the same store"
 [ -n "$URL" ] || t_done
-t_is "$(pg_q "SELECT max(version) FROM schema_migrations")" 2 "the schema was migrated once, to version 2"
+t_is "$(pg_q "SELECT max(version) FROM schema_migrations")" 3 "the schema was migrated once, to version 3"
 
 # Who holds leases while the runs go through (sampled): more than one process.
 ( while [ ! -e "$T_TMP/stop" ]; do
