@@ -625,6 +625,40 @@ static void test_input_contract_is_enforced(void **state)
 	sl_project_free(p);
 }
 
+/* sluice.yaml's tenants: reach the store's claims: a tenant with
+ * max_concurrency 1 gets one task however many are due; others are not
+ * held back by it. */
+static void test_tenant_shares_reach_claims(void **state)
+{
+	struct fixture *f = *state;
+	put("sluice.yaml", "name: t\nworkers: 2\nbatch: 8\nlease: 2s\ntenants:\n  acme: {weight: 2, max_concurrency: 1}\n");
+	struct sl_project *p = load();
+	struct sl_engine *e = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_engine_new(p, f->s, NULL, &e, &err), 0);
+	const char *tenants[] = {"acme", "acme", "acme", "beta", "beta"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(tenants); i++) {
+		struct sl_start st = {.workflow = "cont", .tenant = tenants[i]};
+		char id[SL_ID_MAX];
+		assert_int_equal(sl_engine_start_run(e, &st, id, NULL, &err), 0);
+	}
+	struct sl_task t[8];
+	size_t n = 0;
+	assert_int_equal(sl_store_claim(f->s, "test", 60000, 8, t, &n, &err), 0);
+	assert_int_equal(n, 3); /* acme's one, beta's two */
+	size_t acme = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sl_run r;
+		assert_int_equal(sl_store_run_load(f->s, t[i].run_id, &r, &err), 0);
+		acme += strcmp(r.tenant, "acme") == 0;
+		sl_run_free(&r);
+	}
+	assert_int_equal(acme, 1);
+	sl_engine_free(e);
+	sl_project_free(p);
+}
+
 /* With two versions of a subscriber loaded, an event starts only the newest
  * (the older stays loaded for the runs that started on it). */
 static void test_emit_starts_the_current_version_only(void **state)
@@ -727,6 +761,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dead_local_owner_lease_is_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_contract_is_enforced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emit_starts_the_current_version_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_shares_reach_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dlq_retention, setup, teardown),
 		cmocka_unit_test(test_backoff_full_jitter),
 	};
