@@ -842,6 +842,26 @@ static void test_fair_limit(void **state)
 	assert_int_equal(claim(f->s, "w", 16, x), 16);
 }
 
+/* Tenant names are data: quotes, backslashes, commas and braces reach the
+ * store's share lookup intact (PostgreSQL gets them in array literals). */
+static void test_fair_odd_names(void **state)
+{
+	struct fx *f = *state;
+	const char *odd = "we\"ird,\\name {x} NULL";
+	struct sl_tenant_share sh[] = {{"plain", 1, 0}, {odd, 1, 1}};
+	set_tenants(f, sh, 2);
+	char id[SL_ID_MAX];
+	for (int i = 0; i < 3; i++)
+		mk_run_t(f->s, odd, 0, 0, id);
+	struct sl_task t[8];
+	assert_int_equal(claim(f->s, "w", 8, t), 1);
+	assert_int_equal(claim(f->s, "w", 8, t), 0);
+	struct sl_tenant_share dup[] = {{"a", 1, 0}, {"a", 2, 0}};
+	assert_int_equal(sl_store_set_tenants(f->s, dup, 2, &f->err), SL_EINVAL);
+	struct sl_tenant_share zero[] = {{"a", 0, 0}};
+	assert_int_equal(sl_store_set_tenants(f->s, zero, 1, &f->err), SL_EINVAL);
+}
+
 /* Strict priority within one tenant, whatever the other tenants hold; a
  * tenant's high-priority timer in the future is not in the way. */
 static void test_fair_priority(void **state)
@@ -2162,7 +2182,7 @@ static void test_run_stats(void **state)
 	X(test_tree_pending_statuses) X(test_sql_errors_reported) X(test_reopen)                      \
 	X(test_kill9_keeps_acknowledged) X(test_concurrent_workers) X(test_create_group_commit)      \
 	X(test_wait_and_singletons) X(test_ai_calls_and_costs) X(test_run_stats) X(test_fair_backlog)    \
-	X(test_fair_weights) X(test_fair_limit) X(test_fair_priority)
+	X(test_fair_weights) X(test_fair_limit) X(test_fair_priority) X(test_fair_odd_names)
 
 int main(void)
 {
