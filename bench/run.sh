@@ -28,6 +28,15 @@ echo "== store: worker processes on PostgreSQL and on SQLite (sluice worker, fiv
 "$(dirname "$0")/pg.sh"
 
 echo
+echo "== store: fair claiming: a small tenant's run behind a 100,000-run backlog, and the claim cost"
+"$SLUICE_BUILD/bench/bench_fair" sqlite "${BENCH_FAIR_BACKLOG:-100000}"
+if [ -n "${SLUICE_TEST_PG:-}" ]; then
+	"$SLUICE_BUILD/bench/bench_fair" "$SLUICE_TEST_PG" "${BENCH_FAIR_BACKLOG:-100000}"
+else
+	echo "(PostgreSQL: set SLUICE_TEST_PG, e.g. from tests/support/pg.sh start)"
+fi
+
+echo
 echo "== observability: webhook accepts and end-to-end runs with metrics off, on, and with the OTLP exporter"
 "$(dirname "$0")/obs.sh"
 

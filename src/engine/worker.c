@@ -70,15 +70,21 @@ static size_t claim_more(struct sl_engine *e, struct engine_worker *w, struct sl
 	return held;
 }
 
+/* How long a worker whose claim came back empty waits when work is due
+ * all the same: it belongs to tenants at their max_concurrency (or rows
+ * another process holds), and claiming again at once would spin. */
+#define BLOCKED_WAIT_MS 20
+
 /* Sleeps until work may be due: the next timer, a wake-up from a new run,
- * or at most a second (another process may have added work). */
+ * or at most a second (another process may have added work). Called after
+ * a claim that took nothing. */
 static void idle_wait(struct sl_engine *e)
 {
 	int64_t next = sl_store_next_due(e->store);
 	int64_t wait_ms = 1000;
 	if (next != INT64_MAX) {
 		int64_t d = next - sl_now_ms();
-		wait_ms = d < 0 ? 0 : SL_MIN(d, 1000);
+		wait_ms = d <= 0 ? BLOCKED_WAIT_MS : SL_MIN(d, 1000);
 	}
 	if (wait_ms <= 0)
 		return;

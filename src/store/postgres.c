@@ -9,9 +9,11 @@
  * statement's enum). Every operation is one transaction on one pooled
  * connection: it lands whole or not at all.
  *
- * Claiming. One statement selects the due tasks in claim order with
- * FOR UPDATE SKIP LOCKED (claimers in other processes skip each other's
- * rows instead of queueing) and bumps their fencing tokens. A commit's
+ * Claiming. One round trip, sluice_claim() (migrations_postgres.h): the
+ * batch is shared fairly among tenants, each tenant's share selected in
+ * claim order with FOR UPDATE SKIP LOCKED (claimers in other processes
+ * skip each other's rows instead of queueing), leased, and its fencing
+ * tokens bumped. A commit's
  * task UPDATE carries "AND fence = $held": a stale token changes nothing
  * (SL_EFENCED), as on SQLite.
  *

@@ -483,7 +483,8 @@ int sl_store_set_tenants(struct sl_store *s, const struct sl_tenant_share *t, si
 		f.t[i] = t[i];
 		f.t[i].tenant = sl_strdup(t[i].tenant);
 	}
-	qsort(f.t, f.n, sizeof *f.t, share_cmp);
+	if (f.n)
+		qsort(f.t, f.n, sizeof *f.t, share_cmp);
 	for (size_t i = 1; i < f.n; i++)
 		if (strcmp(f.t[i - 1].tenant, f.t[i].tenant) == 0) {
 			fair_free(&f);

@@ -638,6 +638,79 @@ static void test_input_contract_is_enforced(void **state)
 	sl_project_free(p);
 }
 
+/* sluice.yaml's tenants: reach the store's claims: a tenant with
+ * max_concurrency 1 gets one task however many are due; others are not
+ * held back by it. */
+static void test_tenant_shares_reach_claims(void **state)
+{
+	struct fixture *f = *state;
+	put("sluice.yaml", "name: t\nworkers: 2\nbatch: 8\nlease: 2s\ntenants:\n  acme: {weight: 2, max_concurrency: 1}\n");
+	struct sl_project *p = load();
+	struct sl_engine *e = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_engine_new(p, f->s, NULL, &e, &err), 0);
+	const char *tenants[] = {"acme", "acme", "acme", "beta", "beta"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(tenants); i++) {
+		struct sl_start st = {.workflow = "cont", .tenant = tenants[i]};
+		char id[SL_ID_MAX];
+		assert_int_equal(sl_engine_start_run(e, &st, id, NULL, &err), 0);
+	}
+	struct sl_task t[8];
+	size_t n = 0;
+	assert_int_equal(sl_store_claim(f->s, "test", 60000, 8, t, &n, &err), 0);
+	assert_int_equal(n, 3); /* acme's one, beta's two */
+	size_t acme = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sl_run r;
+		assert_int_equal(sl_store_run_load(f->s, t[i].run_id, &r, &err), 0);
+		acme += strcmp(r.tenant, "acme") == 0;
+		sl_run_free(&r);
+	}
+	assert_int_equal(acme, 1);
+	sl_engine_free(e);
+	sl_project_free(p);
+}
+
+/* Workers do not spin on work they may not take: with a tenant at its
+ * max_concurrency (its one slot held by another owner) and more of its
+ * runs due, idle workers wait between claims. */
+static void test_capped_tenant_does_not_spin(void **state)
+{
+	struct fixture *f = *state;
+	put("sluice.yaml", "name: t\nworkers: 2\nbatch: 8\nlease: 2s\ntenants:\n  acme: {max_concurrency: 1}\n");
+	struct sl_project *p = load();
+	struct sl_engine *e = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_engine_new(p, f->s, NULL, &e, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		struct sl_start st = {.workflow = "cont", .tenant = "acme"};
+		char id[SL_ID_MAX];
+		assert_int_equal(sl_engine_start_run(e, &st, id, NULL, &err), 0);
+	}
+	struct sl_task t;
+	size_t n = 0;
+	assert_int_equal(sl_store_claim(f->s, "elsewhere", 60000, 1, &t, &n, &err), 0);
+	assert_int_equal(n, 1);
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	assert_int_equal(sl_engine_start(e, &err), 0);
+	usleep(400000);
+	sl_engine_stop(e);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	int64_t cpu_ms = (c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000;
+	/* spinning: about 2 x 400 ms; waiting: a claim every 20 ms per worker */
+	assert_true(cpu_ms < 200);
+	struct sl_run_filter flt = {.workflow = "cont", .status = SL_RUN_COMPLETED};
+	json_t *list = NULL;
+	assert_int_equal(sl_store_runs_list(f->s, &flt, &list, &err), 0);
+	assert_int_equal(json_array_size(json_object_get(list, "runs")), 0); /* none ran past the limit */
+	json_decref(list);
+	sl_engine_free(e);
+	sl_project_free(p);
+}
+
 /* With two versions of a subscriber loaded, an event starts only the newest
  * (the older stays loaded for the runs that started on it). */
 static void test_emit_starts_the_current_version_only(void **state)
@@ -897,6 +970,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dead_local_owner_lease_is_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_contract_is_enforced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emit_starts_the_current_version_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_shares_reach_claims, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capped_tenant_does_not_spin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dlq_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_approval_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_approval_timeout, setup, teardown),
