@@ -82,4 +82,47 @@ void outcome_free(struct outcome *o);
 /* Adds an audit entry (taken) to the outcome's commit. */
 void outcome_audit(struct outcome *o, json_t *entry);
 
+/* ---- governance before effects (gate.c) ---------------------------------------- */
+
+/* What a parked step asks a person (agreed with the approvals branch). */
+struct approval_request {
+	const char *kind;   /* "policy" | "autonomy" */
+	json_t *proposed;   /* the action as it would run: {connector, action, effect, input} (borrowed) */
+	json_t *evidence;   /* ai output, rationale, confidence, policy checks (borrowed) */
+	const char *reason;
+	json_t *reviewers;  /* array of principals / role:R, or NULL (borrowed) */
+};
+/* Parks the run at st until a person decides (status review). The decision
+ * re-queues the run at the same step with context._approvals[step_id] set
+ * (see gate_approval). */
+void park_for_approval(struct slot *s, struct outcome *o, const struct sl_step *st, const struct approval_request *req,
+		       int attempts, int64_t started);
+
+enum gate_verdict { GATE_GO, GATE_DENY, GATE_PARK };
+struct gate {
+	enum gate_verdict verdict;
+	struct sl_err err;       /* GATE_DENY: class policy, the message names the rule */
+	const char *rule;        /* the deciding rule's id ("default", "autonomy", "approval"); borrowed */
+	const char *decision;    /* "allow", "deny", "require_approval" */
+	const char *kind;        /* GATE_PARK: "policy" or "autonomy" */
+	char reason[512];
+	json_t *checks;          /* owned: the policy checks made ({rule, decision} ...) */
+	json_t *reviewers;       /* owned or NULL */
+	json_t *evidence;        /* owned: what a reviewer needs (ai outputs, checks) */
+	const char *approval_id; /* borrowed from the run context when an approval let it through */
+};
+void gate_free(struct gate *g);
+/* The decision recorded for step_id in the run's context._approvals, or
+ * NULL: {"id", "decision": approved|edited|rejected|expired, "final", "by", "reason"}. */
+const json_t *gate_approval(const struct slot *s, const char *step_id);
+/* Decides whether the call of act (by step st, with *input) may run now:
+ * policy rules, then the autonomy of the ai steps that came before it in
+ * the run. An approval already given (gate_approval) lets it through; an
+ * edited one replaces *input with the approved value. Audits denials and
+ * approval requests into o. tool_of: the tool step making the call, or
+ * NULL for a call step. */
+void gate_call(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+	       const struct sl_step *tool_of, const struct sl_connector *conn, const struct sl_action *act,
+	       json_t **input, struct gate *g);
+
 #endif

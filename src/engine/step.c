@@ -266,7 +266,7 @@ static void fail_step(struct sl_engine *e, struct slot *s, struct outcome *o, co
  * attempt, whatever its outcome: a failed write may still have landed. */
 static void audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
 		       const struct sl_connector *conn, const struct sl_action *act, const char *key, int rc,
-		       const struct sl_err *err, int status, bool compensate)
+		       const struct sl_err *err, int status, bool compensate, const struct gate *g)
 {
 	if (act->effect != SL_EFFECT_WRITE && act->effect != SL_EFFECT_DELETE)
 		return;
@@ -288,13 +288,29 @@ static void audit_call(struct outcome *o, const struct slot *s, const struct sl_
 	ae.target.kind = "connector";
 	ae.target.id = conn->name;
 	ae.effect = effect;
+	if (g) { /* the decision that let it through */
+		ae.policy.rule = g->rule;
+		ae.policy.decision = g->decision;
+		ae.approval_id = g->approval_id;
+	}
 	outcome_audit(o, sl_audit_entry_json(&ae));
 	json_decref(effect);
 }
 
-static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st, struct sl_connector *conn,
-		     const struct sl_action *act, struct sl_expr *with, const json_t *default_input,
-		     const char *key_suffix, json_t **out, json_t **evidence, struct sl_err *err)
+/* The evidence of a call the gate refused: what was proposed and why. */
+static json_t *denial_evidence(const json_t *input, const struct sl_action *act, const char *key, const struct gate *g)
+{
+	return json_pack("{s:O, s:s, s:s, s:{s:s, s:s, s:s, s:O}}", "input", input ? input : json_null(), "action",
+			 act->name, "idempotency_key", key ? key : "", "policy", "rule", g->rule, "decision",
+			 g->decision, "reason", g->reason, "checks", g->checks ? g->checks : json_array());
+}
+
+/* Returns 0 (done: *out), a negative code (err, *evidence), or 1 when the
+ * gate (g not NULL: a forward call) parked it for approval: g says why. */
+static int exec_call(struct sl_engine *e, struct outcome *o, struct slot *s, const struct sl_step *st,
+		     struct sl_connector *conn, const struct sl_action *act, struct sl_expr *with,
+		     const json_t *default_input, const char *key_suffix, json_t **out, json_t **evidence,
+		     struct gate *g, json_t **parked_input, struct sl_err *err)
 {
 	json_t *input = NULL;
 	if (with) {
@@ -313,6 +329,21 @@ static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st
 		/* Stable across retries, crashes and replays of this run. */
 		key = sl_asprintf("%s:%s%s", s->run.id, st->id, key_suffix ? key_suffix : "");
 	}
+	if (g) {
+		gate_call(e, s, o, st, NULL, conn, act, &input, g);
+		if (g->verdict == GATE_DENY) {
+			*err = g->err;
+			*evidence = denial_evidence(input, act, key, g);
+			json_decref(input);
+			free(key);
+			return err->code;
+		}
+		if (g->verdict == GATE_PARK) {
+			*parked_input = input;
+			free(key);
+			return 1;
+		}
+	}
 	struct sl_call call = {
 		.input = input,
 		.idempotency_key = key,
@@ -323,7 +354,7 @@ static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st
 	};
 	struct sl_call_result res = {0};
 	int rc = sl_connector_call(conn, act, &call, &res, err);
-	audit_call(o, s, st, conn, act, key, rc, err, res.status, key_suffix != NULL);
+	audit_call(o, s, st, conn, act, key, rc, err, res.status, key_suffix != NULL, g);
 	if (rc) {
 		*evidence = json_pack("{s:O, s:s, s:s}", "input", input, "action", act->name, "idempotency_key", key);
 		if (err->http_status)
@@ -469,7 +500,8 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 
 /* The prompt of an ai step: its template rendered with {{input}},
  * {{labels}} and the vars, or the input text alone. */
-static char *ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *input, struct sl_err *err)
+static char *ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *context, const json_t *input,
+		       struct sl_err *err)
 {
 	const struct sl_ai_step *a = &st->ai;
 	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
@@ -478,7 +510,7 @@ static char *ai_prompt(const struct slot *s, const struct sl_step *st, const jso
 		return text;
 	json_t *vars = NULL;
 	if (a->vars) {
-		if (sl_expr_eval(a->vars, s->run.context, &vars, err)) {
+		if (sl_expr_eval(a->vars, context, &vars, err)) {
 			free(text);
 			return NULL;
 		}
@@ -502,6 +534,26 @@ static char *ai_prompt(const struct slot *s, const struct sl_step *st, const jso
 	json_decref(vars);
 	free(text);
 	return prompt;
+}
+
+/* What an ai step may read: the run context without the fields that
+ * `read` rules deny to it (policies.yaml fields:). Owned. */
+static json_t *ai_visible_context(struct sl_engine *e, const struct slot *s, const struct sl_step *st)
+{
+	char *names[3] = {sl_asprintf("agent:%s/%s", s->run.workflow, st->id), sl_asprintf("workflow:%s", s->run.workflow),
+			  NULL};
+	struct sl_policy_subject subj = {(const char *const *)names};
+	json_t *deny = sl_policy_denied_fields(e->project->policy, &subj, NULL);
+	free(names[0]);
+	free(names[1]);
+	if (json_array_size(deny) == 0) {
+		json_decref(deny);
+		return json_incref(s->run.context);
+	}
+	json_t *ctx = json_deep_copy(s->run.context);
+	sl_policy_strip_fields(ctx, deny);
+	json_decref(deny);
+	return ctx;
 }
 
 /* One ai.call entry per ai step attempt: which model answered, the
@@ -553,9 +605,14 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 	const struct sl_ai_step *a = &st->ai;
 	*review = false;
 	json_t *input = NULL;
-	if (sl_expr_eval(a->input, s->run.context, &input, err))
+	json_t *seen = ai_visible_context(e, s, st);
+	int erc = sl_expr_eval(a->input, seen, &input, err);
+	if (erc) {
+		json_decref(seen);
 		return err->code;
-	char *prompt = ai_prompt(s, st, input, err);
+	}
+	char *prompt = ai_prompt(s, st, seen, input, err);
+	json_decref(seen);
 	/* local models read the input itself, not the prompt around it */
 	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
 					   : json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
@@ -628,6 +685,25 @@ static void park_for_review(struct slot *s, struct outcome *o, const struct sl_s
 	       s->run.correlation_id, NULL);
 }
 
+/* A gated call waits for a person: the proposal is the action as it
+ * would run. */
+static void park_call(struct slot *s, struct outcome *o, const struct sl_step *st, const struct gate *g,
+		      json_t *input, int64_t started)
+{
+	json_t *proposed = json_pack("{s:s, s:s, s:s, s:O}", "connector", st->connector->name, "action",
+				     st->action->name, "effect", sl_effect_name(st->action->effect), "input",
+				     input ? input : json_null());
+	struct approval_request req = {
+		.kind = g->kind,
+		.proposed = proposed,
+		.evidence = g->evidence,
+		.reason = g->reason,
+		.reviewers = g->reviewers,
+	};
+	park_for_approval(s, o, st, &req, s->run.attempt + 1, started);
+	json_decref(proposed);
+}
+
 static int check_output(const struct sl_step *st, const json_t *out, struct sl_err *err)
 {
 	if (!st->output_contract)
@@ -680,9 +756,20 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	case SL_STEP_MAP:
 		rc = sl_expr_eval(st->map, s->run.context, &out, &err);
 		break;
-	case SL_STEP_CALL:
-		rc = exec_call(o, s, st, st->connector, st->action, st->with, NULL, NULL, &out, &evidence, &err);
+	case SL_STEP_CALL: {
+		struct gate g;
+		json_t *parked = NULL;
+		rc = exec_call(e, o, s, st, st->connector, st->action, st->with, NULL, NULL, &out, &evidence, &g,
+			       &parked, &err);
+		if (rc == 1) {
+			park_call(s, o, st, &g, parked, started);
+			json_decref(parked);
+			gate_free(&g);
+			return;
+		}
+		gate_free(&g);
 		break;
+	}
 	case SL_STEP_EMIT:
 		rc = exec_emit(e, s, o, st, &out, &err);
 		break;
@@ -742,8 +829,9 @@ static void exec_compensate(struct sl_engine *e, struct slot *s, struct outcome 
 	sl_err_clear(&err);
 	json_t *out = NULL, *evidence = NULL;
 	json_t *done_output = json_object_get(s->run.context, st->id);
-	int rc = exec_call(o, s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate",
-			   &out, &evidence, &err);
+	/* a compensation undoes what was approved or allowed: it is not gated */
+	int rc = exec_call(e, o, s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate",
+			   &out, &evidence, NULL, NULL, &err);
 	int64_t dur = (sl_mono_us() - t0) / 1000;
 	int attempts = s->run.attempt + 1;
 	if (rc) {
