@@ -207,12 +207,20 @@ static int anthropic_call(struct ai_provider *p, const struct ai_call_in *in, st
 	return rc;
 }
 
+/* Tool conversations are sent in OpenAI's shape; the Messages API's
+ * tool_use / tool_result blocks are not mapped yet. */
+static bool anthropic_can(const struct ai_provider *p, const char *model, enum sl_ai_task task)
+{
+	(void)p, (void)model;
+	return task != SL_AI_TOOL;
+}
+
 const struct ai_provider_type ai_anthropic_type = {
 	.name = "anthropic",
 	.external = true,
 	.keys = anthropic_keys,
 	.init_fn = anthropic_init,
-	.can_fn = NULL,
+	.can_fn = anthropic_can,
 	.call_fn = anthropic_call,
 	.free_fn = anthropic_free,
 };

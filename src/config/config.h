@@ -84,6 +84,7 @@ struct sl_ai_step {
 	char *role;                    /* autonomy level's name ("recommender" by default) */
 	enum sl_autonomy autonomy;     /* `autonomy:` (alias `role:`); SL_AUTONOMY_DEFAULT when absent */
 	unsigned demote_on;            /* bits (1 << enum sl_signal): act one level lower while one holds */
+	int max_turns;                 /* tool: model turns at most (0: 5) */
 };
 
 /* The live signals an ai step's autonomy may follow (`demote_on:`). */

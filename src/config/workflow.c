@@ -98,7 +98,7 @@ const struct sl_conf_key sl_compensate_keys[] = {
 };
 
 const struct sl_conf_key sl_ai_step_keys[] = {
-	{"task", SL_CONF_STRING, true, "classify, extract, summarize, draft or route"},
+	{"task", SL_CONF_STRING, true, "classify, extract, summarize, draft, route or tool"},
 	{"route", SL_CONF_STRING, true, "a route of models.yaml: the models asked, in order"},
 	{"input", SL_CONF_JQ, true, "jq giving the text the task reads (a string; another value is sent as JSON)"},
 	{"prompt", SL_CONF_STRING, false, "a template prompts/NAME.md with {{input}}, {{labels}} and {{vars}}; default: the input alone"},
@@ -110,7 +110,8 @@ const struct sl_conf_key sl_ai_step_keys[] = {
 	{"autonomy", SL_CONF_STRING, false, "assistant, recommender (default), drafting, supervised or autonomous"},
 	{"role", SL_CONF_STRING, false, "the former name of autonomy"},
 	{"demote_on", SL_CONF_ARRAY, false, "signals (drift, slo_burn, budget) that make the step act one autonomy level lower while they hold"},
-	{"allow_actions", SL_CONF_ARRAY, false, "CONNECTOR.ACTION globs this step may lead to when supervised; default: the workflow's"},
+	{"allow_actions", SL_CONF_ARRAY, false, "CONNECTOR.ACTION globs this step may lead to when supervised (tool: the tools offered); default: the workflow's"},
+	{"max_turns", SL_CONF_INT, false, "tool: model turns at most, 1..20 (default 5)"},
 	{NULL, 0, false, NULL},
 };
 
@@ -748,7 +749,7 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 	conf_ptr(p, ptr, "task");
 	int t = sl_ai_task_parse(task);
 	if (task && t < 0)
-		conf_err(b->cf, p, "unknown ai task '%s' (classify, extract, summarize, draft, route)", task);
+		conf_err(b->cf, p, "unknown ai task '%s' (classify, extract, summarize, draft, route, tool)", task);
 	a->task = t < 0 ? SL_AI_CLASSIFY : (enum sl_ai_task)t;
 	const char *route = conf_str(v, "route", NULL);
 	conf_ptr(p, ptr, "route");
@@ -807,6 +808,15 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 	parse_demote_on(b, a, json_object_get(v, "demote_on"), ptr);
 	conf_ptr(p, ptr, "allow_actions");
 	st->allow_actions = parse_allow_actions(b, json_object_get(v, "allow_actions"), p);
+	const json_t *turns = json_object_get(v, "max_turns");
+	conf_ptr(p, ptr, "max_turns");
+	if (turns && !(json_is_integer(turns) && json_integer_value(turns) >= 1 && json_integer_value(turns) <= 20))
+		conf_err(b->cf, p, "max_turns wants a number from 1 to 20");
+	else if (turns && a->task != SL_AI_TOOL)
+		conf_err_key(b->cf, p, "max_turns is for task tool, not %s", task ? task : "this task");
+	a->max_turns = json_is_integer(turns) ? (int)json_integer_value(turns) : 0;
+	if (a->task == SL_AI_TOOL && !st->allow_actions && !b->w->allow_actions)
+		conf_err(b->cf, ptr, "a tool step wants allow_actions: the connector actions it may call (here or on the workflow)");
 	const char *prompt = conf_str(v, "prompt", NULL);
 	conf_ptr(p, ptr, "prompt");
 	if (prompt) {

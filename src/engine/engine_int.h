@@ -82,6 +82,24 @@ void outcome_free(struct outcome *o);
 /* Adds an audit entry (taken) to the outcome's commit. */
 void outcome_audit(struct outcome *o, json_t *entry);
 
+/* ai steps (step.c), shared with the tool loop (tool.c) */
+/* The run context without the fields read rules deny to st. Owned. */
+json_t *step_ai_context(struct sl_engine *e, const struct slot *s, const struct sl_step *st);
+/* st's prompt rendered over context with {{input}}. Owned, or NULL with err. */
+char *step_ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *context, const json_t *input,
+		     struct sl_err *err);
+void step_audit_ai(struct outcome *o, const struct slot *s, const struct sl_step *st, const struct sl_ai_result *res,
+		   int rc, const struct sl_err *err);
+struct gate;
+/* A step.write entry for a call with a downstream effect (g: the decision
+ * that let it through, may be NULL). */
+void step_audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
+		     const struct sl_connector *conn, const struct sl_action *act, const char *key, int rc,
+		     const struct sl_err *err, int status, bool compensate, const struct gate *g);
+/* tool.c: an `ai: {task: tool}` step's bounded loop of model tool calls. */
+int step_exec_tool(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st, json_t **out,
+		   json_t **evidence, struct sl_err *err);
+
 /* ---- governance before effects (gate.c) ---------------------------------------- */
 
 /* What a parked step asks a person (agreed with the approvals branch). */

@@ -178,7 +178,8 @@ static void gate_audit(struct outcome *o, const struct slot *s, const struct sl_
 	}
 	struct sl_audit_entry ae = {
 		.tenant = s->run.tenant,
-		.actor = {a->lowest ? SL_ACTOR_AGENT : SL_ACTOR_SYSTEM, a->names[a->n > 1 ? 1 : 0]},
+		/* the agent as ai.call names it (WORKFLOW/STEP), else the engine */
+		.actor = {a->lowest ? SL_ACTOR_AGENT : SL_ACTOR_SYSTEM, a->n > 1 ? a->names[1] + strlen("agent:") : "engine"},
 		.action = action,
 		.target = {"connector", conn->name},
 		.run_id = s->run.id,

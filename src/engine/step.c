@@ -264,7 +264,7 @@ static void fail_step(struct sl_engine *e, struct slot *s, struct outcome *o, co
 
 /* A call with a downstream effect (write, delete) is audited, each
  * attempt, whatever its outcome: a failed write may still have landed. */
-static void audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
+void step_audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
 		       const struct sl_connector *conn, const struct sl_action *act, const char *key, int rc,
 		       const struct sl_err *err, int status, bool compensate, const struct gate *g)
 {
@@ -354,7 +354,7 @@ static int exec_call(struct sl_engine *e, struct outcome *o, struct slot *s, con
 	};
 	struct sl_call_result res = {0};
 	int rc = sl_connector_call(conn, act, &call, &res, err);
-	audit_call(o, s, st, conn, act, key, rc, err, res.status, key_suffix != NULL, g);
+	step_audit_call(o, s, st, conn, act, key, rc, err, res.status, key_suffix != NULL, g);
 	if (rc) {
 		*evidence = json_pack("{s:O, s:s, s:s}", "input", input, "action", act->name, "idempotency_key", key);
 		if (err->http_status)
@@ -500,7 +500,7 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 
 /* The prompt of an ai step: its template rendered with {{input}},
  * {{labels}} and the vars, or the input text alone. */
-static char *ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *context, const json_t *input,
+char *step_ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *context, const json_t *input,
 		       struct sl_err *err)
 {
 	const struct sl_ai_step *a = &st->ai;
@@ -538,7 +538,7 @@ static char *ai_prompt(const struct slot *s, const struct sl_step *st, const jso
 
 /* What an ai step may read: the run context without the fields that
  * `read` rules deny to it (policies.yaml fields:). Owned. */
-static json_t *ai_visible_context(struct sl_engine *e, const struct slot *s, const struct sl_step *st)
+json_t *step_ai_context(struct sl_engine *e, const struct slot *s, const struct sl_step *st)
 {
 	char *names[3] = {sl_asprintf("agent:%s/%s", s->run.workflow, st->id), sl_asprintf("workflow:%s", s->run.workflow),
 			  NULL};
@@ -559,7 +559,7 @@ static json_t *ai_visible_context(struct sl_engine *e, const struct slot *s, con
 /* One ai.call entry per ai step attempt: which model answered, the
  * prompt's hash, what it cost (integer micro-USD: no float in the chain),
  * and how it ended. The calls themselves are in ai_calls. */
-static void audit_ai(struct outcome *o, const struct slot *s, const struct sl_step *st,
+void step_audit_ai(struct outcome *o, const struct slot *s, const struct sl_step *st,
 		     const struct sl_ai_result *res, int rc, const struct sl_err *err)
 {
 	const struct sl_ai_step *a = &st->ai;
@@ -604,14 +604,16 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 {
 	const struct sl_ai_step *a = &st->ai;
 	*review = false;
+	if (a->task == SL_AI_TOOL)
+		return step_exec_tool(e, s, o, st, out, evidence, err);
 	json_t *input = NULL;
-	json_t *seen = ai_visible_context(e, s, st);
+	json_t *seen = step_ai_context(e, s, st);
 	int erc = sl_expr_eval(a->input, seen, &input, err);
 	if (erc) {
 		json_decref(seen);
 		return err->code;
 	}
-	char *prompt = ai_prompt(s, st, seen, input, err);
+	char *prompt = step_ai_prompt(s, st, seen, input, err);
 	json_decref(seen);
 	/* local models read the input itself, not the prompt around it */
 	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
@@ -650,7 +652,7 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 		o->c.ai_calls = o->ai_calls;
 		o->c.ai_step_id = st->id;
 	}
-	audit_ai(o, s, st, &res, rc, err);
+	step_audit_ai(o, s, st, &res, rc, err);
 	if (rc) {
 		*evidence = json_pack("{s:s, s:O}", "route", a->route, "calls", res.calls);
 		sl_ai_result_free(&res);

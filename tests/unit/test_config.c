@@ -588,7 +588,7 @@ static void test_kinds(void **state)
 			     "step 'a' has two kinds, 'map' and 'call': give exactly one");
 	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify}\n", 5, 9, "ai is missing the required key 'route'");
 	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: guess, route: r, input: .input}\n", 5, 16,
-			     "unknown ai task 'guess' (classify, extract, summarize, draft, route)");
+			     "unknown ai task 'guess' (classify, extract, summarize, draft, route, tool)");
 	expect_compile_error(p, HEAD "  - id: a\n    approval: {reviewers: [x]}\n", 5, 5,
 			     "step kind 'approval' is not available yet");
 	expect_compile_error(p, HEAD "  - id: a\n    map: .input\n    with: .input\n", 6, 5,
