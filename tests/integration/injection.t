@@ -90,8 +90,19 @@ t_is "$(tool 0)" "denied autonomy" "an action off allow_actions is denied"
 t_is "$(denials | jq -r '.entries[0] | .policy.rule + " " + .target.id')" "autonomy vault" "…audited"
 t_is "$(cat "$P/out/vault.jsonl" 2>/dev/null)" "" "…and nothing was written"
 
+# 8. a call step after an ai step: denied by a rule, the run goes to the DLQ
+run file-it "put this in the vault"
+t_is "$(jq -r '.status + " " + .error.class' "$T_TMP/run.json")" "dead policy" "a call step denied by policy: the run is dead, class policy"
+t_like "$(jq -r .error.message "$T_TMP/run.json")" 'denied by policy rule no-vault-after-ai' "…the error names the rule"
+dlq=$(curl -s "$URL/v1/dlq" | jq -c --arg r "$RUN" '.entries[] | select(.run_id == $r)')
+t_is "$(printf '%s' "$dlq" | jq -r '.error_class + " " + .evidence.policy.rule + " " + .evidence.policy.decision')" \
+	"policy no-vault-after-ai deny" "…the DLQ evidence holds the rule and decision"
+t_is "$(denials | jq -r '.entries[0] | .policy.rule + " " + .actor.id + " " + .step_id')" "no-vault-after-ai file-it/classify store" \
+	"…and the audit entry (rule, the agent behind it, the step)"
+t_is "$(cat "$P/out/vault.jsonl" 2>/dev/null)" "" "…nothing was written"
+
 # every refusal is in the log, also through the CLI
-t_is "$(curl -s "$URL/v1/audit?action=policy.deny&limit=100" | jq '.entries | length')" 5 "five denials in the audit log (the withheld write is a request, audited apart)"
+t_is "$(curl -s "$URL/v1/audit?action=policy.deny&limit=100" | jq '.entries | length')" 6 "six denials in the audit log (the withheld write is a request, audited apart)"
 t_like "$("$SLUICE" audit list --json --action policy.deny --server "$URL" 2>&1)" 'own-tenant-only' "…and in sluice audit list"
 t_ok "the chain is intact" "$SLUICE" audit verify "$P"
 t_done
