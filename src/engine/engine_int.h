@@ -142,5 +142,14 @@ const json_t *gate_approval(const struct slot *s, const char *step_id);
 void gate_call(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
 	       const struct sl_step *tool_of, const struct sl_connector *conn, const struct sl_action *act,
 	       json_t **input, struct gate *g);
+/* `trigger` rules before a run is created: 0, or a policy-class error (a
+ * require_approval rule refuses too: no run exists to wait). A refusal is
+ * audited in its own transaction. */
+int gate_trigger(struct sl_engine *e, const struct sl_workflow *w, const struct sl_start *st, const json_t *input,
+		 struct sl_err *err);
+/* `suggest` rules before an ai step asks its model: 0 (go), 1 (the answer
+ * goes to review; why says so), or a policy-class error. Audited into o. */
+int gate_suggest(struct sl_engine *e, const struct slot *s, struct outcome *o, const struct sl_step *st,
+		 struct sl_err *err, char *why, size_t cap);
 
 #endif

@@ -330,3 +330,96 @@ void gate_call(struct sl_engine *e, struct slot *s, struct outcome *o, const str
 		gate_audit(o, s, st, conn, act, &a, g, g->verdict == GATE_DENY ? "policy.deny" : "policy.require_approval");
 	actors_free(&a);
 }
+
+/* ---- trigger and suggest ------------------------------------------------------------------ */
+
+int gate_trigger(struct sl_engine *e, const struct sl_workflow *w, const struct sl_start *st, const json_t *input,
+		 struct sl_err *err)
+{
+	const struct sl_policy *p = e->project->policy;
+	if (!p || (p->nrules == 0 && p->defaults[SL_VERB_TRIGGER] == SL_DECIDE_ALLOW))
+		return 0;
+	const char *kind = sl_actor_kind_name(st->actor.kind);
+	char *names[2] = {sl_asprintf("%s:%s", kind, st->actor.id ? st->actor.id : "unknown"), NULL};
+	json_t *doc = json_pack("{s:[s], s:s, s:s, s:O, s:s, s:s}", "subject", names[0], "verb", "trigger", "workflow",
+				w->name, "input", input, "tenant", st->tenant ? st->tenant : "default", "trigger",
+				st->trigger ? st->trigger : "api");
+	struct sl_policy_query q = {.subject = {(const char *const *)names}, .verb = SL_VERB_TRIGGER, .target = w->name,
+				    .fields = input, .doc = doc};
+	struct sl_policy_result res;
+	sl_policy_eval(e->project->policy, &q, &res);
+	int rc = 0;
+	if (res.decision != SL_DECIDE_ALLOW) {
+		/* no run exists yet to wait for a person: an approval rule refuses too */
+		rc = sl_err_set(err, SL_EINVAL, SL_CLASS_POLICY, "denied by policy rule %s: %s may not start workflow %s",
+				res.rule, names[0], w->name);
+		json_t *detail = json_pack("{s:s, s:O}", "reason", err->msg, "checks", res.matched);
+		struct sl_audit_entry ae = {
+			.tenant = st->tenant,
+			.actor = st->actor,
+			.action = "policy.deny",
+			.target = {"workflow", w->name},
+			.correlation_id = st->correlation_id,
+			.policy = {res.rule, sl_policy_decision_name(res.decision)},
+			.detail = detail,
+		};
+		struct sl_err aerr;
+		sl_err_clear(&aerr);
+		if (sl_audit_append(e->store, &ae, NULL, &aerr))
+			sl_log(SL_LOG_ERROR, "engine", "could not audit a denied start", "workflow", w->name, "error",
+			       aerr.msg, NULL);
+		json_decref(detail);
+	}
+	sl_policy_result_free(&res);
+	json_decref(doc);
+	free(names[0]);
+	return rc;
+}
+
+int gate_suggest(struct sl_engine *e, const struct slot *s, struct outcome *o, const struct sl_step *st,
+		 struct sl_err *err, char *why, size_t cap)
+{
+	const struct sl_policy *p = e->project->policy;
+	if (!p || (p->nrules == 0 && p->defaults[SL_VERB_SUGGEST] == SL_DECIDE_ALLOW))
+		return 0;
+	char *names[3] = {sl_asprintf("workflow:%s", s->run.workflow), sl_asprintf("agent:%s/%s", s->run.workflow, st->id),
+			  NULL};
+	const char *task = sl_ai_task_name(st->ai.task);
+	json_t *doc = json_pack("{s:[s, s], s:s, s:s, s:s, s:s, s:s}", "subject", names[0], names[1], "verb", "suggest",
+				"task", task, "workflow", s->run.workflow, "step", st->id, "tenant",
+				s->run.tenant ? s->run.tenant : "default");
+	struct sl_policy_query q = {.subject = {(const char *const *)names}, .verb = SL_VERB_SUGGEST, .target = task,
+				    .doc = doc};
+	struct sl_policy_result res;
+	sl_policy_eval(p, &q, &res);
+	int rc = 0;
+	if (res.decision == SL_DECIDE_DENY) {
+		rc = sl_err_set(err, SL_EINVAL, SL_CLASS_POLICY, "denied by policy rule %s: ai step %s may not %s", res.rule,
+				st->id, task);
+	} else if (res.decision == SL_DECIDE_REQUIRE_APPROVAL) {
+		rc = 1;
+		snprintf(why, cap, "policy rule %s: a person reviews this %s", res.rule, task);
+	}
+	if (rc) {
+		json_t *detail = json_pack("{s:s, s:s, s:O}", "task", task, "reason", rc == 1 ? why : err->msg, "checks",
+					   res.matched);
+		struct sl_audit_entry ae = {
+			.tenant = s->run.tenant,
+			.actor = {SL_ACTOR_AGENT, names[1] + strlen("agent:")},
+			.action = rc == 1 ? "policy.require_approval" : "policy.deny",
+			.target = {"agent", names[1] + strlen("agent:")},
+			.run_id = s->run.id,
+			.step_id = st->id,
+			.correlation_id = s->run.correlation_id,
+			.policy = {res.rule, sl_policy_decision_name(res.decision)},
+			.detail = detail,
+		};
+		outcome_audit(o, sl_audit_entry_json(&ae));
+		json_decref(detail);
+	}
+	sl_policy_result_free(&res);
+	json_decref(doc);
+	free(names[0]);
+	free(names[1]);
+	return rc;
+}

@@ -604,6 +604,10 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 {
 	const struct sl_ai_step *a = &st->ai;
 	*review = false;
+	char why[256];
+	int sg = gate_suggest(e, s, o, st, err, why, sizeof why);
+	if (sg < 0)
+		return sg;
 	if (a->task == SL_AI_TOOL)
 		return step_exec_tool(e, s, o, st, out, evidence, err);
 	json_t *input = NULL;
@@ -657,6 +661,10 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 		*evidence = json_pack("{s:s, s:O}", "route", a->route, "calls", res.calls);
 		sl_ai_result_free(&res);
 		return rc;
+	}
+	if (sg == 1 && !res.review) { /* a suggest rule wants a person to see it */
+		res.review = true;
+		snprintf(res.review_reason, sizeof res.review_reason, "%s", why);
 	}
 	if (res.review) {
 		*review = true;

@@ -158,6 +158,8 @@ void srv_problem_code(struct srv_req *r, int code, const struct sl_err *err)
 	case SL_EBUSY: status = 503; break;
 	default: status = 500; break;
 	}
+	if (err && err->cls == SL_CLASS_POLICY) /* a policy rule refused it: the caller may not */
+		status = 403;
 	srv_problem(r, status, err && err->msg[0] ? err->msg : sl_code_message(code));
 }
 

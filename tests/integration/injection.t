@@ -101,8 +101,15 @@ t_is "$(denials | jq -r '.entries[0] | .policy.rule + " " + .actor.id + " " + .s
 	"…and the audit entry (rule, the agent behind it, the step)"
 t_is "$(cat "$P/out/vault.jsonl" 2>/dev/null)" "" "…nothing was written"
 
+# 9. trigger rules: a principal a rule denies cannot start a run
+echo '{"text": "hello"}' >"$T_TMP/in.json"
+o=$(USER=mallory "$SLUICE" run -i "$T_TMP/in.json" "$P" agent 2>&1)
+t_like "$o" 'denied by policy rule mallory-starts-nothing' "a denied trigger: sluice run refuses, naming the rule"
+t_is "$(curl -s "$URL/v1/audit?action=policy.deny" | jq -r '.entries[0] | .policy.rule + " " + .actor.id + " " + .target.id')" \
+	"mallory-starts-nothing mallory agent" "…audited with the actor"
+
 # every refusal is in the log, also through the CLI
-t_is "$(curl -s "$URL/v1/audit?action=policy.deny&limit=100" | jq '.entries | length')" 6 "six denials in the audit log (the withheld write is a request, audited apart)"
+t_is "$(curl -s "$URL/v1/audit?action=policy.deny&limit=100" | jq '.entries | length')" 7 "seven denials in the audit log (the withheld write is a request, audited apart)"
 t_like "$("$SLUICE" audit list --json --action policy.deny --server "$URL" 2>&1)" 'own-tenant-only' "…and in sluice audit list"
 t_ok "the chain is intact" "$SLUICE" audit verify "$P"
 t_done
