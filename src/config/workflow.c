@@ -765,8 +765,9 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 			else
 				conf_err(b->cf, p, "no route '%s' in models.yaml", route);
 		} else if (!broken && b->env->p && t >= 0 && !sl_ai_route_can(ai, route, a->task)) {
-			conf_err(b->cf, p, "route '%s' has no model that can %s (local models classify and extract)",
-				 route, task);
+			conf_err(b->cf, p, "route '%s' has no model that can %s (%s)", route, task,
+				 a->task == SL_AI_TOOL ? "tool steps need a provider of type openai"
+						       : "local models classify and extract");
 		}
 	}
 	char what[NAME_MAX_LEN + 32];
