@@ -305,6 +305,12 @@ void gate_call(struct sl_engine *e, struct slot *s, struct outcome *o, const str
 	}
 	struct actors a;
 	actors_of(&a, s, st, tool_of);
+	const struct sl_policy *p = e->project->policy;
+	bool writes = act->effect == SL_EFFECT_WRITE || act->effect == SL_EFFECT_DELETE;
+	if (!a.lowest && (!p || (p->nrules == 0 && p->defaults[writes ? SL_VERB_WRITE : SL_VERB_READ] == SL_DECIDE_ALLOW))) {
+		actors_free(&a); /* nothing to decide: no rules, no ai step behind it (the common hot path) */
+		return;
+	}
 	struct sl_policy_result res;
 	policy_step(e->project, s, st, conn, act, *input, &a, g, &res);
 	g->checks = json_incref(res.matched);
