@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gov/signal.h"
+#include "obs/obs.h"
 
 void gate_free(struct gate *g)
 {
@@ -334,6 +335,8 @@ void gate_call(struct sl_engine *e, struct slot *s, struct outcome *o, const str
 					"subject", actors_json(&a));
 	if (g->verdict != GATE_GO)
 		gate_audit(o, s, st, conn, act, &a, g, g->verdict == GATE_DENY ? "policy.deny" : "policy.require_approval");
+	const char *ml[] = {g->decision, g->rule};
+	sl_metric_add(SL_M_POLICY_DECISIONS, ml, 1);
 	actors_free(&a);
 }
 

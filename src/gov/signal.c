@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gov/audit.h"
+#include "obs/obs.h"
 
 #define SIGNAL_KEY_MAX 256
 #define SIGNALS_MAX 4096 /* far more than any project's ai steps and workflows */
@@ -144,6 +145,8 @@ bool sl_signal_set(struct sl_store *store, const struct sl_project *p, enum sl_s
 		const struct sl_step *st = &w->steps[i];
 		if (st->kind != SL_STEP_AI || !(st->ai.demote_on & (1u << sig)) || (step && strcmp(step, st->id)))
 			continue;
+		const char *ml[] = {w->name, st->id};
+		sl_metric_set(SL_M_AUTONOMY_DEMOTED, ml, sl_signal_active(st, w->name) ? 1 : 0);
 		if (sl_step_autonomy(st, w->name, NULL) != before[i] && store)
 			audit_move(store, w, st, sig, holds, detail);
 	}

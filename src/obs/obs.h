@@ -90,7 +90,11 @@
 	X(OTLP_DROPPED_RUNS, COUNTER, "sluice_otlp_runs_dropped_total",                                            \
 	  "Ended runs whose spans were not queued because the export queue was full", "")                         \
 	X(CONNECTOR_ERRORS, COUNTER, "sluice_connector_errors_total",                                              \
-	  "Failed calls through a connector, by the class of the last error", "connector")
+	  "Failed calls through a connector, by the class of the last error", "connector")                         \
+	X(POLICY_DECISIONS, COUNTER, "sluice_policy_decisions_total",                                              \
+	  "Policy and autonomy decisions before effects, by decision and deciding rule", "decision,rule")          \
+	X(AUTONOMY_DEMOTED, GAUGE, "sluice_ai_autonomy_demoted",                                                   \
+	  "1 while an ai step acts one autonomy level lower because a demote_on signal holds", "workflow,step")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,

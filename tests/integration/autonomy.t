@@ -89,6 +89,9 @@ t_like "$(jq -c '.steps[] | select(.id == "record") | .output.evidence.ai[0]' "$
 	'"step":"classify".*"acts_as":"drafting"|"acts_as":"drafting".*"step":"classify"' "…with the ai step's answer as evidence"
 t_is "$(curl -s "$URL/v1/audit?action=policy.require_approval" | jq -r '.entries[0] | .policy.rule + " " + .policy.decision')" \
 	"autonomy require_approval" "…and the request is audited with its rule"
+m=$(curl -s "$URL/metrics")
+t_like "$m" 'sluice_ai_autonomy_demoted\{workflow="triage",step="classify"\} 1' "…/metrics shows the step demoted"
+t_like "$m" 'sluice_policy_decisions_total\{decision="require_approval",rule="autonomy"\} 1' "…and counts the decision"
 
 printf '%s' "$normal" | curl -s -o /dev/null --data-binary @- "$SIM_URL/_sim/rules"
 send 100
