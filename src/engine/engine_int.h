@@ -96,7 +96,11 @@ struct gate;
 void step_audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
 		     const struct sl_connector *conn, const struct sl_action *act, const char *key, int rc,
 		     const struct sl_err *err, int status, bool compensate, const struct gate *g);
-/* tool.c: an `ai: {task: tool}` step's bounded loop of model tool calls. */
+/* tool.c: an `ai: {task: tool}` step's bounded loop of model tool calls.
+ * Returns 0 (*out: the answer), a negative code, or 1 when writes the
+ * model asked for wait for a person: *out is the proposal {calls, answer},
+ * *evidence {kind, reason, reviewers, tools, ...}. Run again after a
+ * decision, it makes the approved calls instead of asking the model. */
 int step_exec_tool(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st, json_t **out,
 		   json_t **evidence, struct sl_err *err);
 

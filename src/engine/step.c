@@ -695,6 +695,23 @@ static void park_for_review(struct slot *s, struct outcome *o, const struct sl_s
 	       s->run.correlation_id, NULL);
 }
 
+/* A tool step whose model asked for writes its level holds back: the
+ * proposal is those calls and the model's answer; evidence says why. */
+static void park_tool(struct slot *s, struct outcome *o, const struct sl_step *st, json_t *proposed,
+		      json_t *evidence, int64_t started)
+{
+	struct approval_request req = {
+		.kind = json_string_value(json_object_get(evidence, "kind")),
+		.proposed = proposed,
+		.evidence = evidence,
+		.reason = json_string_value(json_object_get(evidence, "reason")),
+		.reviewers = json_object_get(evidence, "reviewers"),
+	};
+	if (!req.kind)
+		req.kind = "autonomy";
+	park_for_approval(s, o, st, &req, s->run.attempt + 1, started);
+}
+
 /* A gated call waits for a person: the proposal is the action as it
  * would run. */
 static void park_call(struct slot *s, struct outcome *o, const struct sl_step *st, const struct gate *g,
@@ -788,6 +805,12 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 		return;
 	case SL_STEP_AI:
 		rc = exec_ai(e, s, o, st, &out, &evidence, &review, &err);
+		if (rc == 1) { /* a tool step's writes wait for a person */
+			park_tool(s, o, st, out, evidence, started);
+			json_decref(out);
+			json_decref(evidence);
+			return;
+		}
 		if (!rc && review) {
 			park_for_review(s, o, st, out, started, (sl_mono_us() - t0) / 1000);
 			return;

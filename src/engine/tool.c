@@ -10,11 +10,14 @@
  * when set, checks it, as for any step).
  *
  * A call that needs an approval is not made inside the loop (the loop
- * cannot wait durably in the middle of a conversation): it is reported to
- * the model as waiting for a person and kept in the step's output under
- * "withheld", with the request audited.
+ * cannot wait durably in the middle of a conversation): the model is told
+ * it waits for a person, and when the loop ends the step parks for one
+ * approval of all such calls, with the model's answer. After the decision
+ * the step runs again and makes the approved calls (edited: as edited)
+ * without asking the model again; a rejection fails it (class policy).
  */
 #include "engine/engine_int.h"
+#include "gov/signal.h"
 
 #include <fnmatch.h>
 #include <math.h>
@@ -199,9 +202,11 @@ static char *run_tool(struct tool_loop *L, int turn, size_t index, const json_t 
 	} else if (g.verdict == GATE_PARK) {
 		json_object_set_new(entry, "outcome", json_string("withheld"));
 		json_object_set_new(entry, "rule", json_string(g.rule));
-		json_array_append_new(L->withheld, json_pack("{s:s, s:s, s:O, s:s}", "kind", g.kind, "action",
-							     json_string_value(json_object_get(entry, "action")), "input",
-							     input, "reason", g.reason));
+		json_t *w = json_pack("{s:s, s:s, s:O, s:s}", "kind", g.kind, "action",
+				      json_string_value(json_object_get(entry, "action")), "input", input, "reason", g.reason);
+		if (g.reviewers)
+			json_object_set(w, "reviewers", g.reviewers);
+		json_array_append_new(L->withheld, w);
 		char *why = sl_asprintf("not done: %s", g.reason);
 		text = error_text(why);
 		free(why);
@@ -253,6 +258,37 @@ static void run_turn_tools(struct tool_loop *L, int turn, const json_t *calls)
 	}
 }
 
+/* The approval a loop with withheld writes asks for: one for all of
+ * them, of the strictest kind (a policy rule's reviewers, else autonomy). */
+static int park_request(struct tool_loop *L, json_t *final, json_t **out, json_t **evidence)
+{
+	json_t *calls = json_array(), *reviewers = NULL;
+	const char *kind = "autonomy", *reason = NULL;
+	size_t i;
+	json_t *w;
+	json_array_foreach(L->withheld, i, w) {
+		json_array_append_new(calls, json_pack("{s:O, s:O}", "action", json_object_get(w, "action"), "input",
+						       json_object_get(w, "input")));
+		if (strcmp(json_string_value(json_object_get(w, "kind")), "policy") == 0) {
+			kind = "policy";
+			if (!reviewers && json_object_get(w, "reviewers"))
+				reviewers = json_object_get(w, "reviewers");
+		}
+		if (!reason)
+			reason = json_string_value(json_object_get(w, "reason"));
+	}
+	*out = json_pack("{s:o, s:O}", "calls", calls, "answer", final ? final : json_null());
+	char *agent = sl_asprintf("%s/%s", L->s->run.workflow, L->st->id);
+	*evidence = json_pack("{s:s, s:s, s:O, s:O, s:{s:s, s:s, s:s}}", "kind", kind, "reason", reason ? reason : "",
+			      "withheld", L->withheld, "tools", L->log, "ai", "step", agent, "autonomy",
+			      sl_autonomy_name(L->st->ai.autonomy), "acts_as",
+			      sl_autonomy_name(sl_step_autonomy(L->st, L->s->run.workflow, NULL)));
+	free(agent);
+	if (reviewers)
+		json_object_set(*evidence, "reviewers", reviewers);
+	return 1;
+}
+
 static void add_turn(struct sl_ai_result *total, struct sl_ai_result *r)
 {
 	json_array_extend(total->calls, r->calls);
@@ -263,10 +299,67 @@ static void add_turn(struct sl_ai_result *total, struct sl_ai_result *r)
 		snprintf(total->model, sizeof total->model, "%s", r->model);
 }
 
+/* The calls a person approved: made now, in order, without asking the
+ * model again. Returns 0 with *out the answer and what each call did. */
+static int run_approved(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+			const json_t *ap, json_t **out, struct sl_err *err)
+{
+	const char *d = json_string_value(json_object_get(ap, "decision"));
+	const char *id = json_string_value(json_object_get(ap, "id"));
+	if (!d || (strcmp(d, "approved") && strcmp(d, "edited")))
+		return sl_err_set(err, SL_EINVAL, SL_CLASS_POLICY, "denied by policy rule approval: the calls were %s",
+				  d ? d : "not approved");
+	const json_t *final = json_object_get(ap, "final");
+	json_t *done = json_array();
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(final, "calls"), i, c) {
+		const char *action = json_string_value(json_object_get(c, "action"));
+		const char *dot = action ? strchr(action, '.') : NULL;
+		char cname[TOOL_NAME_MAX];
+		snprintf(cname, sizeof cname, "%.*s", dot ? (int)(dot - action) : 0, action ? action : "");
+		struct sl_connector *conn = sl_project_connector(e->project, cname);
+		const struct sl_action *act = NULL;
+		for (size_t j = 0; conn && dot && j < conn->nactions; j++)
+			if (strcmp(conn->actions[j].name, dot + 1) == 0)
+				act = &conn->actions[j];
+		if (!act) {
+			json_decref(done);
+			return sl_err_set(err, SL_EINVAL, SL_CLASS_PERMANENT, "approved call %zu: no action '%s'", i,
+					  action ? action : "");
+		}
+		char *key = sl_asprintf("%s:%s:approved.%zu", s->run.id, st->id, i);
+		struct sl_call call = {.input = json_object_get(c, "input"), .idempotency_key = key,
+				       .correlation_id = s->run.correlation_id, .run_id = s->run.id, .step_id = st->id,
+				       .timeout_ms = st->timeout_ms};
+		struct sl_call_result res = {0};
+		struct gate g = {.rule = "approval", .decision = "allow", .approval_id = id};
+		int rc = sl_connector_call(conn, act, &call, &res, err);
+		step_audit_call(o, s, st, conn, act, key, rc, err, res.status, false, &g);
+		free(key);
+		if (rc) {
+			json_decref(done);
+			return rc;
+		}
+		json_array_append_new(done, json_pack("{s:s, s:o}", "action", action, "output",
+						      res.output ? res.output : json_null()));
+	}
+	const json_t *answer = json_object_get(final, "answer");
+	*out = json_is_object(answer) ? json_deep_copy(answer) : json_object();
+	if (!st->output_contract)
+		json_object_set_new(*out, "_approved", done);
+	else
+		json_decref(done);
+	return 0;
+}
+
 int step_exec_tool(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st, json_t **out,
 		   json_t **evidence, struct sl_err *err)
 {
 	const struct sl_ai_step *a = &st->ai;
+	const json_t *ap = gate_approval(s, st->id);
+	if (ap)
+		return run_approved(e, s, o, st, ap, out, err);
 	json_t *seen = step_ai_context(e, s, st);
 	json_t *input = NULL;
 	if (sl_expr_eval(a->input, seen, &input, err)) {
@@ -330,6 +423,9 @@ int step_exec_tool(struct sl_engine *e, struct slot *s, struct outcome *o, const
 	step_audit_ai(o, s, st, &L.total, rc, err);
 	if (rc) {
 		*evidence = json_pack("{s:s, s:O, s:O}", "route", a->route, "tools", L.log, "calls", L.total.calls);
+	} else if (json_array_size(L.withheld)) {
+		rc = park_request(&L, final, out, evidence);
+		json_decref(final);
 	} else {
 		if (json_is_object(final) && !st->output_contract) {
 			json_object_set(final, "_tools", L.log);
