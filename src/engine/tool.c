@@ -427,11 +427,8 @@ int step_exec_tool(struct sl_engine *e, struct slot *s, struct outcome *o, const
 		rc = park_request(&L, final, out, evidence);
 		json_decref(final);
 	} else {
-		if (json_is_object(final) && !st->output_contract) {
+		if (json_is_object(final) && !st->output_contract)
 			json_object_set(final, "_tools", L.log);
-			if (json_array_size(L.withheld))
-				json_object_set(final, "_withheld", L.withheld);
-		}
 		*out = final;
 	}
 	json_decref(L.messages);
