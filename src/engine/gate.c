@@ -225,6 +225,9 @@ static bool decided(const struct slot *s, const struct sl_step *st, json_t **inp
 		g->verdict = GATE_GO;
 		g->decision = "allow";
 		const json_t *final = json_object_get(ap, "final");
+		/* the edited proposal ({connector, action, effect, input}) or the input alone */
+		if (json_is_object(final) && json_object_get(final, "action") && json_object_get(final, "input"))
+			final = json_object_get(final, "input");
 		if (strcmp(d, "edited") == 0 && final) {
 			json_decref(*input);
 			*input = json_deep_copy(final);
