@@ -170,9 +170,9 @@ static void gate_audit(struct outcome *o, const struct slot *s, const struct sl_
 		       const struct sl_connector *conn, const struct sl_action *act, const struct actors *a,
 		       const struct gate *g, const char *action)
 {
-	json_t *detail = json_pack("{s:s, s:s, s:o, s:O, s:s}", "action", act->name, "effect", sl_effect_name(act->effect),
-				   "subject", actors_json(a), "checks", g->checks ? g->checks : json_array(), "reason",
-				   g->reason);
+	json_t *detail = json_pack("{s:s, s:s, s:o, s:o, s:s}", "action", act->name, "effect", sl_effect_name(act->effect),
+				   "subject", actors_json(a), "checks", g->checks ? json_incref(g->checks) : json_array(),
+				   "reason", g->reason);
 	if (a->lowest) {
 		json_object_set_new(detail, "agent", json_string(a->lowest->id));
 		json_object_set_new(detail, "acts_as", json_string(sl_autonomy_name(a->level)));

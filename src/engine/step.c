@@ -300,9 +300,9 @@ void step_audit_call(struct outcome *o, const struct slot *s, const struct sl_st
 /* The evidence of a call the gate refused: what was proposed and why. */
 static json_t *denial_evidence(const json_t *input, const struct sl_action *act, const char *key, const struct gate *g)
 {
-	return json_pack("{s:O, s:s, s:s, s:{s:s, s:s, s:s, s:O}}", "input", input ? input : json_null(), "action",
+	return json_pack("{s:O, s:s, s:s, s:{s:s, s:s, s:s, s:o}}", "input", input ? input : json_null(), "action",
 			 act->name, "idempotency_key", key ? key : "", "policy", "rule", g->rule, "decision",
-			 g->decision, "reason", g->reason, "checks", g->checks ? g->checks : json_array());
+			 g->decision, "reason", g->reason, "checks", g->checks ? json_incref(g->checks) : json_array());
 }
 
 /* Returns 0 (done: *out), a negative code (err, *evidence), or 1 when the
