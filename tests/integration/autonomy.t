@@ -1,5 +1,5 @@
 #!/bin/bash
-# Autonomy follows signals (issue 7 item 7): an ai step with
+# Autonomy follows signals (issue 7 item 7), drift and SLO burn: an ai step with
 # `autonomy: supervised` and `demote_on: [drift]` writes through its
 # allowlist while its answers are steady; when the model simulator's label
 # distribution shifts, /v1/drift reports the drift, the step is demoted (to
@@ -39,6 +39,21 @@ steps:
     call: log.append
     with: '{text: .input.text, label: .classify.label}'
 YAML
+cat >"$P/workflows/flaky.yaml" <<'YAML'
+workflow: flaky
+version: 1
+allow_actions: [log.append]
+slo: { max_error_rate: 0.01 }
+steps:
+  - id: classify
+    ai: { task: classify, route: r, input: .input.text, labels: [billing, bug, account],
+          autonomy: supervised, demote_on: [slo_burn] }
+  - id: check
+    map: 'if .input.fail then error("boom") else . end'
+  - id: record
+    call: log.append
+    with: '{text: .input.text}'
+YAML
 # only the test's own GET /v1/drift evaluates drift (with its small windows)
 SLUICE_SIGNALS_INTERVAL_MS=3600000 start_serve_dir "$P"
 
@@ -53,7 +68,7 @@ send() {
 		sleep 0.1
 	done
 }
-drift() { curl -s "$URL/v1/drift?recent=40&baseline=60&min=30" | jq -c '.steps[0]'; }
+drift() { curl -s "$URL/v1/drift?recent=40&baseline=60&min=30" | jq -c '.steps[] | select(.workflow == "triage")'; }
 # one more run; prints its status and the record step's status
 one() {
 	id=$(curl -s -H 'Content-Type: application/json' -d "{\"text\":\"invoice $1\"}" "$URL/v1/workflows/triage/runs" | jq -r .run_id)
@@ -77,7 +92,7 @@ send 40
 d=$(drift)
 t_is "$(printf '%s' "$d" | jq -r '(.drifted | tostring) + " " + (.demoted | tostring) + " " + .autonomy.acts_as + " " + (.autonomy.signals | join(","))')" \
 	"true true drafting drift" "the labels shift: drift reported, the step demoted to drafting"
-t_is "$(curl -s "$URL/v1/slo" | jq -r '.workflows[0].autonomy[0] | (.demoted | tostring) + " " + .acts_as')" "true drafting" \
+t_is "$(curl -s "$URL/v1/slo" | jq -r '.workflows[] | select(.workflow == "triage") | .autonomy[0] | (.demoted | tostring) + " " + .acts_as')" "true drafting" \
 	"…/v1/slo shows it demoted too"
 a=$(curl -s "$URL/v1/audit?action=autonomy.demote" | jq -c '.entries[0]')
 t_is "$(printf '%s' "$a" | jq -r '.target.id + " " + .detail.signal + " " + .detail.acts_as')" "triage/classify drift drafting" \
@@ -101,4 +116,21 @@ t_is "$(printf '%s' "$d" | jq -r '(.drifted | tostring) + " " + (.demoted | tost
 t_is "$(curl -s "$URL/v1/audit?action=autonomy.promote" | jq -r '.entries[0] | .target.id + " " + .detail.acts_as')" \
 	"triage/classify supervised" "…the promotion is audited"
 t_is "$(one c)" "completed completed" "…and writes go through again"
+# SLO burn: a workflow failing far above its objective demotes its step
+flaky() {
+	id=$(curl -s -H 'Content-Type: application/json' -d "{\"text\":\"invoice $1\",\"fail\":$2}" "$URL/v1/workflows/flaky/runs" | jq -r .run_id)
+	for _ in $(seq 100); do
+		case $(curl -s "$URL/v1/runs/$id" | jq -r .status) in completed | review | dead) break ;; esac
+		sleep 0.1
+	done
+	curl -s "$URL/v1/runs/$id" | jq -r .status
+}
+t_is "$(flaky ok false)" completed "a supervised step's workflow runs while its SLO holds"
+for i in 1 2 3 4 5; do flaky "f$i" true >/dev/null; done
+slo=$(curl -s "$URL/v1/slo" | jq -c '.workflows[] | select(.workflow == "flaky")')
+t_is "$(printf '%s' "$slo" | jq -r '.objectives[0].state + " " + (.autonomy[0] | (.demoted | tostring) + " " + .acts_as + " " + (.signals | join(",")))')" \
+	"fast_burn true drafting slo_burn" "the error rate burns its budget: /v1/slo shows the step demoted by slo_burn"
+t_is "$(curl -s "$URL/v1/audit?action=autonomy.demote" | jq -r '[.entries[] | select(.target.id == "flaky/classify")][0].detail.signal')" \
+	slo_burn "…audited"
+t_is "$(flaky later false)" review "…and its next write waits for approval"
 t_done
