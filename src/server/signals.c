@@ -68,8 +68,7 @@ static void *signals_main(void *arg)
 	while (!s->signals_stop) {
 		pthread_mutex_unlock(&s->signals_mu);
 		srv_collect_drift(s);
-		srv_collect_slo(s);
-		srv_collect_budget_signal(s);
+		srv_collect_slo(s); /* and the budget signal */
 		pthread_mutex_lock(&s->signals_mu);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);

@@ -191,10 +191,12 @@ static json_t *eval_all(struct sl_server *s)
 void srv_collect_slo(struct sl_server *s)
 {
 	json_decref(eval_all(s));
+	srv_collect_budget_signal(s); /* the other workflow-wide signal, on the same beat */
 }
 
 void srv_slo(struct sl_server *s, struct srv_req *r)
 {
+	srv_collect_budget_signal(s); /* so the autonomy shown is current */
 	srv_reply_json(r, 200, json_pack("{s:o, s:{s:f, s:f}}", "workflows", eval_all(s), "alerts", "fast_burn",
 					 FAST_BURN, "slow_burn", SLOW_BURN));
 }
