@@ -16,11 +16,15 @@ rm -rf "$P/.sluice" "$P/out"
 cat >"$P/models.yaml" <<YAML
 providers:
   sim: { type: openai, base_url: "$SIM_URL/v1" }
+  sima: { type: anthropic, base_url: "$SIM_URL", api_key: env:SIM_ANTHROPIC_KEY }
 models:
   m: { provider: sim }
+  ma: { provider: sima, model: claude-sim }
 routes:
   r: { models: [m] }
+  ra: { models: [ma] }
 YAML
+export SIM_ANTHROPIC_KEY=sk-ant-test
 t_ok "the project checks clean" "$SLUICE" check "$P"
 start_serve_dir "$P"
 
@@ -109,6 +113,18 @@ o=$(USER=mallory "$SLUICE" run -i "$T_TMP/in.json" "$P" agent 2>&1)
 t_like "$o" 'denied by policy rule mallory-starts-nothing' "a denied trigger: sluice run refuses, naming the rule"
 t_is "$(curl -s "$URL/v1/audit?action=policy.deny" | jq -r '.entries[0] | .policy.rule + " " + .actor.id + " " + .target.id')" \
 	"mallory-starts-nothing mallory agent" "…audited with the actor"
+
+# 10. the same loop over the Anthropic Messages API (tool_use / tool_result blocks)
+curl -s -X DELETE -o /dev/null "$SIM_URL/_sim/calls"
+run agent-claude "claude look up customers"
+t_is "$(jq -r .status "$T_TMP/run.json") $(tool 0)" "completed ok default" "an Anthropic-API agent's read goes through"
+last=$(curl -s "$SIM_URL/_sim/calls" | jq -c '.calls[-1].request.messages')
+t_is "$(printf '%s' "$last" | jq -r '.[-2].content[] | select(.type == "tool_use") | .name')" crm__read "…its tool_use is sent back as a block"
+t_like "$(printf '%s' "$last" | jq -r '.[-1].content[] | select(.type == "tool_result") | .content')" '"name":"Alice"' \
+	"…the result as a tool_result"
+t_unlike "$last" 'alice@example.com' "…without the email addresses"
+run agent-claude "claude add a note"
+t_is "$(jq -r .status "$T_TMP/run.json") $(out | jq -r .kind)" "review autonomy" "…and its write waits for a person (recommender)"
 
 # every refusal is in the log, also through the CLI
 t_is "$(curl -s "$URL/v1/audit?action=policy.deny&limit=100" | jq '.entries | length')" 7 "seven denials in the audit log (the withheld write is a request, audited apart)"
