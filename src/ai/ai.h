@@ -27,7 +27,9 @@
 
 struct sl_ai;
 
-enum sl_ai_task { SL_AI_CLASSIFY, SL_AI_EXTRACT, SL_AI_SUMMARIZE, SL_AI_DRAFT, SL_AI_ROUTE, SL_AI_CHAT };
+/* tool: one turn of a tool-using conversation (messages + tools); the
+ * engine runs the loop (src/engine/tool.c). */
+enum sl_ai_task { SL_AI_CLASSIFY, SL_AI_EXTRACT, SL_AI_SUMMARIZE, SL_AI_DRAFT, SL_AI_ROUTE, SL_AI_CHAT, SL_AI_TOOL };
 const char *sl_ai_task_name(enum sl_ai_task t);
 int sl_ai_task_parse(const char *name); /* -1 when unknown; "chat" is not a step task */
 
@@ -64,12 +66,15 @@ struct sl_ai_request {
 	const json_t *pii;           /* array of strings to mask before an external provider; may be NULL */
 	int max_tokens;              /* 0: 512 */
 	double min_confidence;       /* below it (after the cascade) the answer goes to review; 0: none */
-	const json_t *messages;      /* chat: OpenAI-shaped messages; prompt is ignored */
+	const json_t *messages;      /* chat, tool: OpenAI-shaped messages (tool: with assistant tool_calls and
+				      * role "tool" results); prompt is ignored */
+	const json_t *tools;         /* tool: [{name, description, parameters (JSON Schema)}] */
 };
 
 struct sl_ai_result {
 	json_t *output;       /* owned: classify/route {"label","confidence"}, extract {"data","confidence"},
-			       * summarize/draft {"text"}, chat {"text"}; plus "model" */
+			       * summarize/draft {"text"}, chat {"text"}, tool {"tool_calls": [{id, name, input}]}
+			       * or the final answer {"text", "data" (when the text is one JSON object)}; plus "model" */
 	double confidence;    /* -1: the task has none */
 	bool review;          /* the answer needs a person: invalid twice, or not confident enough */
 	char review_reason[256];

@@ -114,15 +114,95 @@ static json_t *to_messages(const json_t *in, char **system)
 	return out;
 }
 
+/* One OpenAI-shaped message of a tool conversation as Messages API
+ * content blocks: text, an assistant's tool_calls as tool_use blocks, a
+ * "tool" message as a tool_result block (sent in a user turn). */
+static json_t *tool_blocks(const json_t *m, const char *text)
+{
+	json_t *blocks = json_array();
+	const char *role = json_string_value(json_object_get(m, "role"));
+	if (role && strcmp(role, "tool") == 0) {
+		const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+		json_array_append_new(blocks, json_pack("{s:s, s:s, s:s}", "type", "tool_result", "tool_use_id",
+							id ? id : "", "content", text));
+		return blocks;
+	}
+	if (*text)
+		json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", text));
+	size_t i;
+	json_t *tc;
+	json_array_foreach(json_object_get(m, "tool_calls"), i, tc) {
+		const json_t *fn = json_object_get(tc, "function");
+		const char *args = json_string_value(json_object_get(fn, "arguments"));
+		json_t *input = args ? json_loads(args, 0, NULL) : NULL;
+		if (!json_is_object(input)) {
+			json_decref(input);
+			input = json_object();
+		}
+		const char *id = json_string_value(json_object_get(tc, "id"));
+		const char *name = json_string_value(json_object_get(fn, "name"));
+		json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id ? id : "",
+							"name", name ? name : "", "input", input));
+	}
+	return blocks;
+}
+
+/* A tool conversation: like to_messages, but every content is a list of
+ * blocks, and neighbours of a role are merged by joining their blocks. */
+static json_t *to_tool_messages(const json_t *in, char **system)
+{
+	struct sl_buf sys;
+	sl_buf_init(&sys, SL_BUF_MAX_HTTP_BODY);
+	json_t *out = json_array();
+	size_t i;
+	const json_t *m;
+	json_array_foreach(in, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		struct sl_buf text;
+		sl_buf_init(&text, SL_BUF_MAX_HTTP_BODY);
+		content_text(json_object_get(m, "content"), &text);
+		if (role && (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)) {
+			if (sys.len)
+				sl_buf_adds(&sys, "\n\n");
+			sl_buf_adds(&sys, sl_buf_str(&text));
+		} else {
+			const char *r = role && strcmp(role, "assistant") == 0 ? "assistant" : "user";
+			json_t *blocks = tool_blocks(m, sl_buf_str(&text));
+			json_t *last = json_array_get(out, json_array_size(out) - 1);
+			if (last && strcmp(json_string_value(json_object_get(last, "role")), r) == 0)
+				json_array_extend(json_object_get(last, "content"), blocks);
+			else if (json_array_size(blocks))
+				json_array_append_new(out, json_pack("{s:s, s:O}", "role", r, "content", blocks));
+			json_decref(blocks);
+		}
+		sl_buf_free(&text);
+	}
+	*system = sys.len ? sl_strdup(sl_buf_str(&sys)) : NULL;
+	sl_buf_free(&sys);
+	return out;
+}
+
 static json_t *request_body(const struct ai_call_in *in)
 {
 	char *system = NULL;
-	json_t *msgs = to_messages(in->messages, &system);
+	json_t *msgs = in->tools ? to_tool_messages(in->messages, &system) : to_messages(in->messages, &system);
 	json_t *b = json_pack("{s:s, s:i, s:o, s:i}", "model", in->model, "max_tokens", in->max_tokens, "messages", msgs,
 			      "temperature", 0);
 	if (system)
 		json_object_set_new(b, "system", json_string(system));
 	free(system);
+	if (json_array_size(in->tools)) {
+		json_t *tools = json_array();
+		size_t i;
+		json_t *t;
+		json_array_foreach(in->tools, i, t) {
+			json_array_append_new(tools, json_pack("{s:O, s:O, s:O}", "name", json_object_get(t, "name"),
+							       "description", json_object_get(t, "description"),
+							       "input_schema", json_object_get(t, "parameters")));
+		}
+		json_object_set_new(b, "tools", tools);
+		json_object_set_new(b, "tool_choice", json_pack("{s:s}", "type", "auto"));
+	}
 	if (in->schema) {
 		json_object_set_new(b, "tools",
 				    json_pack("[{s:s, s:s, s:O}]", "name", ANSWER_TOOL, "description",
@@ -154,6 +234,22 @@ int ai_anthropic_parse(const json_t *body, const struct ai_call_in *in, struct a
 			sl_buf_adds(&text, t);
 		else if (type && strcmp(type, "tool_use") == 0 && in->schema && !out->json)
 			out->json = json_incref(json_object_get(block, "input"));
+		else if (type && strcmp(type, "tool_use") == 0 && in->tools) {
+			const char *name = json_string_value(json_object_get(block, "name"));
+			const json_t *input = json_object_get(block, "input");
+			if (!name)
+				continue;
+			if (!out->tool_calls)
+				out->tool_calls = json_array();
+			json_array_append_new(out->tool_calls,
+					      json_pack("{s:s, s:s, s:o}", "id",
+							json_string_value(json_object_get(block, "id"))
+								? json_string_value(json_object_get(block, "id"))
+								: "",
+							"name", name,
+							"input", json_is_object(input) ? json_incref((json_t *)input)
+										       : json_object()));
+		}
 	}
 	if (out->json) {
 		out->text = json_dumps(out->json, JSON_COMPACT | SL_JSON_REAL);
@@ -212,7 +308,7 @@ const struct ai_provider_type ai_anthropic_type = {
 	.external = true,
 	.keys = anthropic_keys,
 	.init_fn = anthropic_init,
-	.can_fn = NULL,
+	.can_fn = NULL, /* any task */
 	.call_fn = anthropic_call,
 	.free_fn = anthropic_free,
 };

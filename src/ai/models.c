@@ -68,6 +68,7 @@ const struct ai_provider_type *ai_provider_type_find(const char *name)
 static const char *const task_names[] = {
 	[SL_AI_CLASSIFY] = "classify", [SL_AI_EXTRACT] = "extract", [SL_AI_SUMMARIZE] = "summarize",
 	[SL_AI_DRAFT] = "draft",       [SL_AI_ROUTE] = "route",     [SL_AI_CHAT] = "chat",
+	[SL_AI_TOOL] = "tool",
 };
 
 const char *sl_ai_task_name(enum sl_ai_task t)

@@ -75,6 +75,19 @@ static json_t *request_body(const struct ai_call_in *in)
 {
 	json_t *b = json_pack("{s:s, s:O, s:i, s:i}", "model", in->model, "messages", in->messages, "max_tokens",
 			      in->max_tokens, "temperature", 0);
+	if (json_array_size(in->tools)) {
+		json_t *tools = json_array();
+		size_t i;
+		json_t *t;
+		json_array_foreach(in->tools, i, t) {
+			json_array_append_new(tools, json_pack("{s:s, s:{s:O, s:O, s:O}}", "type", "function", "function",
+							       "name", json_object_get(t, "name"), "description",
+							       json_object_get(t, "description"), "parameters",
+							       json_object_get(t, "parameters")));
+		}
+		json_object_set_new(b, "tools", tools);
+		json_object_set_new(b, "tool_choice", json_string("auto"));
+	}
 	if (in->schema) {
 		json_object_set_new(b, "response_format",
 				    json_pack("{s:s, s:{s:s, s:O, s:b}}", "type", "json_schema", "json_schema", "name",
@@ -92,6 +105,38 @@ static const char *error_message(const json_t *body)
 	return m ? m : json_string_value(e);
 }
 
+/* message.tool_calls [{id, function: {name, arguments: JSON text}}] into
+ * out->tool_calls [{id, name, input}]. Arguments that are not a JSON
+ * object are passed on as {} with the text kept: the engine reports the
+ * call back to the model as malformed. */
+static int openai_tool_calls(const json_t *calls, struct ai_call_out *out, struct sl_err *err)
+{
+	if (!json_array_size(calls))
+		return 0;
+	out->tool_calls = json_array();
+	size_t i;
+	json_t *c;
+	json_array_foreach(calls, i, c) {
+		const json_t *fn = json_object_get(c, "function");
+		const char *name = json_string_value(json_object_get(fn, "name"));
+		const char *args = json_string_value(json_object_get(fn, "arguments"));
+		const char *id = json_string_value(json_object_get(c, "id"));
+		if (!name)
+			return sl_err_set(err, SL_ESTEP, SL_CLASS_TRANSIENT, "openai: a tool call has no function name");
+		json_t *input = args ? json_loads(args, 0, NULL) : json_object();
+		json_t *tc = json_pack("{s:s, s:s}", "id", id ? id : "", "name", name);
+		if (json_is_object(input)) {
+			json_object_set_new(tc, "input", input);
+		} else {
+			json_decref(input);
+			json_object_set_new(tc, "input", json_object());
+			json_object_set_new(tc, "malformed", json_string(args ? args : ""));
+		}
+		json_array_append_new(out->tool_calls, tc);
+	}
+	return 0;
+}
+
 /* Reads a chat.completion answer into out. */
 int ai_openai_parse(const json_t *body, const struct ai_call_in *in, struct ai_call_out *out, struct sl_err *err)
 {
@@ -101,6 +146,8 @@ int ai_openai_parse(const json_t *body, const struct ai_call_in *in, struct ai_c
 		return sl_err_set(err, SL_ESTEP, SL_CLASS_TRANSIENT, "openai: the answer has no choices[0].message");
 	const char *content = json_string_value(json_object_get(msg, "content"));
 	const char *refusal = json_string_value(json_object_get(msg, "refusal"));
+	if (in->tools && openai_tool_calls(json_object_get(msg, "tool_calls"), out, err))
+		return err->code;
 	if (!content && refusal)
 		return sl_err_set(err, SL_ESTEP, SL_CLASS_PERMANENT, "openai: the model refused: %.200s", refusal);
 	const json_t *usage = json_object_get(body, "usage");

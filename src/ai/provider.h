@@ -35,6 +35,7 @@ struct ai_call_in {
 	const char *const *labels;
 	size_t nlabels;
 	const json_t *extract_schema;    /* extract: the contract document */
+	const json_t *tools;             /* tool: [{name, description, parameters}], or NULL */
 };
 
 struct ai_call_out {
@@ -43,6 +44,7 @@ struct ai_call_out {
 	double confidence;   /* -1: the model gives none */
 	int64_t tokens_in, tokens_out;
 	char finish[32];     /* "stop", "length", ... */
+	json_t *tool_calls;  /* owned: [{id, name, input}] when the model called tools, else NULL */
 };
 void ai_call_out_free(struct ai_call_out *o);
 

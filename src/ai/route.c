@@ -38,8 +38,10 @@ void ai_call_out_free(struct ai_call_out *o)
 {
 	free(o->text);
 	json_decref(o->json);
+	json_decref(o->tool_calls);
 	o->text = NULL;
 	o->json = NULL;
+	o->tool_calls = NULL;
 }
 
 /* ---- budgets ------------------------------------------------------------------------ */
@@ -276,7 +278,7 @@ static char *cache_key(const struct task_run *t, const struct ai_model *m, const
  * chat's messages, masked. */
 static char *record_input(const json_t *masked_messages, enum sl_ai_task task)
 {
-	if (task == SL_AI_CHAT)
+	if (task == SL_AI_CHAT || task == SL_AI_TOOL)
 		return json_dumps(masked_messages, JSON_COMPACT | SL_JSON_REAL);
 	const json_t *last = json_array_get(masked_messages, json_array_size(masked_messages) - 1);
 	return sl_strdup(json_string_value(json_object_get(last, "content")));
@@ -317,7 +319,8 @@ static int ask_model(struct task_run *t, size_t index)
 		return 0;
 	struct ai_mask *mask = ai_mask_new();
 	ai_mask_add_values(mask, rq->pii);
-	json_t *messages = rq->task == SL_AI_CHAT ? json_incref((json_t *)rq->messages) : ai_task_messages(rq, rq->prompt);
+	json_t *messages = rq->task == SL_AI_CHAT || rq->task == SL_AI_TOOL ? json_incref((json_t *)rq->messages)
+										: ai_task_messages(rq, rq->prompt);
 	json_t *masked = ai_mask_messages(mask, messages);
 	json_t *sent = p->external ? json_incref(masked) : json_incref(messages);
 	char *input = record_input(masked, rq->task);
@@ -326,7 +329,8 @@ static int ask_model(struct task_run *t, size_t index)
 	struct attempt a = {.route = t->route, .model = m, .prompt_hash = rq->prompt_hash, .input = input,
 			    .confidence = -1};
 	int settled = 0;
-	char *key = t->route->cache_ttl_ms > 0 ? cache_key(t, m, masked) : NULL;
+	/* a tool conversation reads live systems: its answers are not cached */
+	char *key = t->route->cache_ttl_ms > 0 && rq->task != SL_AI_TOOL ? cache_key(t, m, masked) : NULL;
 	json_t *hit = key ? ai_cache_get(t->ai->cache, key, sl_now_ms()) : NULL;
 	if (hit) {
 		double conf = json_is_number(json_object_get(hit, "confidence"))
@@ -376,6 +380,7 @@ static int ask_model(struct task_run *t, size_t index)
 			.labels = rq->labels,
 			.nlabels = rq->nlabels,
 			.extract_schema = rq->contract ? sl_schema_json(rq->contract) : NULL,
+			.tools = rq->tools,
 		};
 		struct ai_call_out out = {.confidence = -1};
 		int64_t t0 = sl_mono_ms();
@@ -504,7 +509,7 @@ int sl_ai_run(struct sl_ai *ai, const struct sl_ai_request *rq, struct sl_ai_res
 	if (!route)
 		return sl_err_set(err, SL_ENOTFOUND, SL_CLASS_PERMANENT, "no AI route named '%s' in models.yaml",
 				  rq->route ? rq->route : "");
-	if (rq->task == SL_AI_CHAT ? !json_is_array(rq->messages) : !rq->prompt)
+	if (rq->task == SL_AI_CHAT || rq->task == SL_AI_TOOL ? !json_is_array(rq->messages) : !rq->prompt)
 		return sl_err_set(err, SL_EINVAL, SL_CLASS_PERMANENT, "an AI task needs a prompt (chat: messages)");
 	struct task_run t = {.ai = ai, .rq = rq, .route = route, .schema = ai_task_schema(rq), .res = res,
 			     .best_conf = -1};

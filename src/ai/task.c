@@ -155,11 +155,32 @@ static int accept_extract(const struct sl_ai_request *rq, json_t *ans, json_t **
 	return 0;
 }
 
+/* A tool turn: the calls the model made, or its final answer (the text,
+ * and the object when the text is one: the step's contract checks it). */
+static int accept_tool(const struct ai_call_out *out, json_t **output, char *why, size_t cap)
+{
+	if (json_array_size(out->tool_calls)) {
+		*output = json_pack("{s:O}", "tool_calls", out->tool_calls);
+		return 0;
+	}
+	if (!out->text || !*out->text) {
+		snprintf(why, cap, "the answer is empty: call a tool or give the final answer");
+		return -1;
+	}
+	*output = json_pack("{s:s}", "text", out->text);
+	json_t *data = parse_object(out->text);
+	if (data)
+		json_object_set_new(*output, "data", data);
+	return 0;
+}
+
 int ai_task_accept(const struct sl_ai_request *rq, const struct ai_call_out *out, json_t **output,
 		   double *confidence, char *why, size_t cap)
 {
 	*output = NULL;
 	*confidence = -1;
+	if (rq->task == SL_AI_TOOL)
+		return accept_tool(out, output, why, cap);
 	if (rq->task == SL_AI_SUMMARIZE || rq->task == SL_AI_DRAFT || rq->task == SL_AI_CHAT) {
 		if (!out->text || !*out->text) {
 			snprintf(why, cap, "the answer is empty");

@@ -19,17 +19,24 @@ void help_check(FILE *out)
 		"Options:\n"
 		"  --secrets   also resolve env:NAME and file:PATH secrets (fails when one is\n"
 		"              missing); by default they are only checked to be references\n"
-		"  --json      print {\"ok\": bool, \"errors\": [{file, line, col, message}]}\n"
+		"  --json      print {\"ok\": bool, \"errors\": [{file, line, col, message}],\n"
+		"              \"warnings\": [...]} (warnings: policy rules that match nothing)\n"
 		"  -h, --help  this text\n");
 }
 
-static void print_json(const struct sl_diags *d)
+static json_t *diags_json(const struct sl_diags *d)
 {
-	json_t *errs = json_array();
+	json_t *out = json_array();
 	for (size_t i = 0; i < d->n; i++)
-		json_array_append_new(errs, json_pack("{s:s, s:i, s:i, s:s}", "file", d->v[i].file, "line",
-						      d->v[i].line, "col", d->v[i].col, "message", d->v[i].msg));
-	json_t *doc = json_pack("{s:b, s:o}", "ok", d->n == 0, "errors", errs);
+		json_array_append_new(out, json_pack("{s:s, s:i, s:i, s:s}", "file", d->v[i].file, "line",
+						     d->v[i].line, "col", d->v[i].col, "message", d->v[i].msg));
+	return out;
+}
+
+static void print_json(const struct sl_diags *d, const struct sl_diags *warnings)
+{
+	json_t *doc = json_pack("{s:b, s:o, s:o}", "ok", d->n == 0, "errors", diags_json(d), "warnings",
+				diags_json(warnings));
 	json_dumpf(doc, stdout, JSON_INDENT(2) | SL_JSON_REAL);
 	fputc('\n', stdout);
 	json_decref(doc);
@@ -57,12 +64,15 @@ int cmd_check(int argc, char **argv)
 	const char *dir = optind < argc ? argv[optind] : ".";
 
 	struct sl_project *p = NULL;
-	struct sl_diags diags = {0};
-	struct sl_load_opts lo = {.resolve_secrets = secrets};
+	struct sl_diags diags = {0}, warnings = {0};
+	struct sl_load_opts lo = {.resolve_secrets = secrets, .warnings = &warnings};
 	int rc = sl_project_load(dir, &lo, &p, &diags);
 	sl_diags_sort(&diags);
+	sl_diags_sort(&warnings);
+	if (!as_json && warnings.n) /* warnings do not fail the check */
+		sl_diags_print_level(stderr, &warnings, ".", cli_isatty(stderr), "warning");
 	if (as_json) {
-		print_json(&diags);
+		print_json(&diags, &warnings);
 	} else if (diags.n) {
 		sl_diags_print(stderr, &diags, ".", cli_isatty(stderr));
 		fprintf(stderr, "%zu error%s\n", diags.n, diags.n == 1 ? "" : "s");
@@ -76,6 +86,7 @@ int cmd_check(int argc, char **argv)
 	}
 	int exit_code = (rc == 0 && diags.n == 0) ? EXIT_OK : EXIT_FAIL;
 	sl_diags_free(&diags);
+	sl_diags_free(&warnings);
 	sl_project_free(p);
 	return exit_code;
 }

@@ -24,6 +24,7 @@
 #include "connector/connector.h"
 #include "contract/contract.h"
 #include "expr/expr.h"
+#include "gov/policy.h"
 #include "util/util.h"
 
 /* ---- YAML documents with positions --------------------------------------- */
@@ -80,8 +81,15 @@ struct sl_ai_step {
 	struct sl_schema *contract;    /* extract */
 	double min_confidence;         /* 0: none */
 	int max_tokens;                /* 0: the default */
-	char *role;                    /* autonomy level, "recommender" by default */
+	char *role;                    /* autonomy level's name ("recommender" by default) */
+	enum sl_autonomy autonomy;     /* `autonomy:` (alias `role:`); SL_AUTONOMY_DEFAULT when absent */
+	unsigned demote_on;            /* bits (1 << enum sl_signal): act one level lower while one holds */
+	int max_turns;                 /* tool: model turns at most (0: 5) */
 };
+
+/* The live signals an ai step's autonomy may follow (`demote_on:`). */
+enum sl_signal { SL_SIGNAL_DRIFT, SL_SIGNAL_SLO_BURN, SL_SIGNAL_BUDGET, SL_SIGNAL__COUNT };
+const char *sl_signal_name(enum sl_signal s);
 
 struct sl_step {
 	char *id;
@@ -139,6 +147,9 @@ struct sl_step {
 		int64_t timeout_ms;     /* 0: waits for ever */
 		char *on_timeout;       /* "escalate", "reject", "approve"; NULL with no timeout */
 	} approval;
+	/* `allow_actions:` (CONNECTOR.ACTION globs, NULL-terminated) that a
+	 * supervised ai step may lead to; NULL: the workflow's */
+	char **allow_actions;
 };
 
 enum sl_trigger_kind { SL_TRIGGER_NONE, SL_TRIGGER_WEBHOOK, SL_TRIGGER_EVENT, SL_TRIGGER_SCHEDULE, SL_TRIGGER_POLL,
@@ -205,6 +216,7 @@ struct sl_workflow {
 		double p95_ms, max_error_rate, max_review_rate, max_cost_usd;
 	} slo;
 	bool has_slo;
+	char **allow_actions; /* workflow-level `allow_actions:` (NULL-terminated), or NULL */
 };
 void sl_workflow_ref(struct sl_workflow *w);
 void sl_workflow_unref(struct sl_workflow *w);
@@ -255,10 +267,12 @@ struct sl_project {
 	/* policies.yaml's tenants: and principals: (src/gov/auth.h); never NULL
 	 * once loaded (no file: one tenant "default", no principals) */
 	struct sl_principals *principals;
+	struct sl_policy *policy; /* policies.yaml rules (never NULL once loaded; empty without the file) */
 };
 
 struct sl_load_opts {
 	bool resolve_secrets; /* false under `sluice check` */
+	struct sl_diags *warnings; /* where warnings go (policy rules that match nothing); NULL: dropped */
 };
 
 /* Loads and checks DIR. Every problem goes to diags. Returns 0 and a project
@@ -282,6 +296,8 @@ struct sl_workflow *sl_workflow_compile(const struct sl_project *p, const char *
  * user gave it, DIR/workflows/x.yaml). The value of a key that names a
  * secret (hmac_secret, token, password, ...) is shown as stars. */
 void sl_diags_print(FILE *f, const struct sl_diags *d, const char *base_dir, bool color);
+/* The same with another word than "error" ("warning"). */
+void sl_diags_print_level(FILE *f, const struct sl_diags *d, const char *base_dir, bool color, const char *level);
 
 /* The key tables of each block, for docs (NULL-name terminated). */
 extern const struct sl_conf_key sl_settings_keys[];

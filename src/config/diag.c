@@ -149,17 +149,18 @@ static void print_caret(FILE *f, const char *line, int col, int width, bool colo
 	fprintf(f, "%s^%s\n", color ? C_GREEN : "", color ? C_RESET : "");
 }
 
-static void print_one(FILE *f, const struct sl_diag *g, struct src_cache *cache, const char *base_dir, bool color)
+static void print_one(FILE *f, const struct sl_diag *g, struct src_cache *cache, const char *base_dir, bool color,
+		      const char *level)
 {
 	const char *b = color ? C_BOLD : "", *r = color ? C_RED : "", *z = color ? C_RESET : "";
 	if (!g->file[0])
-		fprintf(f, "%serror:%s %s\n", r, z, g->msg);
+		fprintf(f, "%s%s:%s %s\n", r, level, z, g->msg);
 	else if (g->line <= 0)
-		fprintf(f, "%s%s:%s %serror:%s %s\n", b, g->file, z, r, z, g->msg);
+		fprintf(f, "%s%s:%s %s%s:%s %s\n", b, g->file, z, r, level, z, g->msg);
 	else if (g->col <= 0)
-		fprintf(f, "%s%s:%d:%s %serror:%s %s\n", b, g->file, g->line, z, r, z, g->msg);
+		fprintf(f, "%s%s:%d:%s %s%s:%s %s\n", b, g->file, g->line, z, r, level, z, g->msg);
 	else
-		fprintf(f, "%s%s:%d:%d:%s %serror:%s %s\n", b, g->file, g->line, g->col, z, r, z, g->msg);
+		fprintf(f, "%s%s:%d:%d:%s %s%s:%s %s\n", b, g->file, g->line, g->col, z, r, level, z, g->msg);
 	if (!g->file[0] || g->line <= 0)
 		return;
 	const char *text = cache_get(cache, base_dir, g->file);
@@ -177,9 +178,14 @@ static void print_one(FILE *f, const struct sl_diag *g, struct src_cache *cache,
 
 void sl_diags_print(FILE *f, const struct sl_diags *d, const char *base_dir, bool color)
 {
+	sl_diags_print_level(f, d, base_dir, color, "error");
+}
+
+void sl_diags_print_level(FILE *f, const struct sl_diags *d, const char *base_dir, bool color, const char *level)
+{
 	struct src_cache cache = {0};
 	for (size_t i = 0; d && i < d->n; i++)
-		print_one(f, &d->v[i], &cache, base_dir, color);
+		print_one(f, &d->v[i], &cache, base_dir, color, level);
 	free(cache.path);
 	free(cache.text);
 }

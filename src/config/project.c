@@ -480,11 +480,103 @@ static void load_models(struct loader *L)
 	free(shown);
 }
 
-/* ---- policies.yaml: tenants and principals ------------------------------------------------------- */
+/* ---- policies.yaml (rules:) ------------------------------------------------------------------------ */
 
-/* The principals and tenants (src/gov/principals.c); a project without
- * policies.yaml has one tenant, "default", and no principals. The file's
- * other keys (rules:) are the policy engine's. */
+struct warn_to {
+	struct sl_diags *d;
+	const char *file;
+};
+
+static void policy_warn(void *ud, int line, int col, const char *msg)
+{
+	struct warn_to *w = ud;
+	if (w->d)
+		sl_diags_add(w->d, w->file, line, col, "%s", msg);
+}
+
+static void add_name(json_t *set, const char *name)
+{
+	json_object_set_new(set, name, json_true());
+}
+
+static void contract_fields(json_t *set, const json_t *schema, int depth)
+{
+	if (depth > 32 || !json_is_object(schema))
+		return;
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(schema, "properties"), k, v) {
+		add_name(set, k);
+		contract_fields(set, v, depth + 1);
+	}
+	contract_fields(set, json_object_get(schema, "items"), depth + 1);
+	json_object_foreach(json_object_get(schema, "$defs"), k, v) contract_fields(set, v, depth + 1);
+}
+
+/* The keys of set as a NULL-terminated array borrowing them. */
+static const char **set_names(const json_t *set)
+{
+	const char **v = sl_xcalloc(json_object_size(set) + 1, sizeof *v);
+	size_t n = 0;
+	const char *k;
+	json_t *x;
+	json_object_foreach((json_t *)set, k, x) v[n++] = k;
+	return v;
+}
+
+/* Rules that can apply to nothing the project has are warnings: the
+ * project still runs, but a misspelt action leaves a rule without teeth. */
+static void check_policy_unused(struct loader *L, const char *file)
+{
+	struct sl_project *p = L->p;
+	json_t *actions = json_object(), *workflows = json_object(), *agents = json_object(), *fields = json_object();
+	for (size_t i = 0; i < p->nconnectors; i++)
+		for (size_t j = 0; j < p->connectors[i]->nactions; j++) {
+			char buf[512];
+			snprintf(buf, sizeof buf, "%s.%s", p->connectors[i]->name, p->connectors[i]->actions[j].name);
+			add_name(actions, buf);
+		}
+	for (size_t i = 0; i < p->nworkflows; i++) {
+		const struct sl_workflow *w = p->workflows[i];
+		add_name(workflows, w->name);
+		for (size_t j = 0; j < w->nsteps; j++)
+			if (w->steps[j].kind == SL_STEP_AI) {
+				char buf[512];
+				snprintf(buf, sizeof buf, "%s/%s", w->name, w->steps[j].id);
+				add_name(agents, buf);
+			}
+	}
+	for (const char *const *ids = sl_contracts_ids(p->contracts); ids && *ids; ids++)
+		contract_fields(fields, sl_schema_json(sl_contracts_get(p->contracts, *ids)), 0);
+	const char **a = set_names(actions), **w = set_names(workflows), **g = set_names(agents),
+		   **f = set_names(fields);
+	struct sl_policy_universe u = {.actions = a, .workflows = w, .agents = g, .fields = f};
+	struct warn_to wt = {.d = L->opts ? L->opts->warnings : NULL, .file = file};
+	sl_policy_check_unused(p->policy, &u, policy_warn, &wt);
+	free(a);
+	free(w);
+	free(g);
+	free(f);
+	json_decref(actions);
+	json_decref(workflows);
+	json_decref(agents);
+	json_decref(fields);
+}
+
+/* policies.yaml: the tenants and principals (src/gov/principals.c) and the
+ * policy rules (src/gov/policy.c). Without the file: one tenant, "default",
+ * no principals, and an empty policy (everything allowed but what autonomy
+ * levels hold back). Each parser checks its own keys; the top level is
+ * checked here, so a misspelt section is not silently ignored. Loaded after
+ * the workflows: rules that match nothing they have are warnings. */
+static const struct sl_conf_key policies_file_keys[] = {
+	{"tenants", SL_CONF_ANY, false, "the tenants principals belong to"},
+	{"principals", SL_CONF_ARRAY, false, "users, services and AI agents: name, kind, tenant, role"},
+	{"rules", SL_CONF_ARRAY, false, "policy rules: who may read, suggest, write or trigger what"},
+	{"default", SL_CONF_ANY, false, "the decision when no rule matches"},
+	{NULL, 0, false, NULL},
+};
+
 static void load_policies(struct loader *L)
 {
 	struct sl_project *p = L->p;
@@ -510,7 +602,12 @@ static void load_policies(struct loader *L)
 		.locate_fn = conn_locate,
 		.ud = &cf,
 	};
+	if (json_is_object(doc))
+		conf_check_keys(&cf, doc, "", "policies.yaml", policies_file_keys);
 	p->principals = sl_principals_parse(json_is_object(doc) ? doc : NULL, &ctx);
+	p->policy = sl_policy_parse(doc, &ctx);
+	if (exists && ctx.nerrors == 0)
+		check_policy_unused(L, cf.file);
 	json_decref(doc);
 	sl_locmap_free(locs);
 	free(text);
@@ -719,8 +816,8 @@ int sl_project_load(const char *dir, const struct sl_load_opts *opts, struct sl_
 	load_connectors(&L);
 	load_prompts(&L);
 	load_models(&L);
-	load_policies(&L);
 	load_workflows(&L);
+	load_policies(&L);
 	check_duplicates(&L);
 	check_cycles(&L);
 	loader_free(&L);
@@ -745,6 +842,7 @@ void sl_project_free(struct sl_project *p)
 	sl_contracts_free(p->contracts);
 	sl_ai_free(p->ai);
 	sl_principals_free(p->principals);
+	sl_policy_free(p->policy);
 	json_decref(p->broken_routes);
 	for (size_t i = 0; i < p->nprompts; i++) {
 		free(p->prompts[i].name);

@@ -28,6 +28,7 @@ const struct sl_conf_key sl_workflow_keys[] = {
 	{"slo", SL_CONF_OBJECT, false, "service level objectives: p95_ms, max_error_rate, max_review_rate, max_cost_usd"},
 	{"reviewers", SL_CONF_ARRAY, false, "who decides this workflow's approvals and reviews by default: principals and role:NAME (default [role:operator])"},
 	{"steps", SL_CONF_ARRAY, true, "the steps, run in order; at least one"},
+	{"allow_actions", SL_CONF_ARRAY, false, "CONNECTOR.ACTION globs a supervised ai step may lead to (when the step names none)"},
 	{NULL, 0, false, NULL},
 };
 
@@ -127,7 +128,7 @@ const struct sl_conf_key sl_compensate_keys[] = {
 };
 
 const struct sl_conf_key sl_ai_step_keys[] = {
-	{"task", SL_CONF_STRING, true, "classify, extract, summarize, draft or route"},
+	{"task", SL_CONF_STRING, true, "classify, extract, summarize, draft, route or tool"},
 	{"route", SL_CONF_STRING, true, "a route of models.yaml: the models asked, in order"},
 	{"input", SL_CONF_JQ, true, "jq giving the text the task reads (a string; another value is sent as JSON)"},
 	{"prompt", SL_CONF_STRING, false, "a template prompts/NAME.md with {{input}}, {{labels}} and {{vars}}; default: the input alone"},
@@ -136,7 +137,11 @@ const struct sl_conf_key sl_ai_step_keys[] = {
 	{"contract", SL_CONF_STRING, false, "extract: the contract id (NAME@VERSION) the answer must meet"},
 	{"min_confidence", SL_CONF_ANY, false, "0..1: a less confident answer goes to review"},
 	{"max_tokens", SL_CONF_INT, false, "the most tokens an answer may take (default 512)"},
-	{"role", SL_CONF_STRING, false, "autonomy: assistant, recommender (default), drafting, supervised or autonomous"},
+	{"autonomy", SL_CONF_STRING, false, "assistant, recommender (default), drafting, supervised or autonomous"},
+	{"role", SL_CONF_STRING, false, "the former name of autonomy"},
+	{"demote_on", SL_CONF_ARRAY, false, "signals (drift, slo_burn, budget) that make the step act one autonomy level lower while they hold"},
+	{"allow_actions", SL_CONF_ARRAY, false, "CONNECTOR.ACTION globs this step may lead to when supervised (tool: the tools offered); default: the workflow's"},
+	{"max_turns", SL_CONF_INT, false, "tool: model turns at most, 1..20 (default 5)"},
 	{NULL, 0, false, NULL},
 };
 
@@ -869,7 +874,99 @@ static void parse_compensate(struct wfb *b, struct sl_step *st, size_t i, const 
 	resolve_call(b, target, tptr, &st->comp_connector, &st->comp_action);
 }
 
-static const char *const ai_roles[] = {"assistant", "recommender", "drafting", "supervised", "autonomous", NULL};
+static const char *const signal_names[] = {"drift", "slo_burn", "budget", NULL};
+
+const char *sl_signal_name(enum sl_signal sig)
+{
+	return (unsigned)sig < SL_SIGNAL__COUNT ? signal_names[sig] : "?";
+}
+
+/* `autonomy:` (or its former name `role:`): how far the step's answers may
+ * go without a person (docs/reference/policy.md). */
+static void parse_autonomy(struct wfb *b, struct sl_ai_step *a, const json_t *v, const char *ptr)
+{
+	const char *key = json_object_get(v, "autonomy") ? "autonomy" : "role";
+	const char *level = conf_str(v, key, NULL);
+	char p[CONF_PTR_MAX];
+	conf_ptr(p, ptr, key);
+	if (json_object_get(v, "autonomy") && json_object_get(v, "role"))
+		conf_err_key(b->cf, p, "give autonomy or role (its former name), not both");
+	a->autonomy = SL_AUTONOMY_DEFAULT;
+	if (!level)
+		return;
+	int lv = sl_autonomy_parse(level);
+	if (lv < 0)
+		conf_err(b->cf, p, "unknown %s '%s' (assistant, recommender, drafting, supervised, autonomous)", key,
+			 level);
+	else
+		a->autonomy = (enum sl_autonomy)lv;
+	free(a->role);
+	a->role = sl_strdup(level);
+}
+
+static void parse_demote_on(struct wfb *b, struct sl_ai_step *a, const json_t *v, const char *ptr)
+{
+	size_t i;
+	const json_t *e;
+	json_array_foreach(v, i, e) {
+		char p[CONF_PTR_MAX], q[CONF_PTR_MAX];
+		conf_ptr(q, ptr, "demote_on");
+		conf_ptr_index(p, q, i);
+		int k = -1;
+		for (int j = 0; json_is_string(e) && signal_names[j]; j++)
+			if (strcmp(signal_names[j], json_string_value(e)) == 0)
+				k = j;
+		if (k < 0)
+			conf_err(b->cf, p, "demote_on: '%s' is not a signal (drift, slo_burn, budget)",
+				 json_is_string(e) ? json_string_value(e) : conf_kind(e));
+		else
+			a->demote_on |= 1u << k;
+	}
+}
+
+/* A list of CONNECTOR.ACTION globs (NULL-terminated, owned); NULL when
+ * absent. A glob that names no action of the project is an error: an
+ * allowlist entry that can never allow anything is a typo. */
+static char **parse_allow_actions(struct wfb *b, const json_t *v, const char *ptr)
+{
+	if (!json_is_array(v))
+		return NULL;
+	char **out = sl_xcalloc(json_array_size(v) + 1, sizeof *out);
+	size_t i, n = 0;
+	const json_t *e;
+	json_array_foreach(v, i, e) {
+		char p[CONF_PTR_MAX];
+		conf_ptr_index(p, ptr, i);
+		const char *g = json_string_value(e);
+		if (!g || !*g) {
+			conf_err(b->cf, p, "allow_actions entries are CONNECTOR.ACTION globs");
+			continue;
+		}
+		out[n++] = sl_strdup(g);
+		bool hit = !b->env->p || strchr(g, '*') || strchr(g, '?');
+		const char *dot = strchr(g, '.');
+		if (!hit && dot) {
+			char cname[256];
+			snprintf(cname, sizeof cname, "%.*s", (int)(dot - g), g);
+			const struct sl_connector *c = sl_project_connector(b->env->p, cname);
+			for (size_t j = 0; c && j < c->nactions; j++)
+				hit = hit || strcmp(c->actions[j].name, dot + 1) == 0;
+			/* a connector that failed to load was reported already */
+			for (const char *const *br = b->env->broken_connectors; !hit && br && *br; br++)
+				hit = strcmp(*br, cname) == 0;
+		}
+		if (!hit)
+			conf_err(b->cf, p, "allow_actions: no connector action '%s'", g);
+	}
+	return out;
+}
+
+static void strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
 
 static void ai_labels(struct wfb *b, struct sl_ai_step *a, const json_t *labels, const char *ptr)
 {
@@ -922,6 +1019,7 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 {
 	struct sl_ai_step *a = &st->ai;
 	a->role = sl_strdup("recommender");
+	a->autonomy = SL_AUTONOMY_DEFAULT;
 	if (!json_is_object(v))
 		return; /* the key check said what it wants */
 	conf_check_keys(b->cf, v, ptr, "ai", sl_ai_step_keys);
@@ -930,7 +1028,7 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 	conf_ptr(p, ptr, "task");
 	int t = sl_ai_task_parse(task);
 	if (task && t < 0)
-		conf_err(b->cf, p, "unknown ai task '%s' (classify, extract, summarize, draft, route)", task);
+		conf_err(b->cf, p, "unknown ai task '%s' (classify, extract, summarize, draft, route, tool)", task);
 	a->task = t < 0 ? SL_AI_CLASSIFY : (enum sl_ai_task)t;
 	const char *route = conf_str(v, "route", NULL);
 	conf_ptr(p, ptr, "route");
@@ -946,8 +1044,9 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 			else
 				conf_err(b->cf, p, "no route '%s' in models.yaml", route);
 		} else if (!broken && b->env->p && t >= 0 && !sl_ai_route_can(ai, route, a->task)) {
-			conf_err(b->cf, p, "route '%s' has no model that can %s (local models classify and extract)",
-				 route, task);
+			conf_err(b->cf, p, "route '%s' has no model that can %s (%s)", route, task,
+				 a->task == SL_AI_TOOL ? "tool steps need a provider of type openai"
+						       : "local models classify and extract");
 		}
 	}
 	char what[NAME_MAX_LEN + 32];
@@ -985,18 +1084,19 @@ static void parse_ai(struct wfb *b, struct sl_step *st, size_t i, const json_t *
 	if (mt && !(json_is_integer(mt) && json_integer_value(mt) >= 1 && json_integer_value(mt) <= 100000))
 		conf_err(b->cf, p, "max_tokens wants a number from 1 to 100000");
 	a->max_tokens = json_is_integer(mt) ? (int)json_integer_value(mt) : 0;
-	const char *role = conf_str(v, "role", NULL);
-	conf_ptr(p, ptr, "role");
-	if (role) {
-		const char *const *r = ai_roles;
-		while (*r && strcmp(*r, role) != 0)
-			r++;
-		if (!*r)
-			conf_err(b->cf, p, "unknown role '%s' (assistant, recommender, drafting, supervised, autonomous)",
-				 role);
-		free(a->role);
-		a->role = sl_strdup(role);
-	}
+	parse_autonomy(b, a, v, ptr);
+	parse_demote_on(b, a, json_object_get(v, "demote_on"), ptr);
+	conf_ptr(p, ptr, "allow_actions");
+	st->allow_actions = parse_allow_actions(b, json_object_get(v, "allow_actions"), p);
+	const json_t *turns = json_object_get(v, "max_turns");
+	conf_ptr(p, ptr, "max_turns");
+	if (turns && !(json_is_integer(turns) && json_integer_value(turns) >= 1 && json_integer_value(turns) <= 20))
+		conf_err(b->cf, p, "max_turns wants a number from 1 to 20");
+	else if (turns && a->task != SL_AI_TOOL)
+		conf_err_key(b->cf, p, "max_turns is for task tool, not %s", task ? task : "this task");
+	a->max_turns = json_is_integer(turns) ? (int)json_integer_value(turns) : 0;
+	if (a->task == SL_AI_TOOL && !st->allow_actions && !b->w->allow_actions)
+		conf_err(b->cf, ptr, "a tool step wants allow_actions: the connector actions it may call (here or on the workflow)");
 	const char *prompt = conf_str(v, "prompt", NULL);
 	conf_ptr(p, ptr, "prompt");
 	if (prompt) {
@@ -1394,6 +1494,7 @@ struct sl_workflow *wf_build(const struct wf_env *env, struct conf_file *cf, con
 		parse_trigger(&b, tr);
 	parse_input_contract(&b, doc);
 	parse_slo(&b, json_object_get(doc, "slo"));
+	b.w->allow_actions = parse_allow_actions(&b, json_object_get(doc, "allow_actions"), "/allow_actions");
 	parse_steps(&b, json_object_get(doc, "steps"));
 	w->reviewers = reviewer_list(&b, json_object_get(doc, "reviewers"), "/reviewers");
 	const json_t *out = json_object_get(doc, "output");
@@ -1455,6 +1556,7 @@ static void step_free(struct sl_step *st)
 	json_decref(st->approval.escalate_to);
 	sl_expr_free(st->approval.evidence);
 	free(st->approval.on_timeout);
+	strv_free(st->allow_actions);
 }
 
 void sl_workflow_unref(struct sl_workflow *w)
@@ -1485,6 +1587,7 @@ void sl_workflow_unref(struct sl_workflow *w)
 	free(w->digest);
 	free(w->owner);
 	free(w->description);
+	strv_free(w->allow_actions);
 	free(w);
 }
 

@@ -396,6 +396,8 @@ int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run
 	if (!input)
 		input = empty = json_object();
 	int rc = engine_check_input(w, input, err);
+	if (!rc)
+		rc = gate_trigger(e, w, st, input, err);
 	if (!rc) {
 		/* The correlation id is chosen here so the audit entry holds it. */
 		char corr[SL_ID_MAX];

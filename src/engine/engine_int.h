@@ -100,6 +100,7 @@ struct outcome {
 	bool apr_escalated;             /* a timeout escalated it */
 	bool approved;                  /* this execution runs on an approved or edited decision */
 	json_t *apr_final;              /* an edited decision on a gated call: the action's input */
+	json_t *apr_doc;                /* the decision this execution consumed (gate_approval) */
 };
 
 /* What a gate asks a person to decide (DESIGN.md §7). Every gate parks the
@@ -167,5 +168,67 @@ void step_apply(struct slot *s, const struct outcome *o);
 void outcome_free(struct outcome *o);
 /* Adds an audit entry (taken) to the outcome's commit. */
 void outcome_audit(struct outcome *o, json_t *entry);
+
+/* ai steps (step.c), shared with the tool loop (tool.c) */
+/* The run context without the fields read rules deny to st. Owned. */
+json_t *step_ai_context(struct sl_engine *e, const struct slot *s, const struct sl_step *st);
+/* st's prompt rendered over context with {{input}}. Owned, or NULL with err. */
+char *step_ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *context, const json_t *input,
+		     struct sl_err *err);
+void step_audit_ai(struct outcome *o, const struct slot *s, const struct sl_step *st, const struct sl_ai_result *res,
+		   int rc, const struct sl_err *err);
+struct gate;
+/* A step.write entry for a call with a downstream effect (g: the decision
+ * that let it through, may be NULL). */
+void step_audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
+		     const struct sl_connector *conn, const struct sl_action *act, const char *key, int rc,
+		     const struct sl_err *err, int status, bool compensate, const struct gate *g);
+/* tool.c: an `ai: {task: tool}` step's bounded loop of model tool calls.
+ * Returns 0 (*out: the answer), a negative code, or 1 when writes the
+ * model asked for wait for a person: *out is the proposal {calls, answer},
+ * *evidence {kind, reason, reviewers, tools, ...}. Run again after a
+ * decision, it makes the approved calls instead of asking the model. */
+int step_exec_tool(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st, json_t **out,
+		   json_t **evidence, struct sl_err *err);
+
+/* ---- governance before effects (gate.c) ---------------------------------------- */
+
+enum gate_verdict { GATE_GO, GATE_DENY, GATE_PARK };
+struct gate {
+	enum gate_verdict verdict;
+	struct sl_err err;       /* GATE_DENY: class policy, the message names the rule */
+	const char *rule;        /* the deciding rule's id ("default", "autonomy", "approval"); borrowed */
+	const char *decision;    /* "allow", "deny", "require_approval" */
+	const char *kind;        /* GATE_PARK: "policy" or "autonomy" */
+	char reason[512];
+	json_t *checks;          /* owned: the policy checks made ({rule, decision} ...) */
+	json_t *reviewers;       /* owned or NULL */
+	json_t *evidence;        /* owned: what a reviewer needs (ai outputs, checks) */
+	const char *approval_id; /* borrowed from the run context when an approval let it through */
+};
+void gate_free(struct gate *g);
+/* The decision for step_id: the one this execution consumed
+ * (approval_consume keeps it in o), else the run's context._approvals
+ * entry, or NULL: {"id", "decision": approved|edited|rejected|expired,
+ * "final", "by", "reason"}. */
+const json_t *gate_approval(const struct slot *s, const struct outcome *o, const char *step_id);
+/* Decides whether the call of act (by step st, with *input) may run now:
+ * policy rules, then the autonomy of the ai steps that came before it in
+ * the run. An approval already given (gate_approval) lets it through; an
+ * edited one replaces *input with the approved value. Audits denials and
+ * approval requests into o. tool_of: the tool step making the call, or
+ * NULL for a call step. */
+void gate_call(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
+	       const struct sl_step *tool_of, const struct sl_connector *conn, const struct sl_action *act,
+	       json_t **input, struct gate *g);
+/* `trigger` rules before a run is created: 0, or a policy-class error (a
+ * require_approval rule refuses too: no run exists to wait). A refusal is
+ * audited in its own transaction. */
+int gate_trigger(struct sl_engine *e, const struct sl_workflow *w, const struct sl_start *st, const json_t *input,
+		 struct sl_err *err);
+/* `suggest` rules before an ai step asks its model: 0 (go), 1 (the answer
+ * goes to review; why says so), or a policy-class error. Audited into o. */
+int gate_suggest(struct sl_engine *e, const struct slot *s, struct outcome *o, const struct sl_step *st,
+		 struct sl_err *err, char *why, size_t cap);
 
 #endif

@@ -29,6 +29,7 @@ void outcome_free(struct outcome *o)
 	json_decref(o->spawn_audit);
 	json_decref(o->apr_hold);
 	json_decref(o->apr_final);
+	json_decref(o->apr_doc);
 	free(o->apr_kind);
 	free(o->att_step_id);
 	free(o->att_error);
@@ -267,9 +268,9 @@ static void fail_step(struct sl_engine *e, struct slot *s, struct outcome *o, co
 
 /* A call with a downstream effect (write, delete) is audited, each
  * attempt, whatever its outcome: a failed write may still have landed. */
-static void audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
+void step_audit_call(struct outcome *o, const struct slot *s, const struct sl_step *st,
 		       const struct sl_connector *conn, const struct sl_action *act, const char *key, int rc,
-		       const struct sl_err *err, int status, bool compensate)
+		       const struct sl_err *err, int status, bool compensate, const struct gate *g)
 {
 	if (act->effect != SL_EFFECT_WRITE && act->effect != SL_EFFECT_DELETE)
 		return;
@@ -291,14 +292,29 @@ static void audit_call(struct outcome *o, const struct slot *s, const struct sl_
 	ae.target.kind = "connector";
 	ae.target.id = conn->name;
 	ae.effect = effect;
+	if (g) { /* the decision that let it through */
+		ae.policy.rule = g->rule;
+		ae.policy.decision = g->decision;
+		ae.approval_id = g->approval_id;
+	}
 	outcome_audit(o, sl_audit_entry_json(&ae));
 	json_decref(effect);
 }
 
-static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st, struct sl_connector *conn,
-		     const struct sl_action *act, struct sl_expr *with, const json_t *default_input,
-		     const char *key_suffix, const char *content_type, json_t **out, json_t **evidence,
-		     struct sl_err *err)
+/* The evidence of a call the gate refused: what was proposed and why. */
+static json_t *denial_evidence(const json_t *input, const struct sl_action *act, const char *key, const struct gate *g)
+{
+	return json_pack("{s:O, s:s, s:s, s:{s:s, s:s, s:s, s:o}}", "input", input ? input : json_null(), "action",
+			 act->name, "idempotency_key", key ? key : "", "policy", "rule", g->rule, "decision",
+			 g->decision, "reason", g->reason, "checks", g->checks ? json_incref(g->checks) : json_array());
+}
+
+/* Returns 0 (done: *out), a negative code (err, *evidence), or 1 when the
+ * gate (g not NULL: a forward call) parked it for approval: g says why. */
+static int exec_call(struct sl_engine *e, struct outcome *o, struct slot *s, const struct sl_step *st,
+		     struct sl_connector *conn, const struct sl_action *act, struct sl_expr *with,
+		     const json_t *default_input, const char *key_suffix, const char *content_type, json_t **out,
+		     json_t **evidence, struct gate *g, json_t **parked_input, struct sl_err *err)
 {
 	json_t *input = NULL;
 	if (with) {
@@ -317,6 +333,21 @@ static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st
 		/* Stable across retries, crashes and replays of this run. */
 		key = sl_asprintf("%s:%s%s", s->run.id, st->id, key_suffix ? key_suffix : "");
 	}
+	if (g) {
+		gate_call(e, s, o, st, NULL, conn, act, &input, g);
+		if (g->verdict == GATE_DENY) {
+			*err = g->err;
+			*evidence = denial_evidence(input, act, key, g);
+			json_decref(input);
+			free(key);
+			return err->code;
+		}
+		if (g->verdict == GATE_PARK) {
+			*parked_input = input;
+			free(key);
+			return 1;
+		}
+	}
 	struct sl_call call = {
 		.input = input,
 		.idempotency_key = key,
@@ -328,7 +359,7 @@ static int exec_call(struct outcome *o, struct slot *s, const struct sl_step *st
 	};
 	struct sl_call_result res = {0};
 	int rc = sl_connector_call(conn, act, &call, &res, err);
-	audit_call(o, s, st, conn, act, key, rc, err, res.status, key_suffix != NULL);
+	step_audit_call(o, s, st, conn, act, key, rc, err, res.status, key_suffix != NULL, g);
 	if (rc) {
 		*evidence = json_pack("{s:O, s:s, s:s}", "input", input, "action", act->name, "idempotency_key", key);
 		if (err->http_status)
@@ -421,7 +452,8 @@ static int exec_emit_stream(struct slot *s, struct outcome *o, const struct sl_s
 	char *source = sl_asprintf("sluice/%s", s->run.workflow);
 	char *type = st->emit_type ? sl_strdup(st->emit_type) : sl_asprintf("sluice.%s.%s", s->run.workflow, st->id);
 	json_t *ev = sl_cloudevent_new(id, source, type, payload);
-	int rc = exec_call(o, s, st, st->emit_connector, st->emit_action, NULL, ev, NULL, NULL, out, evidence, err);
+	int rc = exec_call(NULL, o, s, st, st->emit_connector, st->emit_action, NULL, ev, NULL, NULL, out, evidence, NULL,
+			   NULL, err);
 	json_decref(ev);
 	json_decref(payload);
 	free(id);
@@ -444,8 +476,8 @@ static int emit_to_sink(struct outcome *o, struct slot *s, const struct sl_step 
 	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "specversion", "1.0", "id", id, "source", source,
 			       "type", st->topic, "time", ts, "datacontenttype", "application/json", "data", payload);
 	json_t *answer = NULL;
-	int rc = exec_call(o, s, st, st->sink_connector, st->sink_action, NULL, ev, NULL,
-			   "application/cloudevents+json", &answer, evidence, err);
+	int rc = exec_call(NULL, o, s, st, st->sink_connector, st->sink_action, NULL, ev, NULL,
+			   "application/cloudevents+json", &answer, evidence, NULL, NULL, err);
 	json_decref(answer);
 	json_decref(ev);
 	free(source);
@@ -532,7 +564,8 @@ static int exec_emit(struct sl_engine *e, struct slot *s, struct outcome *o, con
 
 /* The prompt of an ai step: its template rendered with {{input}},
  * {{labels}} and the vars, or the input text alone. */
-static char *ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *input, struct sl_err *err)
+char *step_ai_prompt(const struct slot *s, const struct sl_step *st, const json_t *context, const json_t *input,
+		       struct sl_err *err)
 {
 	const struct sl_ai_step *a = &st->ai;
 	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
@@ -541,7 +574,7 @@ static char *ai_prompt(const struct slot *s, const struct sl_step *st, const jso
 		return text;
 	json_t *vars = NULL;
 	if (a->vars) {
-		if (sl_expr_eval(a->vars, s->run.context, &vars, err)) {
+		if (sl_expr_eval(a->vars, context, &vars, err)) {
 			free(text);
 			return NULL;
 		}
@@ -567,10 +600,30 @@ static char *ai_prompt(const struct slot *s, const struct sl_step *st, const jso
 	return prompt;
 }
 
+/* What an ai step may read: the run context without the fields that
+ * `read` rules deny to it (policies.yaml fields:). Owned. */
+json_t *step_ai_context(struct sl_engine *e, const struct slot *s, const struct sl_step *st)
+{
+	char *names[3] = {sl_asprintf("agent:%s/%s", s->run.workflow, st->id), sl_asprintf("workflow:%s", s->run.workflow),
+			  NULL};
+	struct sl_policy_subject subj = {(const char *const *)names};
+	json_t *deny = sl_policy_denied_fields(e->project->policy, &subj, NULL);
+	free(names[0]);
+	free(names[1]);
+	if (json_array_size(deny) == 0) {
+		json_decref(deny);
+		return json_incref(s->run.context);
+	}
+	json_t *ctx = json_deep_copy(s->run.context);
+	sl_policy_strip_fields(ctx, deny);
+	json_decref(deny);
+	return ctx;
+}
+
 /* One ai.call entry per ai step attempt: which model answered, the
  * prompt's hash, what it cost (integer micro-USD: no float in the chain),
  * and how it ended. The calls themselves are in ai_calls. */
-static void audit_ai(struct outcome *o, const struct slot *s, const struct sl_step *st,
+void step_audit_ai(struct outcome *o, const struct slot *s, const struct sl_step *st,
 		     const struct sl_ai_result *res, int rc, const struct sl_err *err)
 {
 	const struct sl_ai_step *a = &st->ai;
@@ -631,10 +684,21 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 {
 	const struct sl_ai_step *a = &st->ai;
 	*review = false;
+	char why[256];
+	int sg = gate_suggest(e, s, o, st, err, why, sizeof why);
+	if (sg < 0)
+		return sg;
+	if (a->task == SL_AI_TOOL)
+		return step_exec_tool(e, s, o, st, out, evidence, err);
 	json_t *input = NULL;
-	if (sl_expr_eval(a->input, s->run.context, &input, err))
+	json_t *seen = step_ai_context(e, s, st);
+	int erc = sl_expr_eval(a->input, seen, &input, err);
+	if (erc) {
+		json_decref(seen);
 		return err->code;
-	char *prompt = ai_prompt(s, st, input, err);
+	}
+	char *prompt = step_ai_prompt(s, st, seen, input, err);
+	json_decref(seen);
 	/* local models read the input itself, not the prompt around it */
 	char *text = json_is_string(input) ? sl_strdup(json_string_value(input))
 					   : json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_REAL);
@@ -671,14 +735,18 @@ static int exec_ai(struct sl_engine *e, struct slot *s, struct outcome *o, const
 		o->c.ai_calls = o->ai_calls;
 		o->c.ai_step_id = st->id;
 	}
-	audit_ai(o, s, st, &res, rc, err);
+	step_audit_ai(o, s, st, &res, rc, err);
 	if (rc) {
 		*evidence = json_pack("{s:s, s:O}", "route", a->route, "calls", res.calls);
 		sl_ai_result_free(&res);
 		free(text);
 		return rc;
 	}
-	if (res.review) { /* the approval's evidence: what was read, proposed, and why it waits */
+	if (sg == 1 && !res.review) { /* a suggest rule wants a person to see it */
+		res.review = true;
+		snprintf(res.review_reason, sizeof res.review_reason, "%s", why);
+	}
+	if (res.review) {
 		*review = true;
 		*out = json_pack("{s:o, s:s, s:o, s:s, s:s, s:s}", "proposed", review_proposal(&res), "reason", res.review_reason,
 				 "confidence", res.confidence >= 0 ? json_real(res.confidence) : json_null(), "source",
@@ -793,6 +861,8 @@ void approval_consume(struct slot *s, struct outcome *o, const struct sl_step *s
 	int64_t created = json_integer_value(json_object_get(decision, "created_at"));
 	o->apr_wait_s = at > created && created > 0 ? (double)(at - created) / 1000.0 : 0;
 	o->approved = d && (strcmp(d, "approved") == 0 || strcmp(d, "edited") == 0);
+	json_decref(o->apr_doc); /* the gate and a tool step read it (gate_approval) */
+	o->apr_doc = json_incref((json_t *)decision);
 	/* engine-internal: gone from the context once read, so no later step,
 	 * template or output sees it */
 	json_t *all = json_object_get(s->run.context, "_approvals");
@@ -894,7 +964,11 @@ static bool approval_resume(struct sl_engine *e, struct slot *s, struct outcome 
 		fail_step(e, s, o, st, &err, NULL, started, 0);
 		return true;
 	}
-	if (st->kind != SL_STEP_AI && st->kind != SL_STEP_APPROVAL) { /* a gated call: it runs now */
+	/* a gated call, or a tool step whose writes waited: it runs now (the
+	 * gate finds the decision through gate_approval) */
+	bool gated = st->kind != SL_STEP_AI && st->kind != SL_STEP_APPROVAL;
+	gated |= st->kind == SL_STEP_AI && o->apr_kind && strcmp(o->apr_kind, "review") != 0;
+	if (gated) {
 		if (what && strcmp(what, "edited") == 0)
 			o->apr_final = json_incref(json_object_get(dec, "final"));
 		json_decref(dec);
@@ -954,6 +1028,42 @@ static void exec_approval(struct sl_engine *e, struct slot *s, struct outcome *o
 	park_for_approval(s, o, st, &req, s->run.attempt + 1, started);
 	json_decref(ev);
 	json_decref(evidence);
+}
+
+/* A tool step whose model asked for writes its level holds back: the
+ * proposal is those calls and the model's answer; evidence says why. */
+static void park_tool(struct slot *s, struct outcome *o, const struct sl_step *st, json_t *proposed,
+		      json_t *evidence, int64_t started)
+{
+	struct approval_request req = {
+		.kind = json_string_value(json_object_get(evidence, "kind")),
+		.proposed = proposed,
+		.evidence = evidence,
+		.reason = json_string_value(json_object_get(evidence, "reason")),
+		.reviewers = json_object_get(evidence, "reviewers"),
+	};
+	if (!req.kind)
+		req.kind = "autonomy";
+	park_for_approval(s, o, st, &req, s->run.attempt + 1, started);
+}
+
+/* A gated call waits for a person: the proposal is the action as it
+ * would run. */
+static void park_call(struct slot *s, struct outcome *o, const struct sl_step *st, const struct gate *g,
+		      json_t *input, int64_t started)
+{
+	json_t *proposed = json_pack("{s:s, s:s, s:s, s:O}", "connector", st->connector->name, "action",
+				     st->action->name, "effect", sl_effect_name(st->action->effect), "input",
+				     input ? input : json_null());
+	struct approval_request req = {
+		.kind = g->kind,
+		.proposed = proposed,
+		.evidence = g->evidence,
+		.reason = g->reason,
+		.reviewers = g->reviewers,
+	};
+	park_for_approval(s, o, st, &req, s->run.attempt + 1, started);
+	json_decref(proposed);
 }
 
 static int check_output(const struct sl_step *st, const json_t *out, struct sl_err *err)
@@ -1022,10 +1132,22 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 	case SL_STEP_MAP:
 		rc = sl_expr_eval(st->map, s->run.context, &out, &err);
 		break;
-	case SL_STEP_CALL: /* an edited approval of the call replaces its input */
-		rc = exec_call(o, s, st, st->connector, st->action, o->apr_final ? NULL : st->with, o->apr_final, NULL,
-			       NULL, &out, &evidence, &err);
+	case SL_STEP_CALL: {
+		/* an edited approval of the call replaces its input (the gate
+		 * finds the decision too, and lets the call through) */
+		struct gate g;
+		json_t *parked = NULL;
+		rc = exec_call(e, o, s, st, st->connector, st->action, o->apr_final ? NULL : st->with, o->apr_final, NULL,
+			       NULL, &out, &evidence, &g, &parked, &err);
+		if (rc == 1) {
+			park_call(s, o, st, &g, parked, started);
+			json_decref(parked);
+			gate_free(&g);
+			return;
+		}
+		gate_free(&g);
 		break;
+	}
 	case SL_STEP_EMIT:
 		if (st->emit_connector)
 			rc = exec_emit_stream(s, o, st, &out, &evidence, &err);
@@ -1037,6 +1159,12 @@ static void exec_forward(struct sl_engine *e, struct slot *s, struct outcome *o)
 		return;
 	case SL_STEP_AI:
 		rc = exec_ai(e, s, o, st, &out, &evidence, &review, &err);
+		if (rc == 1) { /* a tool step's writes wait for a person */
+			park_tool(s, o, st, out, evidence, started);
+			json_decref(out);
+			json_decref(evidence);
+			return;
+		}
 		if (!rc && review) {
 			struct approval_request req = {
 				.kind = "review",
@@ -1099,8 +1227,9 @@ static void exec_compensate(struct sl_engine *e, struct slot *s, struct outcome 
 	sl_err_clear(&err);
 	json_t *out = NULL, *evidence = NULL;
 	json_t *done_output = json_object_get(s->run.context, st->id);
-	int rc = exec_call(o, s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate", NULL,
-			   &out, &evidence, &err);
+	/* a compensation undoes what was approved or allowed: it is not gated */
+	int rc = exec_call(e, o, s, st, st->comp_connector, st->comp_action, st->comp_with, done_output, "#compensate",
+			   NULL, &out, &evidence, NULL, NULL, &err);
 	int64_t dur = (sl_mono_us() - t0) / 1000;
 	int attempts = s->run.attempt + 1;
 	if (rc) {

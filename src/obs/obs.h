@@ -128,7 +128,11 @@
 	  "Stream messages whose run already existed (a redelivery after a crash): acknowledged, no second run",  \
 	  "connector")                                                                                             \
 	X(STREAM_REJECTED, COUNTER, "sluice_stream_events_rejected_total",                                         \
-	  "Stream messages acknowledged without a run because they can never start one, by reason", "connector,reason")
+	  "Stream messages acknowledged without a run because they can never start one, by reason", "connector,reason") \
+	X(POLICY_DECISIONS, COUNTER, "sluice_policy_decisions_total",                                              \
+	  "Policy and autonomy decisions before effects, by decision and deciding rule", "decision,rule")          \
+	X(AUTONOMY_DEMOTED, GAUGE, "sluice_ai_autonomy_demoted",                                                   \
+	  "1 while an ai step acts one autonomy level lower because a demote_on signal holds", "workflow,step")
 
 enum sl_metric {
 #define SL_METRIC_ENUM(e, type, name, help, labels) SL_M_##e,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "gov/signal.h"
 #include "obs/obs.h"
 #include "server/server_int.h"
 #include "store/store.h"
@@ -25,9 +26,12 @@ struct drift_params {
 
 static const struct drift_params drift_defaults = {DRIFT_RECENT, DRIFT_BASELINE, DRIFT_MIN, DRIFT_THRESHOLD};
 
-/* Logs a step whose state changed since the last evaluation. */
-static void note_state(struct sl_server *s, const char *key, bool drifted, const json_t *res)
+/* Logs a step whose state changed since the last evaluation, and tells
+ * the signal table (a step with demote_on: [drift] acts one level lower). */
+static void note_state(struct sl_server *s, const struct sl_workflow *w, const struct sl_step *st, const char *key,
+		       bool drifted, const json_t *res)
 {
+	sl_signal_set(sl_engine_store(s->e), sl_engine_project(s->e), SL_SIGNAL_DRIFT, w->name, st->id, drifted, res);
 	pthread_mutex_lock(&s->drift_mu);
 	if (!s->drift_state)
 		s->drift_state = json_object();
@@ -62,7 +66,10 @@ static json_t *eval_step(struct sl_server *s, const struct sl_workflow *w, const
 	json_object_set_new(res, "route", json_string(st->ai.route ? st->ai.route : ""));
 	char key[256];
 	snprintf(key, sizeof key, "%s/%s", w->name, st->id);
-	note_state(s, key, json_is_true(json_object_get(res, "drifted")), res);
+	note_state(s, w, st, key, json_is_true(json_object_get(res, "drifted")), res);
+	json_t *auto_json = sl_signal_step_json(st, w->name);
+	json_object_set(res, "demoted", json_object_get(auto_json, "demoted"));
+	json_object_set_new(res, "autonomy", auto_json);
 	const char *l[] = {w->name, st->id, NULL};
 	sl_metric_set(SL_M_AI_DRIFTED, l, json_is_true(json_object_get(res, "drifted")) ? 1 : 0);
 	const char *sig;

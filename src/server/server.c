@@ -194,6 +194,8 @@ void srv_problem_code(struct srv_req *r, int code, const struct sl_err *err)
 	case SL_EBUSY: status = 503; break;
 	default: status = 500; break;
 	}
+	if (err && err->cls == SL_CLASS_POLICY) /* a policy rule refused it: the caller may not */
+		status = 403;
 	srv_problem(r, status, err && err->msg[0] ? err->msg : sl_code_message(code));
 }
 
@@ -496,6 +498,7 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di ? di->port : 0;
 	sl_metrics_collector_add(srv_collect_metrics, s);
+	srv_signals_start(s);
 	*out = s;
 	return 0;
 }
@@ -509,6 +512,7 @@ void sl_server_stop(struct sl_server *s)
 {
 	if (!s)
 		return;
+	srv_signals_stop(s);
 	sl_metrics_collector_remove(srv_collect_metrics, s);
 	MHD_stop_daemon(s->d);
 	srv_hooks_free(s);

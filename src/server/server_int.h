@@ -37,6 +37,12 @@ struct sl_server {
 	pthread_mutex_t drift_mu; /* guards drift_state */
 	json_t *drift_state;      /* "workflow/step" -> drifted at the last look, to log changes once */
 	json_t *slo_state;        /* "workflow/objective" -> state at the last look (under drift_mu) */
+	/* the signals thread (signals.c), running while some ai step has demote_on */
+	pthread_t signals_thread;
+	bool has_signals, signals_stop;
+	pthread_mutex_t signals_mu;
+	pthread_cond_t signals_cv;
+	int64_t signals_interval_ms;
 };
 
 /* One request: lives from the headers to the completion callback. */
@@ -119,6 +125,11 @@ void srv_drift(struct sl_server *s, struct srv_req *r);
 void srv_slo(struct sl_server *s, struct srv_req *r);
 void srv_collect_slo(struct sl_server *s); /* slo.c: the SLO gauges at scrape time */
 void srv_collect_drift(struct sl_server *s); /* drift.c: the drift gauges at scrape time */
+/* signals.c: the budget signal of demote_on, and the thread that refreshes
+ * drift, SLO burn and budget signals while some ai step follows them. */
+void srv_collect_budget_signal(struct sl_server *s);
+void srv_signals_start(struct sl_server *s);
+void srv_signals_stop(struct sl_server *s);
 struct sl_health;
 const char *srv_connector_state(const struct sl_health *h); /* metrics.c */
 /* Fills the scrape-time gauges (store counts, DLQ, leases, budgets,

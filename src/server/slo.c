@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "obs/obs.h"
+#include "gov/signal.h"
 #include "server/server_int.h"
 #include "store/store.h"
 
@@ -131,6 +132,21 @@ static json_t *eval_objective(struct sl_server *s, const struct sl_workflow *w, 
 	return r;
 }
 
+/* The ai steps that follow signals, and whether each is demoted now. */
+static json_t *autonomy_json(const struct sl_workflow *w)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < w->nsteps; i++) {
+		const struct sl_step *st = &w->steps[i];
+		if (st->kind != SL_STEP_AI)
+			continue;
+		json_t *j = sl_signal_step_json(st, w->name);
+		json_object_set_new(j, "step", json_string(st->id));
+		json_array_append_new(arr, j);
+	}
+	return arr;
+}
+
 static json_t *eval_workflow(struct sl_server *s, const struct sl_workflow *w)
 {
 	struct sl_run_stats st[W__COUNT];
@@ -142,11 +158,20 @@ static json_t *eval_workflow(struct sl_server *s, const struct sl_workflow *w)
 			return NULL;
 	}
 	json_t *objs = json_array();
+	json_t *burning = json_array();
 	for (int o = 0; o < O__COUNT; o++)
-		if (target(w, (enum objective)o) >= 0)
-			json_array_append_new(objs, eval_objective(s, w, (enum objective)o, st));
-	return json_pack("{s:s, s:I, s:I, s:o}", "workflow", w->name, "runs_1h", (json_int_t)st[W_1H].runs, "runs_30d",
-			 (json_int_t)st[W_30D].runs, "objectives", objs);
+		if (target(w, (enum objective)o) >= 0) {
+			json_t *r = eval_objective(s, w, (enum objective)o, st);
+			const char *state = json_string_value(json_object_get(r, "state"));
+			if (state && (strcmp(state, "fast_burn") == 0 || strcmp(state, "slow_burn") == 0))
+				json_array_append(burning, r);
+			json_array_append_new(objs, r);
+		}
+	sl_signal_set(sl_engine_store(s->e), sl_engine_project(s->e), SL_SIGNAL_SLO_BURN, w->name, NULL,
+		      json_array_size(burning) > 0, burning);
+	json_decref(burning);
+	return json_pack("{s:s, s:I, s:I, s:o, s:o}", "workflow", w->name, "runs_1h", (json_int_t)st[W_1H].runs,
+			 "runs_30d", (json_int_t)st[W_30D].runs, "objectives", objs, "autonomy", autonomy_json(w));
 }
 
 static json_t *eval_all(struct sl_server *s)
@@ -166,10 +191,12 @@ static json_t *eval_all(struct sl_server *s)
 void srv_collect_slo(struct sl_server *s)
 {
 	json_decref(eval_all(s));
+	srv_collect_budget_signal(s); /* the other workflow-wide signal, on the same beat */
 }
 
 void srv_slo(struct sl_server *s, struct srv_req *r)
 {
+	srv_collect_budget_signal(s); /* so the autonomy shown is current */
 	srv_reply_json(r, 200, json_pack("{s:o, s:{s:f, s:f}}", "workflows", eval_all(s), "alerts", "fast_burn",
 					 FAST_BURN, "slow_burn", SLOW_BURN));
 }

@@ -35,6 +35,34 @@ printf 'workflow: bs\nversion: 1\nsteps:\n  - id: a\n    map: |\n      {\n      
 out=$(cd "$T_TMP" && "$SLUICE" check bs 2>&1)
 t_like "$out" '^bs/workflows/bs.yaml:8:7: error: step a: map: jq: syntax error' "a jq error in a block scalar names its line (8) and indentation (7)"
 
+# Policy rules that can match nothing are warnings: listed, exit 0.
+PW=$(project_copy "$TOP/examples/support-triage")
+cat >"$PW/policies.yaml" <<'YAML'
+rules:
+  - id: typo-action
+    who: agent
+    what: write
+    on: helpdesk.ticket.create
+    decision: deny
+  - id: typo-workflow
+    who: workflow:support-traige
+    what: read
+    decision: allow
+  - id: bad
+    who: agent
+    what: erase
+    decision: deny
+YAML
+out=$("$SLUICE" check "$PW" 2>&1); rc=$?
+t_is "$rc" 1 "a policy rule with an unknown verb is an error"
+t_like "$out" 'policies.yaml:13:11: error: rule bad: what .erase. is not read, suggest, write or trigger' "…at FILE:LINE:COL"
+sed -i '/id: bad/,$d' "$PW/policies.yaml"
+out=$("$SLUICE" check "$PW" 2>&1); rc=$?
+t_is "$rc" 0 "rules that match nothing only warn"
+t_like "$out" "policies.yaml:2:5: warning: rule typo-action: on 'helpdesk.ticket.create' matches no connector action" "…an action that does not exist"
+t_like "$out" "policies.yaml:7:5: warning: rule typo-workflow: who 'workflow:support-traige' matches no workflow or ai step" "…a workflow that does not exist"
+t_is "$("$SLUICE" check --json "$PW" 2>/dev/null | jq -r '[.ok, (.warnings | length)] | map(tostring) | join(" ")')" "true 2" "--json lists them under warnings"
+
 out=$("$SLUICE" check "$T_TMP/does-not-exist" 2>&1); rc=$?
 t_is "$rc" 1 "a missing folder is an error"
 

@@ -579,6 +579,29 @@ static void test_step_ids(void **state)
 	expect_compile_error(p, HEAD "  - map: .input\n", 4, 5, "step is missing the required key 'id'");
 }
 
+/* autonomy, demote_on, allow_actions, max_turns and tool steps: each
+ * mistake at its spot. */
+static void test_governance_keys(void **state)
+{
+	struct sl_project *p = *state;
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify, route: r, input: .input, labels: [x, y], autonomy: boss}\n",
+			     5, 77, "unknown autonomy 'boss' (assistant, recommender, drafting, supervised, autonomous)");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify, route: r, input: .input, labels: [x, y], autonomy: drafting, role: drafting}\n",
+			     5, 67, "give autonomy or role (its former name), not both");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify, route: r, input: .input, labels: [x, y], demote_on: [drift, mood]}\n",
+			     5, 86, "demote_on: 'mood' is not a signal (drift, slo_burn, budget)");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify, route: r, input: .input, labels: [x, y], allow_actions: [helpdesk.tickets.nope]}\n",
+			     5, 83, "allow_actions: no connector action 'helpdesk.tickets.nope'");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify, route: r, input: .input, labels: [x, y], max_turns: 3}\n",
+			     5, 67, "max_turns is for task tool, not classify");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: tool, route: r, input: .input, max_turns: 50}\n", 5, 58,
+			     "max_turns wants a number from 1 to 20");
+	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: tool, route: r, input: .input}\n", 5, 9,
+			     "a tool step wants allow_actions: the connector actions it may call (here or on the workflow)");
+	expect_compile_error(p, "workflow: t\nversion: 1\nallow_actions: [nope.x]\nsteps:\n  - id: a\n    map: .input\n", 3,
+			     17, "allow_actions: no connector action 'nope.x'");
+}
+
 static void test_kinds(void **state)
 {
 	struct sl_project *p = *state;
@@ -588,7 +611,7 @@ static void test_kinds(void **state)
 			     "step 'a' has two kinds, 'map' and 'call': give exactly one");
 	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: classify}\n", 5, 9, "ai is missing the required key 'route'");
 	expect_compile_error(p, HEAD "  - id: a\n    ai: {task: guess, route: r, input: .input}\n", 5, 16,
-			     "unknown ai task 'guess' (classify, extract, summarize, draft, route)");
+			     "unknown ai task 'guess' (classify, extract, summarize, draft, route, tool)");
 	expect_compile_error(p, HEAD "  - id: a\n    approval: {timeout: 1s, on_timeout: later}\n", 5, 41,
 			     "unknown on_timeout 'later'; use escalate, reject or approve");
 	expect_compile_error(p, HEAD "  - id: a\n    approval: {timeout: 1s, on_timeout: escalat}\n", 5, 41,
@@ -1105,6 +1128,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_step_ids, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_kinds, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_approval_step, setup_clean, teardown_clean),
+		cmocka_unit_test_setup_teardown(test_governance_keys, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_unknown_targets, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_trigger_contract, setup_clean, teardown_clean),
 		cmocka_unit_test_setup_teardown(test_step_references, setup_clean, teardown_clean),
