@@ -9,6 +9,7 @@ KILLS=${CRASH_KILLS:-20}
 export HELPDESK_TOKEN=crash-token
 start_target --require-bearer "$HELPDESK_TOKEN" --state "$T_TMP/effects.jsonl" --latency-ms 40 --fail-rate 0.05 --seed 7
 P=$(project_copy "$TOP/examples/support-triage")
+project_no_approval "$P"
 # Every 10th email is urgent, so its run emits an event that starts a
 # second workflow: runs spawned by runs must survive crashes too.
 for i in $(seq 1 "$RUNS"); do

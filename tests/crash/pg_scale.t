@@ -30,6 +30,7 @@ T_PIDS="$T_PIDS $!"
 for _ in $(seq 100); do grep -q 'listening on' "$out" 2>/dev/null && break; sleep 0.05; done
 TARGET_URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$out")
 P=$(project_copy "$TOP/examples/support-triage")
+project_no_approval "$P"
 export SLUICE_PG_URL=$PG_URL
 sed -i 's#^store: .*#store: env:SLUICE_PG_URL#' "$P/sluice.yaml"
 echo "lease: 2s" >>"$P/sluice.yaml"

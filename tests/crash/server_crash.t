@@ -14,6 +14,7 @@ T_PIDS="$T_PIDS $!"
 for _ in $(seq 100); do grep -q 'listening on' "$out" && break; sleep 0.05; done
 TARGET_URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$out")
 P=$(project_copy "$TOP/examples/support-triage")
+project_no_approval "$P"
 port=$((20000 + RANDOM % 20000))
 URL="http://127.0.0.1:$port"
 db="$P/.sluice/sluice.db"

@@ -11,6 +11,7 @@ export HELPDESK_TOKEN=test-token-77c1e0
 export EMAIL_HOOK_SECRET=whsec-test-pause-41d9
 start_target --require-bearer "$HELPDESK_TOKEN" --state "$T_TMP/effects.jsonl"
 P=$(project_copy "$TOP/examples/support-triage")
+project_no_approval "$P"
 printf 'workflow: chain\nversion: 1\nsteps:\n  - id: nap\n    wait: 300ms\n  - id: a\n    map: .input\n  - id: b\n    map: .a\n  - id: c\n    map: .b\n' \
 	>"$P/workflows/chain.yaml"
 start_serve_dir "$P"

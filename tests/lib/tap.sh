@@ -93,6 +93,14 @@ project_copy() {
 	echo "$dst"
 }
 
+# project_no_approval DIR: drops the example's billing approval step (a
+# person would have to decide it) from DIR's support-triage workflow, for
+# tests that count runs to completion without a reviewer.
+project_no_approval() {
+	perl -0pi -e 's/\n  # Billing tickets touch money.*?(?=\n  - id: ticket)//s; s/\(\.confirm_billing\.final\.label \/\/ \.classify\.label\)/.classify.label/' \
+		"$1/workflows/support-triage.yaml"
+}
+
 # start_model_sim ARGS...: starts `sluice sim model` on a free port; sets
 # SIM_URL and SIM_PID.
 start_model_sim() {
