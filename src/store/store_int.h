@@ -164,6 +164,14 @@ char *sl_store__audit_seal(const json_t *entry, int64_t head_seq, const char *he
 			   const char *run_id, char hash[SL_AUDIT_HASH_LEN + 1]);
 /* An audit entry is an object with a non-empty string "action". */
 bool sl_store__audit_entry_ok(const json_t *entry);
+/* The copies of a sealed entry kept in columns for filtering, as its text
+ * has them (sluice audit verify compares): every store writes the same. The
+ * strings are borrowed from entry and run_id. */
+struct sl_audit_cols {
+	int64_t at;
+	const char *tenant, *action, *run_id;
+};
+void sl_store__audit_cols(const json_t *entry, const char *run_id, int64_t now, struct sl_audit_cols *out);
 /* Copies an id into a caller's SL_ID_MAX buffer, always terminated. */
 void sl_store__id_copy(char dst[SL_ID_MAX], const char *src);
 
