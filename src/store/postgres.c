@@ -29,6 +29,11 @@
  * the pool: one LISTENs on sluice_work (transactions that make work due
  * NOTIFY it), one holds the session advisory locks of singletons, which
  * the server releases when the process (its connection) dies.
+ *
+ * The audit log. Entries are sealed here with store.c's code (the same
+ * bytes as on SQLite) after a head read under a transaction-level advisory
+ * lock (sluice_audit_head()), inside the transaction of what they record:
+ * every process appends to one chain. See audit_put.
  */
 #include "store/store.h"
 #include "store/store_int.h"
@@ -1675,8 +1680,6 @@ static int commit_one(struct pg_conn *c, const struct sl_commit *m, int64_t now,
 		rc = dlq_put(c, m->run_id, m->dlq, now, err);
 	if (!rc && m->ai_calls)
 		rc = ai_calls_put(c, m, now, err);
-	if (!rc && m->audit)
-		rc = audit_put(c, m->audit, NULL, now, NULL, err);
 	if (!rc && m->approval)
 		rc = approval_put(c, m->run_id, m->approval, now, err);
 	if (!rc && m->approval_set)
@@ -1840,16 +1843,18 @@ static int pipe_finish(struct pipe *pl, struct sl_err *err)
 	return 0;
 }
 
-/* The entries of a batch that landed whole, in commit order, appended
- * after the pipeline: the log's lock is taken last and held only for the
- * append and the COMMIT, not while the batch's statements run. A failure
- * fails the transaction (pg_tx rolls it back: no commit lands without its
- * entries). */
-static int commit_fast_audit(struct pg_conn *c, const struct commit_arg *a, int64_t now, struct sl_err *err)
+/* The entries of the commits of a batch that landed (results[i] == 0), in
+ * commit order, appended once at the end of the batch, on the fast and the
+ * slow path alike: the log's lock is taken after every row lock of the
+ * batch and held only for the append and the COMMIT, so it never waits
+ * inside a cycle with a cancel or a decision holding a run's row. A
+ * failure fails the transaction (pg_tx rolls it back, every result gets
+ * the error): no commit lands without its entries. */
+static int commit_audit(struct pg_conn *c, const struct commit_arg *a, int64_t now, struct sl_err *err)
 {
 	json_t *all = NULL;
 	for (size_t i = 0; i < a->n; i++)
-		if (a->commits[i].audit) {
+		if (a->commits[i].audit && a->results[i] == 0) {
 			if (!all)
 				all = json_array();
 			json_array_extend(all, (json_t *)a->commits[i].audit);
@@ -1883,15 +1888,13 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
 	if (reschedule)
 		pipe_send(&pl, PG_NOTIFY, NULL, false);
 	rc = pipe_finish(&pl, err);
-	if (!rc)
-		rc = commit_fast_audit(c, a, now, err);
 	if (rc)
 		return rc;
 	if (reschedule)
 		c->notify = false; /* sent with the batch */
 	for (size_t i = 0; i < a->n; i++)
 		a->results[i] = 0;
-	return 0;
+	return commit_audit(c, a, now, err);
 }
 
 /* Run creations, pipelined the same way: each run's idempotency record is
@@ -2015,7 +2018,12 @@ static int commit_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 			reported = true;
 		}
 	}
-	return 0;
+	struct sl_err aerr;
+	sl_err_clear(&aerr);
+	int rc = commit_audit(c, a, now, &aerr);
+	if (rc && err)
+		*err = aerr;
+	return rc;
 }
 
 static int pg_commit(struct sl_store *base, const struct sl_commit *commits, size_t n, int *results,

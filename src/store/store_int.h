@@ -111,8 +111,8 @@ struct sl_store_ops {
 	int (*run_cancel_audited)(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err);
 	int (*dlq_replay_audited)(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
 				  int new_version, const json_t *audit, char run_id_out[SL_ID_MAX], struct sl_err *err);
-	/* API keys and kill switches (src/gov/auth.h); audit may be NULL. A
-	 * store without an audit log ignores it. */
+	/* API keys and kill switches (src/gov/auth.h); audit may be NULL, else
+	 * appended in the same transaction. */
 	int (*key_put)(struct sl_store *s, const struct sl_api_key *k, const json_t *audit, struct sl_err *err);
 	int (*key_get)(struct sl_store *s, const char *id, struct sl_api_key *out, struct sl_err *err);
 	int (*key_list)(struct sl_store *s, json_t **out, struct sl_err *err);
