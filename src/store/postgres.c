@@ -1132,8 +1132,6 @@ static int create_tx(struct pg_conn *c, const struct sl_run_new *r, int64_t now,
 	if (!rc)
 		rc = task_put(c, id, r->due_at > 0 ? r->due_at : now, 0, r->tenant ? r->tenant : "default", r->priority,
 			      err);
-	if (!rc)
-		rc = audit_one(c, r->audit, id, now, err);
 	return rc;
 }
 
@@ -1154,6 +1152,7 @@ struct create_arg {
 };
 
 static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, struct sl_err *err);
+static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, struct sl_err *err);
 
 static int create_many_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
 {
@@ -1179,7 +1178,7 @@ static int create_many_body(struct pg_store *s, struct pg_conn *c, void *arg, st
 		if (savepoint_end(c, it->rc, err))
 			return SL_ESTORE;
 	}
-	return 0;
+	return create_audit(c, a, now, err);
 }
 
 static int pg_run_create_many(struct sl_store *base, struct sl_store_create *items, size_t n)
@@ -1694,6 +1693,8 @@ static int commit_one(struct pg_conn *c, const struct sl_commit *m, int64_t now,
 		char id[SL_ID_MAX];
 		bool existed;
 		rc = create_tx(c, &m->spawn[i], now, id, &existed, err);
+		if (!rc && !existed) /* rare (emits): in the commit's savepoint */
+			rc = audit_one(c, m->spawn[i].audit, id, now, err);
 	}
 	return rc;
 }
@@ -1903,14 +1904,15 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
  * task. Anything unexpected: the slow path, which finds the first run. */
 static const enum pg_st create_stmts[] = {PG_IDEM_TAKE, PG_RUN_INSERT, PG_TASK_PUT, PG_NOTIFY};
 
-/* The run.start entries of a batch of new runs, after its pipeline (see
- * commit_fast_audit); each gets its run's id. */
-static int create_fast_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, struct sl_err *err)
+/* The run.start entries of the runs a batch created (not those an
+ * idempotency key found), once at its end on both paths (see
+ * commit_audit); each gets its run's id. */
+static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, struct sl_err *err)
 {
 	json_t *all = NULL;
 	for (size_t i = 0; i < a->n; i++) {
 		const json_t *e = a->items[i].r->audit;
-		if (!e)
+		if (!e || a->items[i].rc || a->items[i].existed)
 			continue;
 		if (!all)
 			all = json_array();
@@ -1971,8 +1973,6 @@ static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, str
 	}
 	pipe_send(&pl, PG_NOTIFY, NULL, false);
 	rc = pipe_finish(&pl, err);
-	if (!rc)
-		rc = create_fast_audit(c, a, now, err);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < a->n; i++) {
@@ -1980,7 +1980,7 @@ static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, str
 		a->items[i].existed = false;
 		sl_err_clear(&a->items[i].err);
 	}
-	return 0;
+	return create_audit(c, a, now, err);
 }
 
 static int commit_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
