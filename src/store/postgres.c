@@ -993,6 +993,9 @@ static json_t *audit_row(const json_t *entry, const char *run_id, int64_t seq, c
  * ends, so the next appender, in any process, reads the head only once
  * this transaction has committed or rolled back: one chain, no gaps. Called
  * last in a transaction where it can be, to hold the lock briefly. */
+static int audit_insert(struct pg_conn *c, const json_t *entries, const char *run_id, PGresult *head, int64_t now,
+			char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err);
+
 static int audit_put(struct pg_conn *c, const json_t *entries, const char *run_id, int64_t now,
 		     char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err)
 {
@@ -1001,6 +1004,15 @@ static int audit_put(struct pg_conn *c, const json_t *entries, const char *run_i
 	PGresult *r = q(c, PG_AUDIT_HEAD, NULL, err);
 	if (!r)
 		return SL_ESTORE;
+	return audit_insert(c, entries, run_id, r, now, hash_out, err);
+}
+
+/* The second half of audit_put, given sluice_audit_head()'s result (taken
+ * by the caller under this transaction, e.g. as the last statement of a
+ * pipeline; cleared here). */
+static int audit_insert(struct pg_conn *c, const json_t *entries, const char *run_id, PGresult *r, int64_t now,
+			char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err)
+{
 	int64_t seq = r_i64(r, 0, 0);
 	char prev[SL_AUDIT_HASH_LEN + 1] = SL_AUDIT_GENESIS;
 	if (r_text(r, 0, 1))
@@ -1024,6 +1036,19 @@ static int audit_put(struct pg_conn *c, const json_t *entries, const char *run_i
 	int rc = q_run(c, PG_AUDIT_PUT, &p, NULL, err);
 	if (!rc && hash_out)
 		memcpy(hash_out, prev, sizeof prev);
+	return rc;
+}
+
+/* A batch's entries (owned, may be NULL: none), with the head when the
+ * batch's pipeline brought it (owned, may be NULL: read it now). */
+static int audit_batch(struct pg_conn *c, json_t *all, PGresult *head, int64_t now, struct sl_err *err)
+{
+	if (!all) {
+		PQclear(head);
+		return 0;
+	}
+	int rc = head ? audit_insert(c, all, NULL, head, now, NULL, err) : audit_put(c, all, NULL, now, NULL, err);
+	json_decref(all);
 	return rc;
 }
 
@@ -1152,7 +1177,8 @@ struct create_arg {
 };
 
 static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, struct sl_err *err);
-static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, struct sl_err *err);
+static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, PGresult *head,
+			struct sl_err *err);
 
 static int create_many_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
 {
@@ -1178,7 +1204,7 @@ static int create_many_body(struct pg_store *s, struct pg_conn *c, void *arg, st
 		if (savepoint_end(c, it->rc, err))
 			return SL_ESTORE;
 	}
-	return create_audit(c, a, now, err);
+	return create_audit(c, a, now, NULL, err);
 }
 
 static int pg_run_create_many(struct sl_store *base, struct sl_store_create *items, size_t n)
@@ -1717,7 +1743,7 @@ struct commit_arg {
 
 static const enum pg_st fast_stmts[] = {
 	PG_TASK_EXTEND, PG_TASK_DONE, PG_TASK_RESCHEDULE, PG_STEP_PUT, PG_ATTEMPT_PUT,
-	PG_RUN_UPDATE, PG_DLQ_PUT, PG_AI_CALL_PUT, PG_NOTIFY,
+	PG_RUN_UPDATE, PG_DLQ_PUT, PG_AI_CALL_PUT, PG_NOTIFY, PG_AUDIT_HEAD,
 };
 
 struct pipe {
@@ -1725,6 +1751,8 @@ struct pipe {
 	bool *must_change; /* per statement sent: 0 rows changed is a failure */
 	size_t n, cap;
 	bool failed;
+	size_t keep;    /* 1-based statement whose rows the caller wants (0: none) */
+	PGresult *kept; /* its result when everything went as expected (PQclear it) */
 };
 
 static void pipe_send(struct pipe *pl, enum pg_st id, struct pp *p, bool must_change)
@@ -1740,6 +1768,15 @@ static void pipe_send(struct pipe *pl, enum pg_st id, struct pp *p, bool must_ch
 		pl->must_change = sl_xrealloc(pl->must_change, pl->cap * sizeof *pl->must_change);
 	}
 	pl->must_change[pl->n++] = must_change;
+}
+
+/* Sends sluice_audit_head() as the pipeline's last statement when the batch
+ * has entries to append: the log's lock and head come with the batch's
+ * results, after its row locks, and save a round trip. */
+static void pipe_audit_head(struct pipe *pl)
+{
+	pipe_send(pl, PG_AUDIT_HEAD, NULL, false);
+	pl->keep = pl->n;
 }
 
 static void pipe_commit(struct pipe *pl, const struct sl_commit *m, int64_t now)
@@ -1816,7 +1853,10 @@ static int pipe_finish(struct pipe *pl, struct sl_err *err)
 		} else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 			if (k > 0 && pl->must_change[k - 1] && strtoll(PQcmdTuples(r), NULL, 10) == 0)
 				pl->failed = true;
-			PQclear(r);
+			if (k > 0 && k == pl->keep && !pl->kept)
+				pl->kept = r;
+			else
+				PQclear(r);
 		} else {
 			pl->failed = true; /* PGRES_PIPELINE_ABORTED: after an error */
 			PQclear(r);
@@ -1831,7 +1871,13 @@ static int pipe_finish(struct pipe *pl, struct sl_err *err)
 	}
 	free(pl->must_change);
 	pl->must_change = NULL;
+	if (!ok || pl->failed) {
+		PQclear(pl->kept);
+		pl->kept = NULL;
+	}
 	if (!ok || !PQexitPipelineMode(c->pc) || PQstatus(c->pc) != CONNECTION_OK || c->lost) {
+		PQclear(pl->kept);
+		pl->kept = NULL;
 		c->lost = true;
 		return sl_err_set(err, SL_ESTORE, SL_CLASS_TRANSIENT, "postgres: connection lost: %s",
 				  PQerrorMessage(c->pc));
@@ -1851,7 +1897,8 @@ static int pipe_finish(struct pipe *pl, struct sl_err *err)
  * inside a cycle with a cancel or a decision holding a run's row. A
  * failure fails the transaction (pg_tx rolls it back, every result gets
  * the error): no commit lands without its entries. */
-static int commit_audit(struct pg_conn *c, const struct commit_arg *a, int64_t now, struct sl_err *err)
+static int commit_audit(struct pg_conn *c, const struct commit_arg *a, int64_t now, PGresult *head,
+			struct sl_err *err)
 {
 	json_t *all = NULL;
 	for (size_t i = 0; i < a->n; i++)
@@ -1860,11 +1907,7 @@ static int commit_audit(struct pg_conn *c, const struct commit_arg *a, int64_t n
 				all = json_array();
 			json_array_extend(all, (json_t *)a->commits[i].audit);
 		}
-	if (!all)
-		return 0;
-	int rc = audit_put(c, all, NULL, now, NULL, err);
-	json_decref(all);
-	return rc;
+	return audit_batch(c, all, head, now, err);
 }
 
 /* 0: every commit landed; 1: take the slow path; negative: lost. */
@@ -1872,13 +1915,14 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
 {
 	if (a->n > PG_FAST_MAX)
 		return 1;
-	bool reschedule = false;
+	bool reschedule = false, audited = false;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct sl_commit *m = &a->commits[i];
 		if (m->nspawn || m->approval || m->approval_set || m->approval_consumed ||
 		    sl_store__commit_check(m, NULL))
 			return 1; /* spawns look up idempotency records, approvals are rare: statement by statement */
 		reschedule |= m->next == SL_TASK_RESCHEDULE;
+		audited |= json_array_size(m->audit) > 0;
 	}
 	struct pipe pl;
 	int rc = pipe_begin(&pl, c, fast_stmts, SL_ARRAY_LEN(fast_stmts), err);
@@ -1888,6 +1932,8 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
 		pipe_commit(&pl, &a->commits[i], now);
 	if (reschedule)
 		pipe_send(&pl, PG_NOTIFY, NULL, false);
+	if (audited)
+		pipe_audit_head(&pl);
 	rc = pipe_finish(&pl, err);
 	if (rc)
 		return rc;
@@ -1895,19 +1941,20 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
 		c->notify = false; /* sent with the batch */
 	for (size_t i = 0; i < a->n; i++)
 		a->results[i] = 0;
-	return commit_audit(c, a, now, err);
+	return commit_audit(c, a, now, pl.kept, err);
 }
 
 /* Run creations, pipelined the same way: each run's idempotency record is
  * taken first (IDEM_TAKE changes no row when a live record holds the key:
  * a repeat, in the database or earlier in the batch), then the run and its
  * task. Anything unexpected: the slow path, which finds the first run. */
-static const enum pg_st create_stmts[] = {PG_IDEM_TAKE, PG_RUN_INSERT, PG_TASK_PUT, PG_NOTIFY};
+static const enum pg_st create_stmts[] = {PG_IDEM_TAKE, PG_RUN_INSERT, PG_TASK_PUT, PG_NOTIFY, PG_AUDIT_HEAD};
 
 /* The run.start entries of the runs a batch created (not those an
  * idempotency key found), once at its end on both paths (see
  * commit_audit); each gets its run's id. */
-static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, struct sl_err *err)
+static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, PGresult *head,
+			struct sl_err *err)
 {
 	json_t *all = NULL;
 	for (size_t i = 0; i < a->n; i++) {
@@ -1920,11 +1967,7 @@ static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t n
 		json_object_set_new(copy, "run_id", json_string(a->items[i].run_id));
 		json_array_append_new(all, copy);
 	}
-	if (!all)
-		return 0;
-	int rc = audit_put(c, all, NULL, now, NULL, err);
-	json_decref(all);
-	return rc;
+	return audit_batch(c, all, head, now, err);
 }
 
 static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, struct sl_err *err)
@@ -1972,6 +2015,11 @@ static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, str
 		pipe_send(&pl, PG_TASK_PUT, &p, true);
 	}
 	pipe_send(&pl, PG_NOTIFY, NULL, false);
+	bool audited = false;
+	for (size_t i = 0; i < a->n; i++)
+		audited |= a->items[i].r->audit != NULL;
+	if (audited)
+		pipe_audit_head(&pl);
 	rc = pipe_finish(&pl, err);
 	if (rc)
 		return rc;
@@ -1980,7 +2028,7 @@ static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, str
 		a->items[i].existed = false;
 		sl_err_clear(&a->items[i].err);
 	}
-	return create_audit(c, a, now, err);
+	return create_audit(c, a, now, pl.kept, err);
 }
 
 static int commit_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
@@ -2020,7 +2068,7 @@ static int commit_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 	}
 	struct sl_err aerr;
 	sl_err_clear(&aerr);
-	int rc = commit_audit(c, a, now, &aerr);
+	int rc = commit_audit(c, a, now, NULL, &aerr);
 	if (rc && err)
 		*err = aerr;
 	return rc;
