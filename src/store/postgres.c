@@ -965,9 +965,7 @@ static int pg_trigger_state_put(struct sl_store *base, const char *name, const j
 	return 0;
 }
 
-/* ---- creating runs ------------------------------------------------------------------------------ */
-
-/* ---- the audit log: appending inside the caller's transaction ---- */
+/* ---- the audit log: appending inside the caller's transaction ------------------------------------ */
 
 /* One sealed entry as a row for AUDIT_PUT; NULL on OOM. */
 static json_t *audit_row(const json_t *entry, const char *run_id, int64_t seq, const char *prev, int64_t now,
@@ -985,6 +983,9 @@ static json_t *audit_row(const json_t *entry, const char *run_id, int64_t seq, c
 	return row;
 }
 
+static int audit_insert(struct pg_conn *c, const json_t *entries, const char *run_id, PGresult *head, int64_t now,
+			char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err);
+
 /* Appends entries (an array, in order; run_id, when not NULL, is set into
  * each) inside the caller's transaction. sluice_audit_head() takes the
  * log's advisory lock and then reads the head (one round trip); the entries
@@ -993,9 +994,6 @@ static json_t *audit_row(const json_t *entry, const char *run_id, int64_t seq, c
  * ends, so the next appender, in any process, reads the head only once
  * this transaction has committed or rolled back: one chain, no gaps. Called
  * last in a transaction where it can be, to hold the lock briefly. */
-static int audit_insert(struct pg_conn *c, const json_t *entries, const char *run_id, PGresult *head, int64_t now,
-			char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err);
-
 static int audit_put(struct pg_conn *c, const json_t *entries, const char *run_id, int64_t now,
 		     char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err)
 {
@@ -1063,6 +1061,8 @@ static int audit_one(struct pg_conn *c, const json_t *entry, const char *run_id,
 	json_decref(one);
 	return rc;
 }
+
+/* ---- creating runs ------------------------------------------------------------------------------ */
 
 static int task_put(struct pg_conn *c, const char *run_id, int64_t due, int64_t fence, const char *tenant,
 		    int64_t priority, struct sl_err *err)
