@@ -38,7 +38,7 @@ void help_audit(FILE *out)
 		"names one.\n\n"
 		"Options:\n"
 		"  --head HASH       verify: a head hash anchored earlier\n"
-		"  --store URL       verify, head: the store (sqlite:PATH)\n"
+		"  --store URL       verify, head: the store (sqlite:PATH or postgres://...)\n"
 		"  --server URL      list: default " CLI_DEFAULT_SERVER " (token: SLUICE_TOKEN)\n"
 		"  --action A        list: one action (run.start, run.cancel, dlq.replay, step.write,\n"
 		"                    ai.call, ...)\n"

@@ -331,6 +331,52 @@ static const struct pg_migration pg_migrations[] = {
 	 " name TEXT PRIMARY KEY,"
 	 " state TEXT NOT NULL,"
 	 " updated_at BIGINT NOT NULL);"},
+	/* The audit log (src/gov/audit.h; sqlite: 3): the same columns. entry
+	 * is the canonical text the hash covers; at, tenant, action and run_id
+	 * are copies for filtering. seq is assigned by the store (head + 1), so
+	 * a gap means a deletion. The chain is one line across processes
+	 * because every append first calls sluice_audit_head(): it takes a
+	 * transaction-level advisory lock (the fixed key "sluice" + 2, with the
+	 * schema mixed in as for singletons: two deployments in one database
+	 * keep two logs) and only then reads the head, in a statement of its
+	 * own, so under READ COMMITTED it sees the entry the previous holder
+	 * committed. The lock is held to the end of the appending transaction.
+	 * The triggers refuse UPDATE, DELETE and TRUNCATE for every writer
+	 * that leaves them enabled; the hash chain catches the others. */
+	{7, "audit log",
+	 "CREATE TABLE audit ("
+	 " seq BIGINT PRIMARY KEY,"
+	 " at BIGINT NOT NULL,"
+	 " tenant TEXT NOT NULL,"
+	 " action TEXT NOT NULL,"
+	 " run_id TEXT,"
+	 " entry TEXT NOT NULL,"
+	 " prev_hash TEXT NOT NULL,"
+	 " hash TEXT NOT NULL);"
+	 "CREATE INDEX audit_run ON audit(run_id, seq) WHERE run_id IS NOT NULL;"
+	 "CREATE FUNCTION sluice_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
+	 "BEGIN\n"
+	 " RAISE EXCEPTION 'the audit log is append-only';\n"
+	 "END\n"
+	 "$fn$;"
+	 "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+	 "FOR EACH ROW EXECUTE FUNCTION sluice_audit_refuse();"
+	 "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+	 "FOR EACH ROW EXECUTE FUNCTION sluice_audit_refuse();"
+	 "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit "
+	 "FOR EACH STATEMENT EXECUTE FUNCTION sluice_audit_refuse();"
+	 "CREATE FUNCTION sluice_audit_head(OUT head_seq BIGINT, OUT head_hash TEXT)\n"
+	 "LANGUAGE plpgsql VOLATILE AS $fn$\n"
+	 "BEGIN\n"
+	 " PERFORM pg_advisory_xact_lock(x'736c7569636502'::bigint #\n"
+	 "   hashtextextended(coalesce(current_schema(), ''), 0));\n"
+	 " SELECT a.seq, a.hash INTO head_seq, head_hash FROM audit a ORDER BY a.seq DESC LIMIT 1;\n"
+	 " IF NOT FOUND THEN\n"
+	 "  head_seq := 0;\n"
+	 "  head_hash := NULL;\n"
+	 " END IF;\n"
+	 "END\n"
+	 "$fn$;"},
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

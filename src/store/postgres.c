@@ -29,6 +29,11 @@
  * the pool: one LISTENs on sluice_work (transactions that make work due
  * NOTIFY it), one holds the session advisory locks of singletons, which
  * the server releases when the process (its connection) dies.
+ *
+ * The audit log. Entries are sealed here with store.c's code (the same
+ * bytes as on SQLite) after a head read under a transaction-level advisory
+ * lock (sluice_audit_head()), inside the transaction of what they record:
+ * every process appends to one chain. See audit_put.
  */
 #include "store/store.h"
 #include "store/store_int.h"
@@ -109,6 +114,14 @@ enum { DC_ID, DC_RUN, DC_WORKFLOW, DC_VERSION, DC_STEP, DC_CLASS, DC_ERROR, DC_E
 	X(DEF_PUT, "INSERT INTO workflow_defs(digest, name, version, file, source, created_at) "           \
 		   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING")                        \
 	X(DEF_GET, "SELECT file, source FROM workflow_defs WHERE digest = $1")                              \
+	/* the audit log: the head under the log's lock, sealed rows in, a page in seq order */ \
+	X(AUDIT_HEAD, "SELECT head_seq, head_hash FROM sluice_audit_head()")                                \
+	X(AUDIT_PUT, "INSERT INTO audit(seq, at, tenant, action, run_id, entry, prev_hash, hash) "          \
+		     "SELECT seq, at, tenant, action, run_id, entry, prev_hash, hash FROM "               \
+		     "jsonb_to_recordset($1::jsonb) AS x(seq BIGINT, at BIGINT, tenant TEXT, action TEXT, " \
+		     "run_id TEXT, entry TEXT, prev_hash TEXT, hash TEXT)")                                \
+	X(AUDIT_SCAN, "SELECT seq, prev_hash, hash, entry, at, tenant, action, run_id FROM audit "          \
+		      "WHERE seq > $1 ORDER BY seq LIMIT $2")                                               \
 	X(IDEM_GET, "SELECT run_id, expires_at FROM idempotency WHERE scope = $1 AND key = $2")             \
 	X(TRIG_GET, "SELECT state FROM trigger_state WHERE name = $1")                                        \
 	X(TRIG_PUT, "INSERT INTO trigger_state(name, state, updated_at) VALUES ($1, $2, $3) "                 \
@@ -952,6 +965,103 @@ static int pg_trigger_state_put(struct sl_store *base, const char *name, const j
 	return 0;
 }
 
+/* ---- the audit log: appending inside the caller's transaction ------------------------------------ */
+
+/* One sealed entry as a row for AUDIT_PUT; NULL on OOM. */
+static json_t *audit_row(const json_t *entry, const char *run_id, int64_t seq, const char *prev, int64_t now,
+			 char hash[SL_AUDIT_HASH_LEN + 1])
+{
+	char *text = sl_store__audit_seal(entry, seq - 1, prev, now, run_id, hash);
+	if (!text)
+		return NULL;
+	struct sl_audit_cols col;
+	sl_store__audit_cols(entry, run_id, now, &col);
+	json_t *row = json_pack("{s:I, s:I, s:s, s:s, s:s?, s:s, s:s, s:s}", "seq", (json_int_t)seq, "at",
+				(json_int_t)col.at, "tenant", col.tenant, "action", col.action, "run_id", col.run_id,
+				"entry", text, "prev_hash", prev, "hash", hash);
+	free(text);
+	return row;
+}
+
+static int audit_insert(struct pg_conn *c, const json_t *entries, const char *run_id, PGresult *head, int64_t now,
+			char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err);
+
+/* Appends entries (an array, in order; run_id, when not NULL, is set into
+ * each) inside the caller's transaction. sluice_audit_head() takes the
+ * log's advisory lock and then reads the head (one round trip); the entries
+ * are sealed here after it (store.c: the same text and hash as on SQLite)
+ * and inserted in one statement. The lock is held until the transaction
+ * ends, so the next appender, in any process, reads the head only once
+ * this transaction has committed or rolled back: one chain, no gaps. Called
+ * last in a transaction where it can be, to hold the lock briefly. */
+static int audit_put(struct pg_conn *c, const json_t *entries, const char *run_id, int64_t now,
+		     char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err)
+{
+	if (json_array_size(entries) == 0)
+		return 0;
+	PGresult *r = q(c, PG_AUDIT_HEAD, NULL, err);
+	if (!r)
+		return SL_ESTORE;
+	return audit_insert(c, entries, run_id, r, now, hash_out, err);
+}
+
+/* The second half of audit_put, given sluice_audit_head()'s result (taken
+ * by the caller under this transaction, e.g. as the last statement of a
+ * pipeline; cleared here). */
+static int audit_insert(struct pg_conn *c, const json_t *entries, const char *run_id, PGresult *r, int64_t now,
+			char hash_out[SL_AUDIT_HASH_LEN + 1], struct sl_err *err)
+{
+	int64_t seq = r_i64(r, 0, 0);
+	char prev[SL_AUDIT_HASH_LEN + 1] = SL_AUDIT_GENESIS;
+	if (r_text(r, 0, 1))
+		snprintf(prev, sizeof prev, "%s", r_text(r, 0, 1));
+	PQclear(r);
+	json_t *rows = json_array();
+	size_t i;
+	const json_t *e;
+	json_array_foreach(entries, i, e) {
+		char hash[SL_AUDIT_HASH_LEN + 1];
+		json_t *row = audit_row(e, run_id, ++seq, prev, now, hash);
+		if (!row || json_array_append_new(rows, row)) {
+			json_decref(rows);
+			return sl_err_set(err, SL_ENOMEM, SL_CLASS_NONE, "store: audit entry: out of memory");
+		}
+		memcpy(prev, hash, sizeof prev);
+	}
+	struct pp p = {0};
+	pp_json(&p, rows);
+	json_decref(rows);
+	int rc = q_run(c, PG_AUDIT_PUT, &p, NULL, err);
+	if (!rc && hash_out)
+		memcpy(hash_out, prev, sizeof prev);
+	return rc;
+}
+
+/* A batch's entries (owned, may be NULL: none), with the head when the
+ * batch's pipeline brought it (owned, may be NULL: read it now). */
+static int audit_batch(struct pg_conn *c, json_t *all, PGresult *head, int64_t now, struct sl_err *err)
+{
+	if (!all) {
+		PQclear(head);
+		return 0;
+	}
+	int rc = head ? audit_insert(c, all, NULL, head, now, NULL, err) : audit_put(c, all, NULL, now, NULL, err);
+	json_decref(all);
+	return rc;
+}
+
+/* One entry (borrowed, may be NULL: nothing to append). */
+static int audit_one(struct pg_conn *c, const json_t *entry, const char *run_id, int64_t now, struct sl_err *err)
+{
+	if (!entry)
+		return 0;
+	json_t *one = json_array();
+	json_array_append((json_t *)one, (json_t *)entry);
+	int rc = audit_put(c, one, run_id, now, NULL, err);
+	json_decref(one);
+	return rc;
+}
+
 /* ---- creating runs ------------------------------------------------------------------------------ */
 
 static int task_put(struct pg_conn *c, const char *run_id, int64_t due, int64_t fence, const char *tenant,
@@ -1067,6 +1177,8 @@ struct create_arg {
 };
 
 static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, struct sl_err *err);
+static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, PGresult *head,
+			struct sl_err *err);
 
 static int create_many_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
 {
@@ -1092,7 +1204,7 @@ static int create_many_body(struct pg_store *s, struct pg_conn *c, void *arg, st
 		if (savepoint_end(c, it->rc, err))
 			return SL_ESTORE;
 	}
-	return 0;
+	return create_audit(c, a, now, NULL, err);
 }
 
 static int pg_run_create_many(struct sl_store *base, struct sl_store_create *items, size_t n)
@@ -1607,6 +1719,8 @@ static int commit_one(struct pg_conn *c, const struct sl_commit *m, int64_t now,
 		char id[SL_ID_MAX];
 		bool existed;
 		rc = create_tx(c, &m->spawn[i], now, id, &existed, err);
+		if (!rc && !existed) /* rare (emits): in the commit's savepoint */
+			rc = audit_one(c, m->spawn[i].audit, id, now, err);
 	}
 	return rc;
 }
@@ -1629,7 +1743,7 @@ struct commit_arg {
 
 static const enum pg_st fast_stmts[] = {
 	PG_TASK_EXTEND, PG_TASK_DONE, PG_TASK_RESCHEDULE, PG_STEP_PUT, PG_ATTEMPT_PUT,
-	PG_RUN_UPDATE, PG_DLQ_PUT, PG_AI_CALL_PUT, PG_NOTIFY,
+	PG_RUN_UPDATE, PG_DLQ_PUT, PG_AI_CALL_PUT, PG_NOTIFY, PG_AUDIT_HEAD,
 };
 
 struct pipe {
@@ -1637,6 +1751,8 @@ struct pipe {
 	bool *must_change; /* per statement sent: 0 rows changed is a failure */
 	size_t n, cap;
 	bool failed;
+	size_t keep;    /* 1-based statement whose rows the caller wants (0: none) */
+	PGresult *kept; /* its result when everything went as expected (PQclear it) */
 };
 
 static void pipe_send(struct pipe *pl, enum pg_st id, struct pp *p, bool must_change)
@@ -1652,6 +1768,15 @@ static void pipe_send(struct pipe *pl, enum pg_st id, struct pp *p, bool must_ch
 		pl->must_change = sl_xrealloc(pl->must_change, pl->cap * sizeof *pl->must_change);
 	}
 	pl->must_change[pl->n++] = must_change;
+}
+
+/* Sends sluice_audit_head() as the pipeline's last statement when the batch
+ * has entries to append: the log's lock and head come with the batch's
+ * results, after its row locks, and save a round trip. */
+static void pipe_audit_head(struct pipe *pl)
+{
+	pipe_send(pl, PG_AUDIT_HEAD, NULL, false);
+	pl->keep = pl->n;
 }
 
 static void pipe_commit(struct pipe *pl, const struct sl_commit *m, int64_t now)
@@ -1728,7 +1853,10 @@ static int pipe_finish(struct pipe *pl, struct sl_err *err)
 		} else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 			if (k > 0 && pl->must_change[k - 1] && strtoll(PQcmdTuples(r), NULL, 10) == 0)
 				pl->failed = true;
-			PQclear(r);
+			if (k > 0 && k == pl->keep && !pl->kept)
+				pl->kept = r;
+			else
+				PQclear(r);
 		} else {
 			pl->failed = true; /* PGRES_PIPELINE_ABORTED: after an error */
 			PQclear(r);
@@ -1743,7 +1871,13 @@ static int pipe_finish(struct pipe *pl, struct sl_err *err)
 	}
 	free(pl->must_change);
 	pl->must_change = NULL;
+	if (!ok || pl->failed) {
+		PQclear(pl->kept);
+		pl->kept = NULL;
+	}
 	if (!ok || !PQexitPipelineMode(c->pc) || PQstatus(c->pc) != CONNECTION_OK || c->lost) {
+		PQclear(pl->kept);
+		pl->kept = NULL;
 		c->lost = true;
 		return sl_err_set(err, SL_ESTORE, SL_CLASS_TRANSIENT, "postgres: connection lost: %s",
 				  PQerrorMessage(c->pc));
@@ -1756,18 +1890,39 @@ static int pipe_finish(struct pipe *pl, struct sl_err *err)
 	return 0;
 }
 
+/* The entries of the commits of a batch that landed (results[i] == 0), in
+ * commit order, appended once at the end of the batch, on the fast and the
+ * slow path alike: the log's lock is taken after every row lock of the
+ * batch and held only for the append and the COMMIT, so it never waits
+ * inside a cycle with a cancel or a decision holding a run's row. A
+ * failure fails the transaction (pg_tx rolls it back, every result gets
+ * the error): no commit lands without its entries. */
+static int commit_audit(struct pg_conn *c, const struct commit_arg *a, int64_t now, PGresult *head,
+			struct sl_err *err)
+{
+	json_t *all = NULL;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->commits[i].audit && a->results[i] == 0) {
+			if (!all)
+				all = json_array();
+			json_array_extend(all, (json_t *)a->commits[i].audit);
+		}
+	return audit_batch(c, all, head, now, err);
+}
+
 /* 0: every commit landed; 1: take the slow path; negative: lost. */
 static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, struct sl_err *err)
 {
 	if (a->n > PG_FAST_MAX)
 		return 1;
-	bool reschedule = false;
+	bool reschedule = false, audited = false;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct sl_commit *m = &a->commits[i];
 		if (m->nspawn || m->approval || m->approval_set || m->approval_consumed ||
 		    sl_store__commit_check(m, NULL))
 			return 1; /* spawns look up idempotency records, approvals are rare: statement by statement */
 		reschedule |= m->next == SL_TASK_RESCHEDULE;
+		audited |= json_array_size(m->audit) > 0;
 	}
 	struct pipe pl;
 	int rc = pipe_begin(&pl, c, fast_stmts, SL_ARRAY_LEN(fast_stmts), err);
@@ -1777,6 +1932,8 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
 		pipe_commit(&pl, &a->commits[i], now);
 	if (reschedule)
 		pipe_send(&pl, PG_NOTIFY, NULL, false);
+	if (audited)
+		pipe_audit_head(&pl);
 	rc = pipe_finish(&pl, err);
 	if (rc)
 		return rc;
@@ -1784,14 +1941,34 @@ static int commit_fast(struct pg_conn *c, struct commit_arg *a, int64_t now, str
 		c->notify = false; /* sent with the batch */
 	for (size_t i = 0; i < a->n; i++)
 		a->results[i] = 0;
-	return 0;
+	return commit_audit(c, a, now, pl.kept, err);
 }
 
 /* Run creations, pipelined the same way: each run's idempotency record is
  * taken first (IDEM_TAKE changes no row when a live record holds the key:
  * a repeat, in the database or earlier in the batch), then the run and its
  * task. Anything unexpected: the slow path, which finds the first run. */
-static const enum pg_st create_stmts[] = {PG_IDEM_TAKE, PG_RUN_INSERT, PG_TASK_PUT, PG_NOTIFY};
+static const enum pg_st create_stmts[] = {PG_IDEM_TAKE, PG_RUN_INSERT, PG_TASK_PUT, PG_NOTIFY, PG_AUDIT_HEAD};
+
+/* The run.start entries of the runs a batch created (not those an
+ * idempotency key found), once at its end on both paths (see
+ * commit_audit); each gets its run's id. */
+static int create_audit(struct pg_conn *c, const struct create_arg *a, int64_t now, PGresult *head,
+			struct sl_err *err)
+{
+	json_t *all = NULL;
+	for (size_t i = 0; i < a->n; i++) {
+		const json_t *e = a->items[i].r->audit;
+		if (!e || a->items[i].rc || a->items[i].existed)
+			continue;
+		if (!all)
+			all = json_array();
+		json_t *copy = json_copy((json_t *)e); /* shallow: only run_id is set */
+		json_object_set_new(copy, "run_id", json_string(a->items[i].run_id));
+		json_array_append_new(all, copy);
+	}
+	return audit_batch(c, all, head, now, err);
+}
 
 static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, struct sl_err *err)
 {
@@ -1838,6 +2015,11 @@ static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, str
 		pipe_send(&pl, PG_TASK_PUT, &p, true);
 	}
 	pipe_send(&pl, PG_NOTIFY, NULL, false);
+	bool audited = false;
+	for (size_t i = 0; i < a->n; i++)
+		audited |= a->items[i].r->audit != NULL;
+	if (audited)
+		pipe_audit_head(&pl);
 	rc = pipe_finish(&pl, err);
 	if (rc)
 		return rc;
@@ -1846,7 +2028,7 @@ static int create_fast(struct pg_conn *c, struct create_arg *a, int64_t now, str
 		a->items[i].existed = false;
 		sl_err_clear(&a->items[i].err);
 	}
-	return 0;
+	return create_audit(c, a, now, pl.kept, err);
 }
 
 static int commit_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
@@ -1884,7 +2066,12 @@ static int commit_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 			reported = true;
 		}
 	}
-	return 0;
+	struct sl_err aerr;
+	sl_err_clear(&aerr);
+	int rc = commit_audit(c, a, now, NULL, &aerr);
+	if (rc && err)
+		*err = aerr;
+	return rc;
 }
 
 static int pg_commit(struct sl_store *base, const struct sl_commit *commits, size_t n, int *results,
@@ -2400,9 +2587,16 @@ static int status_lock(struct pg_conn *c, const char *run_id, int *status, struc
 	return 0;
 }
 
+struct cancel_arg {
+	const char *run_id;
+	const json_t *audit; /* may be NULL */
+};
+
 static int cancel_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
 {
-	const char *run_id = arg;
+	(void)s;
+	const struct cancel_arg *a = arg;
+	const char *run_id = a->run_id;
 	int status = -1;
 	int rc = status_lock(c, run_id, &status, err);
 	if (rc)
@@ -2427,12 +2621,19 @@ static int cancel_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 	/* nobody is asked any more: its pending approvals expire */
 	pp_text(&p, run_id);
 	pp_i64(&p, now);
-	return q_run(c, PG_APR_CANCEL, &p, NULL, err);
+	rc = q_run(c, PG_APR_CANCEL, &p, NULL, err);
+	return rc ? rc : audit_one(c, a->audit, run_id, now, err);
+}
+
+static int pg_run_cancel_audited(struct sl_store *base, const char *run_id, const json_t *audit, struct sl_err *err)
+{
+	struct cancel_arg a = {run_id, audit};
+	return pg_tx(pg(base), PG_WRITE, cancel_body, &a, err);
 }
 
 static int pg_run_cancel(struct sl_store *base, const char *run_id, struct sl_err *err)
 {
-	return pg_tx(pg(base), PG_WRITE, cancel_body, (void *)run_id, err);
+	return pg_run_cancel_audited(base, run_id, NULL, err);
 }
 
 /* ---- dead letters ---------------------------------------------------------------------------- */
@@ -2515,6 +2716,7 @@ struct replay_arg {
 	const json_t *input;
 	const char *new_digest;
 	int new_version;
+	const json_t *audit; /* may be NULL */
 	char run_id[SL_ID_MAX];
 };
 
@@ -2576,17 +2778,28 @@ static int replay_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 		pp_i64(&p, now);
 		rc = q_run(c, PG_DLQ_MARK, &p, NULL, err);
 	}
+	return rc ? rc : audit_one(c, a->audit, a->run_id, now, err);
+}
+
+static int pg_dlq_replay_audited(struct sl_store *base, const char *dlq_id, const json_t *input,
+				 const char *new_digest, int new_version, const json_t *audit,
+				 char run_id_out[SL_ID_MAX], struct sl_err *err)
+{
+	struct replay_arg a = {.dlq_id = dlq_id,
+			       .input = input,
+			       .new_digest = new_digest,
+			       .new_version = new_version,
+			       .audit = audit};
+	int rc = pg_tx(pg(base), PG_WRITE, replay_body, &a, err);
+	if (rc == 0)
+		sl_store__id_copy(run_id_out, a.run_id);
 	return rc;
 }
 
 static int pg_dlq_replay(struct sl_store *base, const char *dlq_id, const json_t *input, const char *new_digest,
 			 int new_version, char run_id_out[SL_ID_MAX], struct sl_err *err)
 {
-	struct replay_arg a = {.dlq_id = dlq_id, .input = input, .new_digest = new_digest, .new_version = new_version};
-	int rc = pg_tx(pg(base), PG_WRITE, replay_body, &a, err);
-	if (rc == 0)
-		sl_store__id_copy(run_id_out, a.run_id);
-	return rc;
+	return pg_dlq_replay_audited(base, dlq_id, input, new_digest, new_version, NULL, run_id_out, err);
 }
 
 static int pg_dlq_purge(struct sl_store *base, int64_t before_ms, int64_t *purged, struct sl_err *err)
@@ -2749,10 +2962,16 @@ static void key_from_row(const PGresult *r, int i, struct sl_api_key *k)
 	k->revoked_at = r_i64(r, i, 9);
 }
 
-/* PostgreSQL has no audit log yet (the entry is left out, as for cancels). */
-static int pg_key_put(struct sl_store *base, const struct sl_api_key *k, const json_t *audit, struct sl_err *err)
+struct key_put_arg {
+	const struct sl_api_key *k;
+	const json_t *audit; /* may be NULL */
+};
+
+static int key_put_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
 {
-	(void)audit;
+	(void)s;
+	const struct key_put_arg *a = arg;
+	const struct sl_api_key *k = a->k;
 	struct pp p = {0};
 	pp_text(&p, k->id);
 	pp_text(&p, k->hash);
@@ -2763,12 +2982,17 @@ static int pg_key_put(struct sl_store *base, const struct sl_api_key *k, const j
 	pp_text(&p, k->name);
 	pp_i64(&p, k->created_at);
 	pp_i64(&p, k->expires_at);
-	PGresult *r = pg_one(pg(base), PG_KEY_PUT, &p, err);
-	if (!r)
-		return SL_ESTORE;
-	bool inserted = strtoll(PQcmdTuples(r), NULL, 10) > 0;
-	PQclear(r);
-	return inserted ? 0 : sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: key %s exists", k->id);
+	int64_t inserted = 0;
+	int rc = q_run(c, PG_KEY_PUT, &p, &inserted, err);
+	if (!rc && !inserted)
+		rc = sl_err_set(err, SL_EEXISTS, SL_CLASS_NONE, "store: key %s exists", k->id);
+	return rc ? rc : audit_one(c, a->audit, NULL, sl_now_ms(), err);
+}
+
+static int pg_key_put(struct sl_store *base, const struct sl_api_key *k, const json_t *audit, struct sl_err *err)
+{
+	struct key_put_arg a = {k, audit};
+	return pg_tx(pg(base), PG_WRITE, key_put_body, &a, err);
 }
 
 static int pg_key_get(struct sl_store *base, const char *id, struct sl_api_key *out, struct sl_err *err)
@@ -2807,6 +3031,7 @@ static int pg_key_list(struct sl_store *base, json_t **out, struct sl_err *err)
 struct revoke_arg {
 	const char *id;
 	int64_t now;
+	const json_t *audit; /* may be NULL */
 };
 
 static int revoke_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
@@ -2818,8 +3043,10 @@ static int revoke_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 	pp_i64(&p, a->now);
 	int64_t changed = 0;
 	int rc = q_run(c, PG_KEY_REVOKE, &p, &changed, err);
-	if (rc || changed)
+	if (rc)
 		return rc;
+	if (changed)
+		return audit_one(c, a->audit, NULL, a->now, err);
 	pp_text(&p, a->id);
 	PGresult *r = q(c, PG_KEY_EXISTS, &p, err);
 	if (!r)
@@ -2832,14 +3059,14 @@ static int revoke_body(struct pg_store *s, struct pg_conn *c, void *arg, struct 
 
 static int pg_key_revoke(struct sl_store *base, const char *id, int64_t now, const json_t *audit, struct sl_err *err)
 {
-	(void)audit;
-	struct revoke_arg a = {id, now};
+	struct revoke_arg a = {id, now, audit};
 	return pg_tx(pg(base), PG_WRITE, revoke_body, &a, err);
 }
 
 struct pause_arg {
 	const char *kind, *name, *by;
 	bool paused, *changed;
+	const json_t *audit; /* may be NULL; appended only when something changed */
 };
 
 /* A resume wakes the parked tasks and NOTIFYs every process (pg_tx sends
@@ -2859,21 +3086,23 @@ static int pause_body(struct pg_store *s, struct pg_conn *c, void *arg, struct s
 	int64_t n = 0;
 	int rc = q_run(c, a->paused ? PG_PAUSE_PUT : PG_PAUSE_DEL, &p, &n, err);
 	*a->changed = n > 0;
-	if (rc || a->paused || !n)
+	if (rc || !n)
 		return rc;
+	if (a->paused)
+		return audit_one(c, a->audit, NULL, now, err);
 	char key[256];
 	snprintf(key, sizeof key, "%s:%s", a->kind, a->name);
 	pp_text(&p, key);
 	pp_i64(&p, now);
 	c->notify = true;
-	return q_run(c, PG_PAUSE_WAKE, &p, NULL, err);
+	rc = q_run(c, PG_PAUSE_WAKE, &p, NULL, err);
+	return rc ? rc : audit_one(c, a->audit, NULL, now, err);
 }
 
 static int pg_pause_set(struct sl_store *base, const char *kind, const char *name, bool paused, const char *by,
 			const json_t *audit, bool *changed, struct sl_err *err)
 {
-	(void)audit;
-	struct pause_arg a = {kind, name, by, paused, changed};
+	struct pause_arg a = {kind, name, by, paused, changed, audit};
 	return pg_tx(pg(base), PG_WRITE, pause_body, &a, err);
 }
 
@@ -3019,6 +3248,8 @@ static int apr_decide_body(struct pg_store *s, struct pg_conn *c, void *arg, str
 	rc = task_put(c, run_id, now, fence, tenant ? tenant : "default", priority, err);
 	free(tenant);
 	c->notify = true;
+	if (!rc)
+		rc = audit_one(c, a->audit, run_id, now, err);
 	if (rc)
 		return rc;
 	docs = NULL;
@@ -3029,7 +3260,6 @@ static int apr_decide_body(struct pg_store *s, struct pg_conn *c, void *arg, str
 	return rc;
 }
 
-/* PostgreSQL has no audit log yet (store.c passes audit as NULL). */
 static int pg_approval_decide(struct sl_store *base, const char *id, const char *status, const json_t *decision,
 			      const json_t *audit, json_t **out, struct sl_err *err)
 {
@@ -3041,6 +3271,146 @@ static int pg_approval_decide(struct sl_store *base, const char *id, const char 
 	}
 	*out = a.doc;
 	return 0;
+}
+
+/* ---- the audit log: appending alone, listing, scanning ------------------------------------------ */
+
+struct audit_append_arg {
+	const json_t *entries;
+	char *hash_out;
+};
+
+static int audit_append_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
+{
+	(void)s;
+	struct audit_append_arg *a = arg;
+	return audit_put(c, a->entries, NULL, sl_now_ms(), a->hash_out, err);
+}
+
+static int pg_audit_append(struct sl_store *base, const json_t *entries, char hash_out[SL_AUDIT_HASH_LEN + 1],
+			   struct sl_err *err)
+{
+	struct audit_append_arg a = {entries, hash_out};
+	return pg_tx(pg(base), PG_WRITE, audit_append_body, &a, err);
+}
+
+/* One list item: the entry as stored, with its chain links (as sqlite.c). */
+static json_t *audit_doc(const PGresult *r, int i)
+{
+	json_t *d = r_json(r, i, 1);
+	if (!json_is_object(d)) {
+		json_decref(d);
+		d = json_pack("{s:I, s:b}", "seq", (json_int_t)r_i64(r, i, 0), "unreadable", 1);
+	}
+	json_object_set_new(d, "hash", r_jstr(r, i, 2));
+	json_object_set_new(d, "prev_hash", r_jstr(r, i, 3));
+	return d;
+}
+
+static int pg_audit_list(struct sl_store *base, const struct sl_audit_filter *f, json_t **out, struct sl_err *err)
+{
+	size_t limit = sl_store__limit(f->limit);
+	int64_t cursor = 0;
+	if (f->cursor)
+		sl_parse_i64(f->cursor, &cursor); /* checked by store.c */
+	struct sl_buf b;
+	struct pp p = {0};
+	sl_buf_init(&b, PG_QUERY_MAX);
+	sl_buf_adds(&b, "SELECT seq, entry, hash, prev_hash FROM audit WHERE true");
+	if (f->tenant)
+		where_text(&b, &p, " AND tenant = $%d", f->tenant);
+	if (f->action)
+		where_text(&b, &p, " AND action = $%d", f->action);
+	if (f->run_id)
+		where_text(&b, &p, " AND run_id = $%d", f->run_id);
+	if (f->since > 0)
+		where_i64(&b, &p, " AND at >= $%d", f->since);
+	if (f->until > 0)
+		where_i64(&b, &p, " AND at < $%d", f->until);
+	if (cursor > 0)
+		where_i64(&b, &p, " AND seq < $%d", cursor);
+	where_i64(&b, &p, " ORDER BY seq DESC LIMIT $%d", (int64_t)limit + 1);
+	PGresult *r = b.err ? NULL : pg_dynamic(pg(base), sl_buf_str(&b), &p, err);
+	int rc = b.err ? sl_err_set(err, SL_ETOOBIG, SL_CLASS_NONE, "store: list query too long") : r ? 0 : SL_ESTORE;
+	sl_buf_free(&b);
+	pp_free(&p);
+	if (rc)
+		return rc;
+	/* the cursor is a seq, not an id: list_page's id cursor does not fit */
+	json_t *items = json_array();
+	int64_t last = 0;
+	bool more = false;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (json_array_size(items) == limit) {
+			more = true;
+			break;
+		}
+		last = r_i64(r, i, 0);
+		json_array_append_new(items, audit_doc(r, i));
+	}
+	PQclear(r);
+	char next[32];
+	snprintf(next, sizeof next, "%lld", (long long)last);
+	*out = json_object();
+	json_object_set_new(*out, "entries", items);
+	json_object_set_new(*out, "next_cursor", more ? json_string(next) : json_null());
+	return 0;
+}
+
+#define PG_AUDIT_PAGE 1000 /* rows per round trip of a scan: bounded memory for any log */
+
+struct audit_scan_arg {
+	sl_audit_row_fn fn;
+	void *ud;
+	int ret;     /* what fn returned to stop, else 0 */
+	bool called; /* fn saw rows: a retried transaction would show them twice */
+};
+
+/* One REPEATABLE READ transaction (pg_tx PG_READ): every page comes from the
+ * same snapshot while appends go on. */
+static int audit_scan_body(struct pg_store *s, struct pg_conn *c, void *arg, struct sl_err *err)
+{
+	(void)s;
+	struct audit_scan_arg *a = arg;
+	if (a->called)
+		return sl_err_set(err, SL_ESTORE, SL_CLASS_TRANSIENT, "postgres: audit scan interrupted; run it again");
+	int64_t after = INT64_MIN;
+	for (;;) {
+		struct pp p = {0};
+		pp_i64(&p, after);
+		pp_i64(&p, PG_AUDIT_PAGE);
+		PGresult *r = q(c, PG_AUDIT_SCAN, &p, err);
+		if (!r)
+			return SL_ESTORE;
+		int n = PQntuples(r);
+		for (int i = 0; i < n && !a->ret; i++) {
+			const char *text = r_text(r, i, 3);
+			struct sl_audit_row row = {
+				.seq = r_i64(r, i, 0),
+				.prev_hash = r_text(r, i, 1),
+				.hash = r_text(r, i, 2),
+				.text = text,
+				.text_len = text ? (size_t)PQgetlength(r, i, 3) : 0,
+				.at = r_i64(r, i, 4),
+				.tenant = r_text(r, i, 5),
+				.action = r_text(r, i, 6),
+				.run_id = r_text(r, i, 7),
+			};
+			a->called = true;
+			after = row.seq;
+			a->ret = a->fn(&row, a->ud);
+		}
+		PQclear(r);
+		if (a->ret || n < PG_AUDIT_PAGE)
+			return 0;
+	}
+}
+
+static int pg_audit_scan(struct sl_store *base, sl_audit_row_fn fn, void *ud, struct sl_err *err)
+{
+	struct audit_scan_arg a = {.fn = fn, .ud = ud};
+	int rc = pg_tx(pg(base), PG_READ, audit_scan_body, &a, err);
+	return rc ? rc : a.ret;
 }
 
 const struct sl_store_ops sl_store_postgres_ops = {
@@ -3091,4 +3461,9 @@ const struct sl_store_ops sl_store_postgres_ops = {
 	.approvals_list = pg_approvals_list,
 	.approval_get = pg_approval_get,
 	.approval_decide = pg_approval_decide,
+	.audit_append = pg_audit_append,
+	.audit_list = pg_audit_list,
+	.audit_scan = pg_audit_scan,
+	.run_cancel_audited = pg_run_cancel_audited,
+	.dlq_replay_audited = pg_dlq_replay_audited,
 };

@@ -975,13 +975,10 @@ static int audit_put(struct sq_conn *c, const json_t *entry, const char *run_id,
 		free(text);
 		return SL_ESTORE;
 	}
-	/* the filter columns, as the sealed text has them (verify compares) */
-	const json_t *at = json_object_get(entry, "at");
-	const char *tenant = json_string_value(json_object_get(entry, "tenant"));
+	struct sl_audit_cols col;
+	sl_store__audit_cols(entry, run_id, now, &col);
 	int b = b_i64(st, 1, head + 1) | b_text(st, 2, text) | b_text(st, 3, prev) | b_text(st, 4, hash) |
-		b_i64(st, 5, json_is_integer(at) ? json_integer_value(at) : now) | b_text(st, 6, tenant ? tenant : "default") |
-		b_text(st, 7, json_string_value(json_object_get(entry, "action"))) |
-		b_text(st, 8, run_id ? run_id : json_string_value(json_object_get(entry, "run_id")));
+		b_i64(st, 5, col.at) | b_text(st, 6, col.tenant) | b_text(st, 7, col.action) | b_text(st, 8, col.run_id);
 	if (b) {
 		st_done(st);
 		free(text);

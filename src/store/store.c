@@ -727,8 +727,6 @@ int sl_store_ai_costs(struct sl_store *s, const char *group_by, int64_t since_ms
  * entry (a crash between the two loses the entry, never the action). */
 static int audit_after(struct sl_store *s, const json_t *audit, const char *run_id, struct sl_err *err)
 {
-	if (!s->ops->audit_append) /* a store without an audit log (PostgreSQL, for now) */
-		return 0;
 	json_t *e = json_copy((json_t *)audit);
 	json_object_set_new(e, "run_id", json_string(run_id));
 	int rc = sl_store_audit_append(s, e, NULL, err);
@@ -913,6 +911,16 @@ char *sl_store__audit_seal(const json_t *entry, int64_t head_seq, const char *he
 	if (text)
 		sl_store_audit_hash(head_hash, text, strlen(text), hash);
 	return text;
+}
+
+void sl_store__audit_cols(const json_t *entry, const char *run_id, int64_t now, struct sl_audit_cols *out)
+{
+	const json_t *at = json_object_get(entry, "at");
+	const char *tenant = json_string_value(json_object_get(entry, "tenant"));
+	out->at = json_is_integer(at) ? json_integer_value(at) : now;
+	out->tenant = tenant ? tenant : "default";
+	out->action = json_string_value(json_object_get(entry, "action"));
+	out->run_id = run_id ? run_id : json_string_value(json_object_get(entry, "run_id"));
 }
 
 int sl_store_audit_append(struct sl_store *s, const json_t *entry, char hash_out[SL_AUDIT_HASH_LEN + 1],

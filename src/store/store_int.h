@@ -111,8 +111,8 @@ struct sl_store_ops {
 	int (*run_cancel_audited)(struct sl_store *s, const char *run_id, const json_t *audit, struct sl_err *err);
 	int (*dlq_replay_audited)(struct sl_store *s, const char *dlq_id, const json_t *input, const char *new_digest,
 				  int new_version, const json_t *audit, char run_id_out[SL_ID_MAX], struct sl_err *err);
-	/* API keys and kill switches (src/gov/auth.h); audit may be NULL. A
-	 * store without an audit log ignores it. */
+	/* API keys and kill switches (src/gov/auth.h); audit may be NULL, else
+	 * appended in the same transaction. */
 	int (*key_put)(struct sl_store *s, const struct sl_api_key *k, const json_t *audit, struct sl_err *err);
 	int (*key_get)(struct sl_store *s, const char *id, struct sl_api_key *out, struct sl_err *err);
 	int (*key_list)(struct sl_store *s, json_t **out, struct sl_err *err);
@@ -164,6 +164,14 @@ char *sl_store__audit_seal(const json_t *entry, int64_t head_seq, const char *he
 			   const char *run_id, char hash[SL_AUDIT_HASH_LEN + 1]);
 /* An audit entry is an object with a non-empty string "action". */
 bool sl_store__audit_entry_ok(const json_t *entry);
+/* The copies of a sealed entry kept in columns for filtering, as its text
+ * has them (sluice audit verify compares): every store writes the same. The
+ * strings are borrowed from entry and run_id. */
+struct sl_audit_cols {
+	int64_t at;
+	const char *tenant, *action, *run_id;
+};
+void sl_store__audit_cols(const json_t *entry, const char *run_id, int64_t now, struct sl_audit_cols *out);
 /* Copies an id into a caller's SL_ID_MAX buffer, always terminated. */
 void sl_store__id_copy(char dst[SL_ID_MAX], const char *src);
 

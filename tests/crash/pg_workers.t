@@ -6,7 +6,8 @@
 # database backend of the store is terminated once (pg_terminate_backend:
 # what a database restart looks like to a client).
 # Every accepted run completes, and the helpdesk simulator applies each
-# ticket once (no step's effect doubled).
+# ticket once (no step's effect doubled); the audit log, appended to by all
+# three processes through all that, verifies.
 . "$SLUICE_TOP/tests/lib/tap.sh"
 . "$SLUICE_TOP/tests/lib/pg.sh"
 pg_need
@@ -104,6 +105,10 @@ done
 t_is "$(pg_q "SELECT count(*) FROM runs WHERE workflow = 'support-triage'")" "$N" "one run per accepted request, none doubled"
 t_is "$(pg_q "SELECT count(*) FROM runs WHERE workflow = 'support-triage' AND status = 'completed'")" "$N" \
 	"every run completed after the kill and the terminated backends"
+t_is "$(pg_q "SELECT count(*) FROM audit WHERE action = 'run.start' AND run_id IN (SELECT id FROM runs WHERE workflow = 'support-triage')")" \
+	"$N" "one run.start audit entry per run, none lost or doubled"
+t_like "$("$SLUICE" audit verify --store "$PG_URL" 2>&1)" '^audit log intact: ' \
+	"the audit log is one unbroken chain after the kill, the stop and the terminated backends"
 eff=$(curl -s "$TARGET_URL/_sim/effects")
 t_diag "simulator: $(printf '%s' "$eff" | jq -c '{effects, replays}')"
 t_is "$(printf '%s' "$eff" | jq -r '.by_route["POST /tickets"]')" "$N" "the helpdesk created one ticket per run"

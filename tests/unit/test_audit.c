@@ -7,6 +7,12 @@
  * insertions made with SQLite directly on the file are all detected, and a
  * cut-off tail only with the anchored head.
  *
+ * With $SLUICE_TEST_PG set, the store-level tests run on PostgreSQL too
+ * (a fresh schema each), with its own checks: the triggers refuse UPDATE,
+ * DELETE and TRUNCATE, a row edited with them disabled is detected, and
+ * four processes appending at once (alone, and with the runs they start)
+ * form one unbroken chain.
+ *
  * SL_AUDIT_TRIALS=N changes the number of random tamperings (default 200).
  */
 #include <setjmp.h>
@@ -16,11 +22,14 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gov/audit.h"
 #include "store/store.h"
@@ -30,6 +39,9 @@
 struct fx {
 	char dir[256];
 	char path[300];
+	char url[600];   /* what the store is opened with: path, or the PostgreSQL URL */
+	char schema[64]; /* PostgreSQL: the test's own schema */
+	bool pg;
 	struct sl_store *s;
 	struct sl_err err;
 };
@@ -40,16 +52,18 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 	return remove(p);
 }
 
-static int setup(void **state)
+/* Opens the fixture's store (f->url, or the file in a temp folder). */
+static int fx_open(void **state, struct fx *f)
 {
-	struct fx *f = calloc(1, sizeof *f);
 	snprintf(f->dir, sizeof f->dir, "/tmp/sluice-test-audit-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof f->path, "%s/sluice.db", f->dir);
+	if (!f->url[0])
+		snprintf(f->url, sizeof f->url, "%s", f->path);
 	sl_clock_set(T0);
 	sl_err_clear(&f->err);
-	if (sl_store_open(f->path, &f->s, &f->err) != 0) {
+	if (sl_store_open(f->url, &f->s, &f->err) != 0) {
 		fprintf(stderr, "open: %s\n", f->err.msg);
 		return -1;
 	}
@@ -57,11 +71,61 @@ static int setup(void **state)
 	return 0;
 }
 
+static int setup(void **state)
+{
+	return fx_open(state, calloc(1, sizeof(struct fx)));
+}
+
+/* Runs SQL on PostgreSQL (url: the admin's, or the test's schema). NULL
+ * when it worked, else the server's message (owned). */
+static void no_notice(void *arg, const char *msg)
+{
+	(void)arg, (void)msg;
+}
+
+static char *pg_sql(const char *url, const char *sql)
+{
+	PGconn *c = PQconnectdb(url);
+	PQsetNoticeProcessor(c, no_notice, NULL);
+	PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+	bool ok = r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+	char *msg = ok ? NULL : strdup(PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return msg;
+}
+
+/* A fresh schema per test, chosen by the URL's search_path option. */
+static int setup_pg(void **state)
+{
+	static int n;
+	struct fx *f = calloc(1, sizeof *f);
+	f->pg = true;
+	snprintf(f->schema, sizeof f->schema, "audit_%d_%d", (int)getpid(), ++n);
+	char sql[200];
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", f->schema, f->schema);
+	char *msg = pg_sql(getenv("SLUICE_TEST_PG"), sql);
+	if (msg) {
+		fprintf(stderr, "setup_pg: %s\n", msg);
+		free(msg);
+		return -1;
+	}
+	const char *base = getenv("SLUICE_TEST_PG");
+	snprintf(f->url, sizeof f->url, "%s%soptions=-csearch_path%%3D%s", base, strchr(base, '?') ? "&" : "?",
+		 f->schema);
+	return fx_open(state, f);
+}
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 	sl_store_close(f->s);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (f->pg) {
+		char sql[120];
+		snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+		free(pg_sql(getenv("SLUICE_TEST_PG"), sql));
+	}
 	sl_clock_set(0);
 	free(f);
 	return 0;
@@ -428,7 +492,7 @@ static void test_concurrent_appends(void **state)
 {
 	struct fx *f = *state;
 	struct sl_store *other = NULL;
-	assert_int_equal(sl_store_open(f->path, &other, &f->err), 0);
+	assert_int_equal(sl_store_open(f->url, &other, &f->err), 0);
 	enum { THREADS = 6, EACH = 60 };
 	pthread_t th[THREADS];
 	struct appender a[THREADS];
@@ -799,19 +863,140 @@ static void test_truncated_tail(void **state)
 	assert_int_equal(rep.anchor_seq, 10);
 }
 
+/* ---- PostgreSQL: the triggers, a tamperer, several processes ------------------------------------ */
+
+/* UPDATE, DELETE and TRUNCATE are refused; with the triggers disabled (a
+ * tamperer with the table owner's rights) an edit lands, and verify names it. */
+static void test_pg_append_only(void **state)
+{
+	struct fx *f = *state;
+	append_n(f, 3, NULL);
+	const char *refused[] = {"UPDATE audit SET action = 'x' WHERE seq = 1", "DELETE FROM audit WHERE seq = 3",
+				 "TRUNCATE audit"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(refused); i++) {
+		char *msg = pg_sql(f->url, refused[i]);
+		assert_non_null(msg);
+		assert_non_null(strstr(msg, "append-only"));
+		free(msg);
+	}
+	struct sl_audit_report rep;
+	assert_int_equal(sl_audit_verify(f->s, NULL, &rep), 0);
+	assert_true(rep.intact);
+	assert_int_equal(rep.entries, 3);
+	char *msg = pg_sql(f->url, "ALTER TABLE audit DISABLE TRIGGER USER;"
+				   "UPDATE audit SET entry = replace(entry, '\"ann\"', '\"bob\"') WHERE seq = 2;"
+				   "ALTER TABLE audit ENABLE TRIGGER USER");
+	assert_null(msg);
+	assert_int_equal(sl_audit_verify(f->s, NULL, &rep), 0);
+	assert_false(rep.intact);
+	assert_int_equal(rep.bad_seq, 2);
+}
+
+enum { PROCS = 4, PROC_EACH = 40 };
+
+/* One appending process: its own store handle (as serve and each worker
+ * have); even ones append entries alone, odd ones start runs (their
+ * run.start entries go in with the runs, in batches) and cancel them. */
+static int append_proc(const char *url, int id)
+{
+	/* the fixed test clock: a ms of its own per process, or the run ids
+	 * (monotonic within a ms, from state copied by fork) would collide */
+	sl_clock_set(T0 + 1000 + id);
+	struct sl_store *s = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	if (sl_store_open(url, &s, &err))
+		return 1;
+	int failed = 0;
+	json_t *in = json_object();
+	json_t *start = json_pack("{s:s, s:{s:s, s:i}}", "action", "run.start", "actor", "kind", "service", "n", id);
+	json_t *cancel = json_pack("{s:s}", "action", "run.cancel");
+	for (int i = 0; i < PROC_EACH && !failed; i++) {
+		if (id % 2 == 0) {
+			char who[32];
+			snprintf(who, sizeof who, "p%d", id);
+			struct sl_audit_entry e = {.actor = {SL_ACTOR_SERVICE, who}, .action = "step.write"};
+			failed = sl_audit_append(s, &e, NULL, &err) != 0;
+			continue;
+		}
+		struct sl_run_new rn = {.workflow = "w", .digest = "d", .input = in, .audit = start};
+		char a[SL_ID_MAX], b[SL_ID_MAX];
+		failed = sl_store_run_create(s, &rn, a, NULL, &err) || sl_store_run_create(s, &rn, b, NULL, &err);
+		if (!failed && i % 2)
+			failed = sl_store_run_cancel_audited(s, a, cancel, &err) != 0;
+	}
+	if (failed)
+		fprintf(stderr, "append_proc %d: %s\n", id, err.msg);
+	json_decref(in);
+	json_decref(start);
+	json_decref(cancel);
+	sl_store_close(s);
+	return failed;
+}
+
+static void test_pg_processes(void **state)
+{
+	struct fx *f = *state;
+	pid_t pid[PROCS];
+	for (int i = 0; i < PROCS; i++) {
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0)
+			_exit(append_proc(f->url, i)); /* f->s is the parent's: left alone */
+	}
+	for (int i = 0; i < PROCS; i++) {
+		int st = 0;
+		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	struct sl_audit_report rep;
+	assert_int_equal(sl_audit_verify(f->s, NULL, &rep), 0);
+	if (!rep.intact)
+		fprintf(stderr, "%s\n", rep.reason);
+	assert_true(rep.intact);
+	/* even: PROC_EACH entries; odd: 2 starts per round and a cancel every other */
+	int64_t want = (PROCS / 2) * PROC_EACH + (PROCS / 2) * (2 * PROC_EACH + PROC_EACH / 2);
+	assert_int_equal(rep.entries, want);
+	assert_int_equal(rep.head_seq, want);
+	json_t *page = NULL;
+	struct sl_audit_filter fl = {.action = "run.cancel", .limit = 1000};
+	assert_int_equal(sl_store_audit_list(f->s, &fl, &page, &f->err), 0);
+	assert_int_equal(json_array_size(json_object_get(page, "entries")), (PROCS / 2) * (PROC_EACH / 2));
+	json_decref(page);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_append_verify, setup, teardown),
-		cmocka_unit_test(test_canonical),
-		cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_append_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_audit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_operator_actions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_paging, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_tail, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tamper_random, setup, teardown),
-	};
-	return cmocka_run_group_tests_name("audit", tests, NULL, NULL);
+	struct CMUnitTest tests[24];
+	size_t n = 0;
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_canonical);
+#define SQ(fn) tests[n++] = (struct CMUnitTest){"sqlite: " #fn, fn, setup, teardown, NULL};
+	SQ(test_append_verify)
+	SQ(test_invalid)
+	SQ(test_append_only)
+	SQ(test_commit_audit)
+	SQ(test_operator_actions)
+	SQ(test_list_paging)
+	SQ(test_concurrent_appends)
+	SQ(test_truncated_tail)
+	SQ(test_tamper_random)
+#undef SQ
+	const char *pgurl = getenv("SLUICE_TEST_PG");
+	if (pgurl && *pgurl) {
+#define PG(fn) tests[n++] = (struct CMUnitTest){"pg: " #fn, fn, setup_pg, teardown, NULL};
+		PG(test_append_verify)
+		PG(test_invalid)
+		PG(test_commit_audit)
+		PG(test_operator_actions)
+		PG(test_list_paging)
+		PG(test_concurrent_appends)
+		PG(test_pg_append_only)
+		PG(test_pg_processes)
+#undef PG
+	} else {
+		printf("# test_audit: SLUICE_TEST_PG unset: the PostgreSQL variants are skipped\n");
+	}
+	SL_ASSERT(n <= SL_ARRAY_LEN(tests));
+	return _cmocka_run_group_tests("audit", tests, n, NULL, NULL);
 }
