@@ -55,6 +55,7 @@ struct sl_start {
 	const char *tenant;         /* NULL: "default" */
 	int priority;
 	struct sl_audit_actor actor; /* who starts it (the run.start audit entry); zeroed: the system */
+	const char *role;           /* the caller's role (an API key's), NULL: none; policy subject role:R */
 	/* borrowed, may be NULL: members added to the run.start audit detail
 	 * (a CloudEvent's attributes, a schedule's slot, a synced record) */
 	const json_t *audit_detail;

@@ -319,8 +319,14 @@ int gate_trigger(struct sl_engine *e, const struct sl_workflow *w, const struct 
 	if (!p || (p->nrules == 0 && p->defaults[SL_VERB_TRIGGER] == SL_DECIDE_ALLOW))
 		return 0;
 	const char *kind = sl_actor_kind_name(st->actor.kind);
-	char *names[2] = {sl_asprintf("%s:%s", kind, st->actor.id ? st->actor.id : "unknown"), NULL};
-	json_t *doc = json_pack("{s:[s], s:s, s:s, s:O, s:s, s:s}", "subject", names[0], "verb", "trigger", "workflow",
+	/* the caller by name, and by the role of its key: role:R matches keys
+	 * of role R (not the roles above it, so a deny for viewers stays theirs) */
+	char *names[3] = {sl_asprintf("%s:%s", kind, st->actor.id ? st->actor.id : "unknown"),
+			  st->role ? sl_asprintf("role:%s", st->role) : NULL, NULL};
+	json_t *subject = json_pack("[s]", names[0]);
+	if (names[1])
+		json_array_append_new(subject, json_string(names[1]));
+	json_t *doc = json_pack("{s:o, s:s, s:s, s:O, s:s, s:s}", "subject", subject, "verb", "trigger", "workflow",
 				w->name, "input", input, "tenant", st->tenant ? st->tenant : "default", "trigger",
 				st->trigger ? st->trigger : "api");
 	struct sl_policy_query q = {.subject = {(const char *const *)names}, .verb = SL_VERB_TRIGGER, .target = w->name,
@@ -352,6 +358,7 @@ int gate_trigger(struct sl_engine *e, const struct sl_workflow *w, const struct 
 	sl_policy_result_free(&res);
 	json_decref(doc);
 	free(names[0]);
+	free(names[1]);
 	return rc;
 }
 

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "contract/contract.h"
 #include "obs/obs.h"
+#include "gov/auth.h"
 #include "server/server_int.h"
 #include "store/store.h"
 
@@ -190,6 +191,7 @@ void srv_start_and_reply(struct sl_server *s, struct srv_req *r, const struct sl
 		.correlation_id = r->corr,
 		.trigger = trigger,
 		.actor = srv_actor(r, strcmp(trigger, "webhook") == 0 ? scope : NULL),
+		.role = r->auth.ok ? sl_role_name(r->auth.role) : NULL,
 		.tenant = srv_tenant_of_new(r),
 	};
 	char run_id[SL_ID_MAX] = "";

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "gov/auth.h"
 #include "obs/obs.h"
 #include "server/server_int.h"
 
@@ -297,6 +298,7 @@ static json_t *ce_route(struct sl_server *s, struct srv_req *r, const json_t *ev
 			.correlation_id = corr,
 			.trigger = "event",
 			.actor = srv_actor(r, NULL),
+			.role = r->auth.ok ? sl_role_name(r->auth.role) : NULL,
 			.audit_detail = detail,
 		};
 		char run_id[SL_ID_MAX] = "";
