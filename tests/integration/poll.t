@@ -11,7 +11,9 @@ out="$T_TMP/sim.out"
 T_PIDS="$T_PIDS $!"
 for _ in $(seq 100); do grep -q 'listening on' "$out" 2>/dev/null && break; sleep 0.05; done
 SIM=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$out" | head -1)
-crm() { m=$1; p=$2; shift 2; curl -s -X "$m" -H "Authorization: Bearer $CRM_TOKEN" -H 'Content-Type: application/json' "$@" "$SIM$p"; }
+# curl -q: the simulator's own key, not the test's Sluice key (tap.sh's
+# curl config, read by plain curl once the server runs, would add that one)
+crm() { m=$1; p=$2; shift 2; curl -q -s -X "$m" -H "Authorization: Bearer $CRM_TOKEN" -H 'Content-Type: application/json' "$@" "$SIM$p"; }
 ACC=$(crm POST /accounts -d '{"name":"Acme"}' | jq -r .id)
 for i in 1 2 3 4 5 6 7; do crm POST /contacts -d "{\"account_id\":\"$ACC\",\"email\":\"c$i@acme.test\"}" >/dev/null; done
 N=$(crm GET '/contacts?per_page=100' | jq '.data | length') # its seed data and ours
@@ -114,10 +116,10 @@ T_PIDS="$T_PIDS $!"
 for _ in $(seq 100); do grep -q 'listening on' "$out" 2>/dev/null && break; sleep 0.05; done
 ERP=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$out" | head -1)
 for i in 1 2 3 4; do
-	curl -s -H 'Content-Type: application/json' "$ERP/invoices" \
+	curl -q -s -H 'Content-Type: application/json' "$ERP/invoices" \
 		-d "{\"supplier_id\":\"sup_1\",\"number\":\"N-$i\",\"amount\":1$i.5,\"currency\":\"EUR\",\"due_date\":\"2026-12-0$i\"}" >/dev/null
 done
-NI=$(curl -s "$ERP/invoices?per_page=100" | jq length)
+NI=$(curl -q -s "$ERP/invoices?per_page=100" | jq length)
 {
 	printf 'connector: erp\ntype: http\nbase_url: %s\nallow_hosts: [127.0.0.1]\nactions:\n' "$ERP"
 	printf '  invoices.list:\n    effect: read\n    method: GET\n    path: /invoices\n'

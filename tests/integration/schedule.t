@@ -96,6 +96,7 @@ if [ -n "${SLUICE_TEST_PG:-}" ]; then
 	pg_schema
 	export SCHED_PG_URL=$PG_URL
 	sed -i 's#^store: .*#store: env:SCHED_PG_URL#' "$P/sluice.yaml"
+	t_auth "$P" # the admin key made so far lives in the SQLite store
 	SLUICE_FAKE_CLOCK=2026-06-01T09:59:57Z "$SLUICE" worker "$P" >"$T_TMP/worker.out" 2>"$T_TMP/worker.err" &
 	T_PIDS="$T_PIDS $!"
 	WPID=$!

@@ -11,12 +11,10 @@
 stream_need nats-server nats-server
 N=${STREAM_EVENTS:-10000}
 TOOL="$BUILD/tests/stream_tool"
-PORT=$(free_port)
 mkdir -p "$T_TMP/nats"
-nats-server -js -a 127.0.0.1 -p "$PORT" -sd "$T_TMP/nats" --user sluice --pass nats-t-sekrit \
-	>"$T_TMP/nats.log" 2>&1 &
-T_PIDS="$T_PIDS $!"
-wait_port "$PORT" || { t_fail "nats-server starts" "$(tail -5 "$T_TMP/nats.log")"; t_done; }
+nats() { exec nats-server -js -a 127.0.0.1 -p "$1" -sd "$T_TMP/nats" --user sluice --pass nats-t-sekrit; }
+stream_server "$T_TMP/nats.log" 'Server is ready' nats ||
+	{ t_fail "nats-server starts" "$(tail -5 "$T_TMP/nats.log")"; t_done; }
 export NATS_PASSWORD=nats-t-sekrit
 NURL="nats://sluice:$NATS_PASSWORD@127.0.0.1:$PORT" # the tool's; the connector takes user/password apart
 

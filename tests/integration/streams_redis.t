@@ -10,12 +10,13 @@
 . "$SLUICE_TOP/tests/lib/streams.sh"
 stream_need redis-server redis-server
 N=${STREAM_EVENTS:-10000}
-PORT=$(free_port)
 mkdir -p "$T_TMP/redis"
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T_TMP/redis" \
-	--requirepass redis-t-sekrit >"$T_TMP/redis.log" 2>&1 &
-T_PIDS="$T_PIDS $!"
-wait_port "$PORT" || { t_fail "redis-server starts" "$(tail -5 "$T_TMP/redis.log")"; t_done; }
+redis() {
+	exec redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$T_TMP/redis" \
+		--requirepass redis-t-sekrit
+}
+stream_server "$T_TMP/redis.log" 'Ready to accept connections' redis ||
+	{ t_fail "redis-server starts" "$(tail -5 "$T_TMP/redis.log")"; t_done; }
 export REDIS_PASSWORD=redis-t-sekrit
 rcli() { REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -p "$PORT" "$@"; }
 

@@ -5,6 +5,7 @@
 # port nobody listens on. stream_project makes the test project: a stream
 # trigger with TYPE's connector settings, a file connector (exactly-once
 # appends, the workflow's effect) and an emit back to a second stream.
+# stream_server starts the server under test on a free port.
 
 stream_need() {
 	command -v "$1" >/dev/null 2>&1 && return 0
@@ -25,11 +26,27 @@ free_port() {
 	return 1
 }
 
-# wait_port PORT: until something listens there (10 s).
-wait_port() {
-	for _ in $(seq 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
+# stream_server LOG READY START: starts a stream server on a free port,
+# START PORT in the background (it should exec the server) writing to LOG,
+# until LOG shows READY (grep -E) and the process lives; sets PORT and
+# SERVER_PID. free_port only saw the port free: another test may bind it
+# before the server does, and then the server exits (bind: Address already
+# in use), so that is retried on another port (5 tries). READY, not a
+# connect, tells it is ours: the connect may reach the other test's server.
+stream_server() {
+	for _ in 1 2 3 4 5; do
+		PORT=$(free_port) || return 1
+		"$3" "$PORT" >"$1" 2>&1 &
+		SERVER_PID=$!
+		T_PIDS="$T_PIDS $SERVER_PID"
+		for _ in $(seq 200); do
+			kill -0 "$SERVER_PID" 2>/dev/null || break
+			grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+			sleep 0.05
+		done
+		kill -9 "$SERVER_PID" 2>/dev/null
+		wait "$SERVER_PID" 2>/dev/null
+		cp "$1" "${1%.log}.port$PORT.log" # why, for keep_logs
 	done
 	return 1
 }
@@ -56,7 +73,10 @@ YAML
 }
 
 # stream_serve DIR LOG: starts sluice serve on DIR; sets SERVE_PID and URL.
+# Every API call needs a key: the first serve makes the test's admin key
+# (tap.sh's t_auth), which curl and `sluice connectors` then send.
 stream_serve() {
+	[ -n "${SLUICE_TOKEN:-}" ] || t_auth "$1" || return 1
 	: >"$T_TMP/serve.out"
 	"$SLUICE" serve --listen 127.0.0.1:0 "$1" >"$T_TMP/serve.out" 2>>"$2" &
 	SERVE_PID=$!
