@@ -34,6 +34,8 @@ project_no_approval "$P"
 export SLUICE_PG_URL=$PG_URL
 sed -i 's#^store: .*#store: env:SLUICE_PG_URL#' "$P/sluice.yaml"
 echo "lease: 2s" >>"$P/sluice.yaml"
+# the test's admin key (on the store above): posting runs needs one
+t_auth "$P" || { t_fail "no API key" "$(cat "$T_TMP/keys.err")"; t_done; }
 
 # start_worker I: (re)starts worker I, its pid in WI.
 start_worker() {
@@ -61,8 +63,10 @@ if [ -z "$URL" ]; then
 fi
 
 # post_all: posts runs 1..N with curl --parallel (16 at once), each with its
-# own Idempotency-Key; whatever was not answered 2xx is posted again (as a
-# retrying client would), up to 30 passes. Leaves the accepted count in
+# own Idempotency-Key and the test's API key (curl -q: the key is sent once,
+# from this config, not also from t_auth's); whatever was not answered 2xx
+# is posted again (as a retrying client would), up to 30 passes. Leaves the
+# accepted count in
 # $T_TMP/accepted.
 post_all() {
 	seq 1 "$N" >"$T_TMP/pending"
@@ -76,10 +80,11 @@ post_all() {
 			first=0
 			printf 'url = "%s/v1/workflows/support-triage/runs"\n' "$URL"
 			printf 'header = "Content-Type: application/json"\nheader = "Idempotency-Key: scale-%s"\n' "$i"
+			printf 'header = "Authorization: Bearer %s"\n' "$SLUICE_TOKEN"
 			printf 'data-binary = "{\\"message_id\\":\\"sc-%05d@example.com\\",\\"from\\":\\"c%d@example.com\\",\\"to\\":\\"support@example.com\\",\\"subject\\":\\"S %d\\",\\"text\\":\\"b\\",\\"received_at\\":\\"2026-11-23T08:15:00Z\\"}"\n' "$i" "$i" "$i"
 			printf 'output = "/dev/null"\nwrite-out = "%s %%{http_code}\\n"\nmax-time = 10\n' "$i"
 		done <"$T_TMP/pending" >"$T_TMP/curl.cfg"
-		curl -s --parallel --parallel-max 16 -K "$T_TMP/curl.cfg" >"$T_TMP/codes.log" 2>/dev/null || true
+		curl -q -s --parallel --parallel-max 16 -K "$T_TMP/curl.cfg" >"$T_TMP/codes.log" 2>/dev/null || true
 		awk '$2 ~ /^2/ {print $1}' "$T_TMP/codes.log" >>"$T_TMP/ok"
 		sort -n -u "$T_TMP/ok" -o "$T_TMP/ok"
 		comm -23 <(seq 1 "$N" | sort) <(sort "$T_TMP/ok") | sort -n >"$T_TMP/pending"

@@ -18,6 +18,10 @@ printf 'models:\n  a: { provider: sim, price: { input: 1, output: 2 } }\nroutes:
 printf 'workflow: slow\nversion: 1\nsteps:\n  - id: nap\n    wait: 1h\n' >"$P/workflows/slow.yaml"
 printf 'workflow: dies\nversion: 1\nsteps:\n  - id: boom\n    map: %s\n' "'error(\"boom\")'" >"$P/workflows/dies.yaml"
 printf 'workflow: noop\nversion: 1\nsteps:\n  - id: one\n    map: .input\n' >"$P/workflows/noop.yaml"
+# approvals: one any operator may decide, one only admin-a may
+printf 'workflow: ask\nversion: 1\nsteps:\n  - id: confirm\n    approval: { reviewers: [role:operator] }\n' >"$P/workflows/ask.yaml"
+printf 'workflow: ask-admin\nversion: 1\nsteps:\n  - id: confirm\n    approval: { reviewers: [admin-a] }\n' \
+	>"$P/workflows/ask-admin.yaml"
 cat >"$P/policies.yaml" <<'YAML'
 tenants: [acme, globex]
 principals:
@@ -76,11 +80,26 @@ for _ in $(seq 100); do
 	[ -n "$DLQ_A" ] && break
 	sleep 0.05
 done
-t_like "$RUN_A $RUN_G $DLQ_A" '^run_[^ ]+ run_[^ ]+ [^ ]+$' "an acme run, a globex run and an acme DLQ entry exist"
+# approval WORKFLOW: starts an acme run of WORKFLOW, prints its approval's id
+approval() {
+	local run
+	run=$(req "$OPERATOR" POST "/v1/workflows/$1/runs" '{}' >/dev/null; jq -r .run_id "$T_TMP/body")
+	for _ in $(seq 100); do
+		req "$ROOT" GET "/v1/approvals?run_id=$run" >/dev/null
+		id=$(jq -r '.approvals[0].id // empty' "$T_TMP/body")
+		[ -n "$id" ] && break
+		sleep 0.05
+	done
+	printf '%s' "$id"
+}
+APR_A=$(approval ask)
+APR_ADMIN=$(approval ask-admin)
+t_like "$RUN_A $RUN_G $DLQ_A $APR_A" '^run_[^ ]+ run_[^ ]+ [^ ]+ apr_[^ ]+$' \
+	"an acme run, a globex run, an acme DLQ entry and an acme approval exist"
 CHAT='{"model":"chat","messages":[{"role":"user","content":"hello"}]}'
 
-# METHOD PATH NEED [BODY]: NEED is public, viewer, operator or admin; RUN
-# and DLQ in a path are the acme tenant's.
+# METHOD PATH NEED [BODY]: NEED is public, viewer, operator or admin; RUN,
+# DLQ and APR (an approval) in a path are the acme tenant's.
 {
 	echo "GET / public"
 	echo "GET /healthz public"
@@ -109,12 +128,17 @@ CHAT='{"model":"chat","messages":[{"role":"user","content":"hello"}]}'
 	echo "DELETE /v1/pauses/workflow/noop admin"
 	echo "GET /v1/keys admin"
 	echo "POST /v1/keys/SPARE/revoke admin"
+	echo "GET /v1/approvals viewer"
+	echo "GET /v1/approvals/APR viewer"
+	echo 'POST /v1/approvals/APR/decision operator {"decision":"approve","reason":"matrix"}'
+	echo 'POST /v1/events operator {"specversion":"1.0","id":"authz-1","source":"/authz","type":"none"}'
 } >"$T_TMP/matrix"
 # the matrix covers the route table: the OpenAPI document, which test_server
 # holds to the router's table, lists the same routes
 req "" GET /v1/openapi.json >/dev/null
 documented=$(jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | ascii_upcase + " " + $p' "$T_TMP/body" | sort)
 covered=$(cut -d' ' -f1,2 "$T_TMP/matrix" | sed -e 's#/RUN#/{id}#' -e 's#/DLQ/#/{id}/#' -e 's#/SPARE/#/{id}/#' \
+	-e 's#/APR$#/{id}#' -e 's#/APR/#/{id}/#' \
 	-e 's#?.*##' -e 's#/hooks/nothing#/hooks/{path}#' -e 's#/noop/runs#/{name}/runs#' \
 	-e 's#/workflow/noop#/{kind}/{name}#' | sort)
 t_is "$covered" "$documented" "the matrix has one row per route"
@@ -128,8 +152,9 @@ while read -r m path need body; do
 	p=${path//RUN/$RUN_A}
 	p=${p//DLQ/$DLQ_A}
 	p=${p//SPARE/$(key_id "$SPARE")}
+	p=${p//APR/$APR_A}
 	owned=no
-	[[ $path == *RUN* || $path == *DLQ* ]] && owned=yes
+	[[ $path == *RUN* || $path == *DLQ* || $path == *APR* ]] && owned=yes
 	for ident in $identities; do
 		IFS='|' read -r who tok role own <<<"$ident"
 		got=$(req "$tok" "$m" "$p" "$body")
@@ -172,6 +197,16 @@ req "" GET /v1/runs >/dev/null
 t_is "$(jq -r .type "$T_TMP/body")" "https://sluice.dev/problems/unauthorized" "…as problem+json"
 req "$VIEWER" POST "/v1/runs/$RUN_G/cancel" >/dev/null
 t_like "$(jq -r .detail "$T_TMP/body")" "needs the operator role" "a viewer cannot cancel: 403 names the role"
+
+# an operator may decide only approvals that list it (or a role it holds)
+DECIDE='{"decision":"approve","reason":"ok"}'
+t_is "$(req "$OPERATOR" POST "/v1/approvals/$APR_ADMIN/decision" "$DECIDE")" 403 \
+	"an operator not among an approval's reviewers may not decide it"
+t_like "$(jq -r .detail "$T_TMP/body")" "not among this approval's reviewers" "…403 says why"
+t_is "$(req "$OTHER" POST "/v1/approvals/$APR_ADMIN/decision" "$DECIDE")" 404 "…another tenant's key: 404"
+t_is "$(req "$ADMIN" POST "/v1/approvals/$APR_ADMIN/decision" "$DECIDE")" 200 "…the listed reviewer decides"
+req "$ROOT" GET "/v1/approvals/$APR_ADMIN" >/dev/null
+t_is "$(jq -r '.status + " " + .decision.by' "$T_TMP/body")" "approved admin-a" "…and is named as the decider"
 
 # tenant isolation
 runs() { req "$1" GET "/v1/runs?limit=500" >/dev/null; jq -r '[.runs[].id] | join(" ")' "$T_TMP/body"; }

@@ -100,7 +100,9 @@ t_is "$(printf '%s' "$a" | jq -r '.target.id + " " + .detail.signal + " " + .det
 t_is "$(one b)" "review review" "a demoted step's write now waits for approval"
 t_is "$(jq -r '.steps[] | select(.id == "record") | .output.kind + " " + .output.proposed.action' "$T_TMP/run.json")" \
 	"autonomy append" "…an autonomy approval proposing the append"
-t_like "$(jq -c '.steps[] | select(.id == "record") | .output.evidence.ai[0]' "$T_TMP/run.json")" \
+# the evidence is the approval's (GET /v1/approvals/ID), not the step output's
+apr=$(jq -r '.steps[] | select(.id == "record") | .output.approval_id' "$T_TMP/run.json")
+t_like "$(curl -s "$URL/v1/approvals/$apr" | jq -c '.evidence.ai[0]')" \
 	'"step":"classify".*"acts_as":"drafting"|"acts_as":"drafting".*"step":"classify"' "…with the ai step's answer as evidence"
 t_is "$(curl -s "$URL/v1/audit?action=policy.require_approval" | jq -r '.entries[0] | .policy.rule + " " + .policy.decision')" \
 	"autonomy require_approval" "…and the request is audited with its rule"

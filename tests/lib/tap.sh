@@ -93,11 +93,13 @@ project_copy() {
 	echo "$dst"
 }
 
-# project_no_approval DIR: drops the example's billing approval step (a
-# person would have to decide it) from DIR's support-triage workflow, for
-# tests that count runs to completion without a reviewer.
+# project_no_approval DIR: drops what would make a person decide in DIR's
+# support-triage workflow, for tests that count runs to completion without
+# a reviewer: the billing approval step, and the classifier's
+# `demote_on: [drift]` (a test's synthetic mails drift from the first ones,
+# and a demoted classifier's ticket write waits for an approval).
 project_no_approval() {
-	perl -0pi -e 's/\n  # Billing tickets touch money.*?(?=\n  - id: ticket)//s; s/\(\.confirm_billing\.final\.label \/\/ \.classify\.label\)/.classify.label/' \
+	perl -0pi -e 's/\n  # Billing tickets touch money.*?(?=\n  - id: ticket)//s; s/\(\.confirm_billing\.final\.label \/\/ \.classify\.label\)/.classify.label/; s/\n *demote_on: \[drift\]//' \
 		"$1/workflows/support-triage.yaml"
 }
 
