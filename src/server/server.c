@@ -14,71 +14,59 @@
 #include "obs/obs.h"
 #include "server/server_int.h"
 
-/* ---- the route table: the router and the OpenAPI test read the same one ---- */
-static const struct sl_server_route routes[] = {
-	{"GET", "/"},
-	{"GET", "/healthz"},
-	{"GET", "/readyz"},
-	{"GET", "/v1/openapi.json"},
-	{"GET", "/metrics"},
-	{"GET", "/v1/workflows"},
-	{"POST", "/v1/workflows/{name}/runs"},
-	{"GET", "/v1/runs"},
-	{"GET", "/v1/runs/{id}"},
-	{"POST", "/v1/runs/{id}/cancel"},
-	{"GET", "/v1/dlq"},
-	{"POST", "/v1/dlq/replay"},
-	{"POST", "/v1/dlq/{id}/replay"},
-	{"GET", "/v1/audit"},
-	{"POST", "/hooks/{path}"},
-	{"POST", "/v1/chat/completions"},
-	{"GET", "/v1/models"},
-	{"GET", "/v1/costs"},
-	{"GET", "/v1/connectors"},
-	{"GET", "/v1/runs/{id}/trace"},
-	{"GET", "/v1/drift"},
-	{"GET", "/v1/slo"},
-	{"GET", "/v1/pauses"},
-	{"POST", "/v1/pauses"},
-	{"DELETE", "/v1/pauses/{kind}/{name}"},
-	{"GET", "/v1/keys"},
-	{"POST", "/v1/keys/{id}/revoke"},
-	{"GET", "/v1/approvals"},
-	{"GET", "/v1/approvals/{id}"},
-	{"POST", "/v1/approvals/{id}/decision"},
-	{"POST", "/v1/events"},
-};
+/* ---- the route table: the router and the OpenAPI test read the same one ----
+ * One line per route: method, path template, handler, and the role it needs
+ * (docs/reference/api.md has the matrix). PUBLIC: the probes, the console
+ * page and the OpenAPI document (nothing in them is a tenant's), and
+ * webhooks, which carry their own HMAC signature. /metrics wants a key like
+ * the rest: Prometheus sends one (bearer_token_file). The arrays below are
+ * derived from it, so a route cannot be paired with another's handler. */
+#define SRV_ROUTES(X) \
+	X("GET",  "/",                               srv_console,           PUBLIC) \
+	X("GET",  "/healthz",                        srv_healthz,           PUBLIC) \
+	X("GET",  "/readyz",                         srv_readyz,            PUBLIC) \
+	X("GET",  "/v1/openapi.json",                srv_openapi,           PUBLIC) \
+	X("GET",  "/metrics",                        srv_metrics,           VIEWER) \
+	X("GET",  "/v1/workflows",                   srv_workflows,         VIEWER) \
+	X("POST", "/v1/workflows/{name}/runs",       srv_start_run,         OPERATOR) \
+	X("GET",  "/v1/runs",                        srv_runs_list,         VIEWER) \
+	X("GET",  "/v1/runs/{id}",                   srv_run_get,           VIEWER) \
+	X("POST", "/v1/runs/{id}/cancel",            srv_run_cancel,        OPERATOR) \
+	X("GET",  "/v1/dlq",                         srv_dlq_list,          VIEWER) \
+	X("POST", "/v1/dlq/replay",                  srv_dlq_replay_bulk,   OPERATOR) \
+	X("POST", "/v1/dlq/{id}/replay",             srv_dlq_replay,        OPERATOR) \
+	X("GET",  "/v1/audit",                       srv_audit_list,        VIEWER) \
+	X("POST", "/hooks/{path}",                   srv_webhook,           PUBLIC) \
+	X("POST", "/v1/chat/completions",            srv_chat_completions,  OPERATOR) \
+	X("GET",  "/v1/models",                      srv_models,            VIEWER) \
+	X("GET",  "/v1/costs",                       srv_costs,             VIEWER) \
+	X("GET",  "/v1/connectors",                  srv_connectors,        VIEWER) \
+	X("GET",  "/v1/runs/{id}/trace",             srv_run_trace,         VIEWER) \
+	X("GET",  "/v1/drift",                       srv_drift,             VIEWER) \
+	X("GET",  "/v1/slo",                         srv_slo,               VIEWER) \
+	X("GET",  "/v1/pauses",                      srv_pauses_list,       VIEWER) \
+	X("POST", "/v1/pauses",                      srv_pause_create,      ADMIN) \
+	X("DELETE", "/v1/pauses/{kind}/{name}",      srv_pause_delete,      ADMIN) \
+	X("GET",  "/v1/keys",                        srv_keys_list,         ADMIN) \
+	X("POST", "/v1/keys/{id}/revoke",            srv_key_revoke,        ADMIN) \
+	X("GET",  "/v1/approvals",                   srv_approvals_list,    VIEWER) \
+	X("GET",  "/v1/approvals/{id}",              srv_approval_get,      VIEWER) \
+	X("POST", "/v1/approvals/{id}/decision",     srv_approval_decide,   OPERATOR) \
+	X("POST", "/v1/events",                      srv_events,            OPERATOR)
 
-static const srv_handler_fn handlers[] = {
-	srv_console,    srv_healthz,    srv_readyz,   srv_openapi,  srv_metrics,  srv_workflows, srv_start_run,  srv_runs_list,
-	srv_run_get,    srv_run_cancel, srv_dlq_list, srv_dlq_replay_bulk, srv_dlq_replay, srv_audit_list, srv_webhook,
-	srv_chat_completions, srv_models, srv_costs,  srv_connectors, srv_run_trace,  srv_drift,
-	srv_slo,        srv_pauses_list, srv_pause_create, srv_pause_delete, srv_keys_list, srv_key_revoke,
-	srv_approvals_list, srv_approval_get, srv_approval_decide, srv_events,
-};
-
-/* The role each route needs (docs/reference/api.md has the matrix). Public:
- * the probes, the console page and the OpenAPI document (nothing in them is
- * a tenant's), and webhooks, which carry their own HMAC signature. /metrics
- * wants a key like the rest: Prometheus sends one (bearer_token_file). */
-#define V SL_ROLE_VIEWER
-#define O SL_ROLE_OPERATOR
-#define A SL_ROLE_ADMIN
-#define P SRV_PUBLIC
-static const int route_roles[] = {
-	P, P, P, P, V, V, O, V,
-	V, O, V, O, O, V, P,
-	O, V, V, V, V, V,
-	V, V, A, A, A, A,
-	V, V, O, O,
-};
-#undef V
-#undef O
-#undef A
-#undef P
-
-_Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(route_roles), "one role per route");
-_Static_assert(SL_ARRAY_LEN(routes) == SL_ARRAY_LEN(handlers), "one handler per route");
+#define SRV_ROLE_PUBLIC SRV_PUBLIC
+#define SRV_ROLE_VIEWER SL_ROLE_VIEWER
+#define SRV_ROLE_OPERATOR SL_ROLE_OPERATOR
+#define SRV_ROLE_ADMIN SL_ROLE_ADMIN
+#define ROUTE_PATH(m, p, fn, role) {m, p},
+#define ROUTE_FN(m, p, fn, role) fn,
+#define ROUTE_ROLE(m, p, fn, role) SRV_ROLE_##role,
+static const struct sl_server_route routes[] = {SRV_ROUTES(ROUTE_PATH)};
+static const srv_handler_fn handlers[] = {SRV_ROUTES(ROUTE_FN)};
+static const int route_roles[] = {SRV_ROUTES(ROUTE_ROLE)};
+#undef ROUTE_PATH
+#undef ROUTE_FN
+#undef ROUTE_ROLE
 
 const struct sl_server_route *sl_server_routes(size_t *n)
 {
