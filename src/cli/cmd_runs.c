@@ -1,14 +1,6 @@
 /*
  * cmd_runs.c: `sluice runs` and `sluice dlq`: clients of a server's run API
  * (docs/reference/api.md), with tables for people and --json for scripts.
- *
- * For the lead to wire in cli.h / main.c:
- *   int cmd_runs(int argc, char **argv);
- *   void help_runs(FILE *out);
- *   int cmd_dlq(int argc, char **argv);
- *   void help_dlq(FILE *out);
- *   {"runs", "list, show and cancel runs on a server", cmd_runs, help_runs}
- *   {"dlq", "list and replay dead runs on a server", cmd_dlq, help_dlq}
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -19,17 +11,6 @@
 
 #include "cli/cli.h"
 #include "util/util.h"
-
-int cmd_runs(int argc, char **argv);
-void help_runs(FILE *out);
-int cmd_dlq(int argc, char **argv);
-void help_dlq(FILE *out);
-int cmd_costs(int argc, char **argv);
-void help_costs(FILE *out);
-int cmd_connectors(int argc, char **argv);
-void help_connectors(FILE *out);
-int cmd_slo(int argc, char **argv);
-void help_slo(FILE *out);
 
 #define DEFAULT_SERVER CLI_DEFAULT_SERVER
 

@@ -1,11 +1,6 @@
 /*
  * cmd_serve.c: `sluice serve DIR` runs the engine and the HTTP edge on the
  * project's store until SIGINT or SIGTERM.
- *
- * For the lead to wire in cli.h / main.c:
- *   int cmd_serve(int argc, char **argv);
- *   void help_serve(FILE *out);
- *   {"serve", "run the engine and the HTTP API / webhooks", cmd_serve, help_serve}
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -21,8 +16,6 @@
 #include "sim/sim.h"
 #include "store/store.h"
 
-int cmd_serve(int argc, char **argv);
-void help_serve(FILE *out);
 
 void help_serve(FILE *out)
 {

@@ -2,11 +2,6 @@
  * cmd_sim.c: `sluice sim helpdesk|crm|erp|model` runs one built-in vendor
  * simulator (or the LLM API simulator) in the foreground until SIGINT or
  * SIGTERM.
- *
- * For src/cli/cli.h (the lead adds these there and to the verbs table):
- *   int cmd_sim(int argc, char **argv);
- *   void help_sim(FILE *out);
- * They are declared below too, so this file builds warning-free before.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -16,9 +11,6 @@
 
 #include "cli/cli.h"
 #include "sim/sim.h"
-
-int cmd_sim(int argc, char **argv);
-void help_sim(FILE *out);
 
 void help_sim(FILE *out)
 {
