@@ -239,6 +239,7 @@ struct sl_settings {
 	int64_t lease_ms; /* task lease, default 30000 */
 	int batch;        /* tasks a worker holds and commits together, default 16 */
 	int64_t dlq_retention_ms; /* dead-letter entries older than this are purged, default 30 days */
+	int64_t idem_ttl_ms;      /* how long API, webhook, event and stream idempotency keys are kept, default 30 days */
 	char *otlp_endpoint;      /* OTLP/HTTP collector for run spans; NULL: none */
 	struct sl_tenant_conf *tenants; /* `tenants:` in file order */
 	size_t ntenants;

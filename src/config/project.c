@@ -28,6 +28,7 @@ const struct sl_conf_key sl_settings_keys[] = {
 	{"lease", SL_CONF_DURATION, false, "how long a worker holds a task before another may take it; default 30s"},
 	{"batch", SL_CONF_INT, false, "tasks a worker claims and commits together; default 16"},
 	{"dlq_retention", SL_CONF_DURATION, false, "dead-letter entries older than this are deleted; default 30d"},
+	{"idempotency_ttl", SL_CONF_DURATION, false, "how long API, webhook, event and stream message keys are remembered; default 30d"},
 	{"otlp_endpoint", SL_CONF_STRING, false, "an OTLP/HTTP collector (http://HOST:4318): every run's spans are sent when it ends"},
 	{"tenants", SL_CONF_OBJECT, false, "runtime shares for fair claiming, TENANT: {weight, max_concurrency}; unlisted tenants: weight 1, no limit"},
 	{NULL, 0, false, NULL},
@@ -159,6 +160,7 @@ static void settings_defaults(struct sl_project *p)
 	s->lease_ms = 30000;
 	s->batch = 16;
 	s->dlq_retention_ms = 30LL * 86400000;
+	s->idem_ttl_ms = 30LL * 86400000;
 }
 
 static void replace(char **slot, const char *v)
@@ -281,6 +283,12 @@ static void settings_apply(struct sl_project *p, struct conf_file *cf, const jso
 		conf_err(cf, "/dlq_retention", "dlq_retention must be at least 1s");
 	else
 		s->dlq_retention_ms = ms;
+	const json_t *ttl = json_object_get(doc, "idempotency_ttl");
+	ms = conf_duration(ttl, s->idem_ttl_ms);
+	if (ttl && conf_type_ok(SL_CONF_DURATION, ttl) && ms < 1000)
+		conf_err(cf, "/idempotency_ttl", "idempotency_ttl must be at least 1s");
+	else
+		s->idem_ttl_ms = ms;
 }
 
 static void load_settings(struct loader *L)

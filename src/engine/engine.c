@@ -434,6 +434,9 @@ int sl_engine_start_run(struct sl_engine *e, const struct sl_start *st, char run
 			.priority = st->priority,
 			.idem_scope = st->idem_key ? (st->idem_scope ? st->idem_scope : "api") : NULL,
 			.idem_key = st->idem_key,
+			.idem_ttl_ms = st->idem_ttl_ms < 0 ? 0
+				       : st->idem_ttl_ms ? st->idem_ttl_ms
+							 : e->project->settings.idem_ttl_ms,
 			.audit = audit,
 		};
 		bool ex = false;

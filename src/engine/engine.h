@@ -50,6 +50,10 @@ struct sl_start {
 	const json_t *input;        /* borrowed; NULL: {} */
 	const char *idem_scope;     /* NULL: "api" */
 	const char *idem_key;       /* NULL: none */
+	/* how long idem_key is remembered: 0 the project's idempotency_ttl
+	 * (30 days by default), -1 for ever (a key that must hold whatever its
+	 * age: schedule slots, synced record versions) */
+	int64_t idem_ttl_ms;
 	const char *correlation_id; /* NULL: new */
 	const char *trigger;        /* "cli", "api", ... */
 	const char *tenant;         /* NULL: "default" */

@@ -127,6 +127,7 @@ static int sync_record(struct sl_engine *e, const struct sl_workflow *w, const j
 		.input = input,
 		.idem_scope = scope,
 		.idem_key = key,
+		.idem_ttl_ms = -1, /* ID@VERSION: a backfill of old history must not start it again */
 		.trigger = "poll",
 		.actor = {SL_ACTOR_SERVICE, "poller"},
 		.audit_detail = detail,

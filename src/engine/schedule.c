@@ -64,6 +64,7 @@ static int fire(struct sl_engine *e, const struct sl_workflow *w, int64_t slot, 
 		.input = input,
 		.idem_scope = "schedule",
 		.idem_key = key,
+		.idem_ttl_ms = -1, /* the stored last slot and this key: a slot never fires twice */
 		.trigger = "schedule",
 		.actor = {SL_ACTOR_SERVICE, "scheduler"},
 		.audit_detail = detail,

@@ -777,6 +777,40 @@ static void test_dlq_retention(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* Idempotency keys are remembered for idempotency_ttl (then purged: the
+ * same key starts a new run), unless the caller asks for ever. */
+static void test_idempotency_ttl(void **state)
+{
+	struct fixture *f = *state;
+	sl_engine_free(f->e);
+	f->e = NULL;
+	put("sluice.yaml", "name: t\nworkers: 1\nidempotency_ttl: 1s\n");
+	sl_project_free(f->p);
+	f->p = load();
+	assert_int_equal(f->p->settings.idem_ttl_ms, 1000);
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_engine_new(f->p, f->s, NULL, &f->e, &err), 0);
+	char a[SL_ID_MAX], b[SL_ID_MAX], c[SL_ID_MAX];
+	bool existed = false;
+	struct sl_start st = {.workflow = "dead", .trigger = "test", .idem_key = "k-default"};
+	assert_int_equal(sl_engine_start_run(f->e, &st, a, &existed, &err), 0);
+	struct sl_start keep = {.workflow = "dead", .trigger = "test", .idem_key = "k-forever", .idem_ttl_ms = -1};
+	assert_int_equal(sl_engine_start_run(f->e, &keep, c, &existed, &err), 0);
+	/* two seconds later, after the purge: the default key is gone, the other kept */
+	sl_clock_set(sl_now_ms() + 2000);
+	int64_t purged = 0;
+	assert_int_equal(sl_store_idem_purge(f->s, sl_now_ms(), &purged, &err), 0);
+	assert_int_equal(purged, 1);
+	assert_int_equal(sl_engine_start_run(f->e, &st, b, &existed, &err), 0);
+	assert_false(existed);
+	assert_string_not_equal(a, b);
+	assert_int_equal(sl_engine_start_run(f->e, &keep, b, &existed, &err), 0);
+	assert_true(existed);
+	assert_string_equal(b, c);
+	sl_clock_set(0);
+}
+
 /* Polls until run id has status (5 s). */
 static void await_status(struct fixture *f, const char *id, enum sl_run_status want)
 {
@@ -973,6 +1007,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tenant_shares_reach_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capped_tenant_does_not_spin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dlq_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_approval_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_approval_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gated_call_resumes, setup, teardown),
