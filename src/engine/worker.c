@@ -253,7 +253,10 @@ static bool settle(struct sl_engine *e, struct slot *s, struct outcome *o, bool 
 		atomic_fetch_add(&e->stat_steps, 1);
 	count_landed(s, o);
 	if (o->ends_run) {
-		sl_otlp_run_ended(e->otlp, s->task.run_id);
+		/* spans go out once, when the run is over: a run parked for a
+		 * person (review) is sent with its approval wait when it ends */
+		if (sl_run_status_terminal(o->c.status))
+			sl_otlp_run_ended(e->otlp, s->task.run_id);
 		atomic_fetch_add(&e->stat_runs_done, 1);
 		*any_done = true;
 	}

@@ -34,6 +34,31 @@ t_is "$(printf '%s' "$spans" | jq '[.[] | select(.name == "run support-triage")]
 t_is "$(printf '%s' "$spans" | jq '[.[] | select(.name == "step create")] | length')" 3 "…and its steps"
 t_like "$(curl -s "$URL/metrics")" 'sluice_otlp_spans_exported_total [1-9][0-9]*' "exported spans are counted"
 
+# a run parked for a person is exported once, when it ends (not at the park)
+spans_of() { jq -s --arg t "$1" '[.[] | select(.path == "/v1/traces") | .body.resourceSpans[].scopeSpans[].spans[]
+	| select(.traceId == $t)] | length' "$T_TMP/collector.jsonl"; }
+run=$(curl -s -H 'Content-Type: application/json' -H "X-Correlation-Id: otlp-billing" \
+	--data-binary @"$P/fixtures/email-billing.json" "$URL/v1/workflows/support-triage/runs" | jq -r .run_id)
+for _ in $(seq 100); do
+	[ "$(curl -s "$URL/v1/runs/$run" | jq -r .status)" = review ] && break
+	sleep 0.05
+done
+t_is "$(curl -s "$URL/v1/runs/$run" | jq -r .status)" review "a billing email waits for its approval"
+sleep 0.5 # the exporter's linger (200 ms) has passed
+billing=$(printf 'otlp-billing' | sha256sum | cut -c1-32)
+t_is "$(spans_of "$billing")" 0 "…and its spans are not sent while it waits"
+apr=$(curl -s "$URL/v1/approvals?run_id=$run" | jq -r '.approvals[0].id')
+curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"decision": "approve"}' "$URL/v1/approvals/$apr/decision"
+for _ in $(seq 100); do
+	[ "$(spans_of "$billing")" -gt 0 ] && break
+	sleep 0.1
+done
+t_like "$(jq -s --arg t "$billing" '[.[] | select(.path == "/v1/traces") | .body.resourceSpans[].scopeSpans[].spans[]
+	| select(.traceId == $t) | .name]' "$T_TMP/collector.jsonl")" '"approval wait approval"' \
+	"…once it ends, with its approval wait"
+t_is "$(jq -s --arg t "$billing" '[.[] | select(.path == "/v1/traces") | .body.resourceSpans[].scopeSpans[].spans[]
+	| select(.traceId == $t and (.name | startswith("run ")))] | length' "$T_TMP/collector.jsonl")" 1 "…and once"
+
 # a dead collector: runs go on, spans are counted as dropped
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
 sed -i "s#^otlp_endpoint: .*#otlp_endpoint: http://127.0.0.1:9#" "$P/sluice.yaml"
