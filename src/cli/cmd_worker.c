@@ -100,7 +100,7 @@ int cmd_worker(int argc, char **argv)
 	struct sl_store *s = NULL;
 	struct sl_engine *e = NULL;
 	char *url = cli_store_url(o.store_url, p);
-	struct sl_engine_opts eo = {.workers = o.workers, .triggers = true};
+	struct sl_engine_opts eo = {.workers = o.workers, .triggers = true, .mirror_signals = true};
 	if (!url || sl_store_open(url, &s, &err) || sl_engine_new(p, s, &eo, &e, &err) || sl_engine_start(e, &err) ||
 	    sl_engine_streams_start(e, &err)) {
 		if (url)

@@ -134,6 +134,7 @@ int sl_engine_new(struct sl_project *p, struct sl_store *s, const struct sl_engi
 	pthread_cond_init(&e->sched_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	e->triggers = o && o->triggers;
+	e->mirror_signals = o && o->mirror_signals;
 
 	/* Claims follow sluice.yaml's tenant shares (fair claiming). */
 	struct sl_tenant_share *sh = sl_xcalloc(p->settings.ntenants + 1, sizeof *sh);

@@ -33,6 +33,9 @@ struct sl_engine_opts {
 	int64_t lease_ms; /* 0: settings (default 30 s) */
 	const char *owner; /* lease owner prefix for logs; NULL: "host:pid" */
 	bool triggers;     /* run the schedules (serve, worker; not `sluice run`) */
+	/* follow the autonomy signals a server evaluates, through the store
+	 * (`sluice worker`: it runs no evaluator of its own) */
+	bool mirror_signals;
 };
 
 /* Borrows p and s: both must outlive the engine. */

@@ -48,6 +48,8 @@ struct sl_engine {
 	json_t *pauses;            /* {"KIND:NAME": true} */
 	atomic_int npauses;        /* its size: 0 is the fast path of every step */
 	atomic_int_fast64_t pauses_at; /* sl_mono_ms() of the last load; 0: never */
+	bool mirror_signals;           /* read the server's autonomy signals from the store (gate.c) */
+	atomic_int_fast64_t signals_at; /* sl_mono_ms() of their last load; 0: never */
 	struct engine_streams *streams; /* stream consumers (streams.c), NULL when none run */
 };
 

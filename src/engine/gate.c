@@ -256,10 +256,36 @@ static void autonomy_step(const struct slot *s, const struct sl_step *st, const 
 		 a->level != a->lowest->ai.autonomy ? " (demoted by a live signal)" : "");
 }
 
+/* A worker process follows the signals the server evaluates: it reloads
+ * them from the store at most every SIGNALS_REFRESH_MS (one read; the
+ * others go on with what is there). */
+#define SIGNALS_REFRESH_MS 1000
+
+static void signals_refresh(struct sl_engine *e)
+{
+	if (!e || !e->mirror_signals)
+		return;
+	int64_t now = sl_mono_ms();
+	int64_t at = atomic_load(&e->signals_at);
+	if ((at && now - at < SIGNALS_REFRESH_MS) || !atomic_compare_exchange_strong(&e->signals_at, &at, now))
+		return;
+	json_t *snap = NULL;
+	struct sl_err err;
+	sl_err_clear(&err);
+	int rc = sl_store_trigger_state_get(e->store, SL_SIGNALS_STATE, &snap, &err);
+	if (rc == 0)
+		sl_signal_mirror(e->project, snap);
+	else if (rc != SL_ENOTFOUND)
+		sl_log(SL_LOG_WARN, "engine", "cannot read the autonomy signals; keeping the last known", "error", err.msg,
+		       NULL);
+	json_decref(snap);
+}
+
 void gate_call(struct sl_engine *e, struct slot *s, struct outcome *o, const struct sl_step *st,
 	       const struct sl_step *tool_of, const struct sl_connector *conn, const struct sl_action *act,
 	       json_t **input, struct gate *g)
 {
+	signals_refresh(e);
 	memset(g, 0, sizeof *g);
 	sl_err_clear(&g->err);
 	g->verdict = GATE_GO;

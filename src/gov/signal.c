@@ -153,6 +153,60 @@ bool sl_signal_set(struct sl_store *store, const struct sl_project *p, enum sl_s
 	return true;
 }
 
+static int by_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+json_t *sl_signal_snapshot(void)
+{
+	char *keys[SIGNALS_MAX];
+	size_t n = 0;
+	pthread_mutex_lock(&signals_mu);
+	for (size_t i = 0; i < nsignals; i++)
+		keys[n++] = sl_asprintf("%s:%s", sl_signal_name(signals[i].sig), signals[i].key);
+	pthread_mutex_unlock(&signals_mu);
+	qsort(keys, n, sizeof *keys, by_str);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(arr, json_string(keys[i]));
+		free(keys[i]);
+	}
+	return json_pack("{s:o}", "signals", arr);
+}
+
+void sl_signal_mirror(const struct sl_project *p, const json_t *snapshot)
+{
+	struct signal_entry next[SIGNALS_MAX];
+	size_t n = 0, i;
+	const json_t *v;
+	json_array_foreach(json_object_get(snapshot, "signals"), i, v) {
+		const char *s = json_string_value(v);
+		const char *colon = s ? strchr(s, ':') : NULL;
+		if (!colon || n == SIGNALS_MAX)
+			continue;
+		for (int sig = 0; sig < SL_SIGNAL__COUNT; sig++)
+			if (strlen(sl_signal_name((enum sl_signal)sig)) == (size_t)(colon - s) &&
+			    strncmp(s, sl_signal_name((enum sl_signal)sig), (size_t)(colon - s)) == 0) {
+				next[n].sig = (enum sl_signal)sig;
+				snprintf(next[n].key, SIGNAL_KEY_MAX, "%s", colon + 1);
+				n++;
+			}
+	}
+	pthread_mutex_lock(&signals_mu);
+	memcpy(signals, next, n * sizeof *next);
+	nsignals = n;
+	pthread_mutex_unlock(&signals_mu);
+	for (size_t w = 0; p && w < p->nworkflows; w++)
+		for (size_t j = 0; j < p->workflows[w]->nsteps; j++) {
+			const struct sl_step *st = &p->workflows[w]->steps[j];
+			if (st->kind != SL_STEP_AI || !st->ai.demote_on)
+				continue;
+			const char *ml[] = {p->workflows[w]->name, st->id};
+			sl_metric_set(SL_M_AUTONOMY_DEMOTED, ml, sl_signal_active(st, p->workflows[w]->name) ? 1 : 0);
+		}
+}
+
 void sl_signal_reset(void)
 {
 	pthread_mutex_lock(&signals_mu);

@@ -6,9 +6,10 @@
  * SLO evaluations, the AI budgets) report each change here; the engine asks,
  * before every gated call, whether a signal holds for a step. So the state
  * lives in one small table in the process, guarded by a mutex: reading it
- * costs a lock and a short scan, not a store query. It is process-local: a
- * separate `sluice worker` process does not see a server's signals (its
- * steps act at their declared level).
+ * costs a lock and a short scan, not a store query. The server, which
+ * evaluates them, also writes the table to the store (SL_SIGNALS_STATE);
+ * a `sluice worker` process mirrors it from there, so its steps are
+ * demoted with the server's.
  *
  * Keys: drift is per ai step (WORKFLOW/STEP); slo_burn is per workflow;
  * budget is per workflow (a route's budget is reported for every workflow
@@ -40,6 +41,14 @@ enum sl_autonomy sl_step_autonomy(const struct sl_step *st, const char *workflow
 /* {"demoted": bool, "autonomy", "acts_as", "signals": [...]} for an ai
  * step (for /v1/drift and /v1/slo). Owned. */
 json_t *sl_signal_step_json(const struct sl_step *st, const char *workflow);
+/* The table as a document ({"signals": ["drift:WF/STEP", "slo_burn:WF",
+ * ...]} sorted), to share with other processes; owned. */
+#define SL_SIGNALS_STATE "autonomy.signals"
+json_t *sl_signal_snapshot(void);
+/* Replaces the table with a snapshot's (another process evaluated it): no
+ * audit entries, those were written where the change was seen. Updates
+ * the demotion gauge for p's steps. */
+void sl_signal_mirror(const struct sl_project *p, const json_t *snapshot);
 /* Forgets every signal (tests). */
 void sl_signal_reset(void);
 

@@ -31,7 +31,7 @@ static const struct drift_params drift_defaults = {DRIFT_RECENT, DRIFT_BASELINE,
 static void note_state(struct sl_server *s, const struct sl_workflow *w, const struct sl_step *st, const char *key,
 		       bool drifted, const json_t *res)
 {
-	sl_signal_set(sl_engine_store(s->e), sl_engine_project(s->e), SL_SIGNAL_DRIFT, w->name, st->id, drifted, res);
+	srv_signal_set(s, SL_SIGNAL_DRIFT, w->name, st->id, drifted, res);
 	pthread_mutex_lock(&s->drift_mu);
 	if (!s->drift_state)
 		s->drift_state = json_object();

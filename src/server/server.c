@@ -472,12 +472,15 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	if (sa.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* before the first request: handlers report signals (its mutex) */
+	srv_signals_start(s);
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
 				(unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout,
 				MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
 				s, MHD_OPTION_END);
 	if (!s->d) {
+		srv_signals_stop(s);
 		srv_hooks_free(s);
 		free(s);
 		return sl_err_set(err, SL_EIO, SL_CLASS_NONE, "cannot listen on %s (in use, or not an address here)",
@@ -486,7 +489,6 @@ int sl_server_start(struct sl_engine *e, const struct sl_server_opts *o, struct 
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di ? di->port : 0;
 	sl_metrics_collector_add(srv_collect_metrics, s);
-	srv_signals_start(s);
 	*out = s;
 	return 0;
 }
@@ -500,9 +502,9 @@ void sl_server_stop(struct sl_server *s)
 {
 	if (!s)
 		return;
-	srv_signals_stop(s);
 	sl_metrics_collector_remove(srv_collect_metrics, s);
 	MHD_stop_daemon(s->d);
+	srv_signals_stop(s); /* after the last request: they report signals */
 	srv_hooks_free(s);
 	json_decref(s->drift_state);
 	json_decref(s->slo_state);

@@ -43,6 +43,7 @@ struct sl_server {
 	pthread_mutex_t signals_mu;
 	pthread_cond_t signals_cv;
 	int64_t signals_interval_ms;
+	json_t *signals_shared;    /* the table as last written to the store (signals_mu) */
 };
 
 /* One request: lives from the headers to the completion callback. */
@@ -129,6 +130,10 @@ void srv_collect_drift(struct sl_server *s); /* drift.c: the drift gauges at scr
  * drift, SLO burn and budget signals while some ai step follows them. */
 void srv_collect_budget_signal(struct sl_server *s);
 void srv_signals_start(struct sl_server *s);
+/* sl_signal_set, and when the table changed, the table written to the
+ * store for the worker processes (gov/signal.h SL_SIGNALS_STATE). */
+void srv_signal_set(struct sl_server *s, enum sl_signal sig, const char *workflow, const char *step, bool holds,
+		    const json_t *detail);
 void srv_signals_stop(struct sl_server *s);
 struct sl_health;
 const char *srv_connector_state(const struct sl_health *h); /* metrics.c */

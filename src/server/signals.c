@@ -56,9 +56,38 @@ void srv_collect_budget_signal(struct sl_server *s)
 	for (size_t i = 0; i < p->nworkflows; i++) {
 		const char *name = p->workflows[i]->name;
 		json_t *ev = json_object_get(bw.hot, name);
-		sl_signal_set(sl_engine_store(s->e), p, SL_SIGNAL_BUDGET, name, NULL, ev != NULL, ev);
+		srv_signal_set(s, SL_SIGNAL_BUDGET, name, NULL, ev != NULL, ev);
 	}
 	json_decref(bw.hot);
+}
+
+/* Writes the table to the store when it differs from what was written
+ * last, for the worker processes (they mirror it: engine/gate.c). */
+static void publish(struct sl_server *s)
+{
+	json_t *snap = sl_signal_snapshot();
+	pthread_mutex_lock(&s->signals_mu);
+	if (!s->signals_shared || !json_equal(s->signals_shared, snap)) {
+		struct sl_err err;
+		sl_err_clear(&err);
+		if (sl_store_trigger_state_put(sl_engine_store(s->e), SL_SIGNALS_STATE, snap, &err) == 0) {
+			json_decref(s->signals_shared);
+			s->signals_shared = json_incref(snap);
+		} else {
+			sl_log(SL_LOG_WARN, "server", "cannot share the autonomy signals with the workers", "error",
+			       err.msg, NULL);
+		}
+	}
+	pthread_mutex_unlock(&s->signals_mu);
+	json_decref(snap);
+}
+
+void srv_signal_set(struct sl_server *s, enum sl_signal sig, const char *workflow, const char *step, bool holds,
+		    const json_t *detail)
+{
+	if (sl_signal_set(sl_engine_store(s->e), sl_engine_project(s->e), sig, workflow, step, holds, detail) ||
+	    !s->signals_shared)
+		publish(s);
 }
 
 static void *signals_main(void *arg)
@@ -106,4 +135,6 @@ void srv_signals_stop(struct sl_server *s)
 	}
 	pthread_cond_destroy(&s->signals_cv);
 	pthread_mutex_destroy(&s->signals_mu);
+	json_decref(s->signals_shared);
+	s->signals_shared = NULL;
 }

@@ -167,8 +167,7 @@ static json_t *eval_workflow(struct sl_server *s, const struct sl_workflow *w)
 				json_array_append(burning, r);
 			json_array_append_new(objs, r);
 		}
-	sl_signal_set(sl_engine_store(s->e), sl_engine_project(s->e), SL_SIGNAL_SLO_BURN, w->name, NULL,
-		      json_array_size(burning) > 0, burning);
+	srv_signal_set(s, SL_SIGNAL_SLO_BURN, w->name, NULL, json_array_size(burning) > 0, burning);
 	json_decref(burning);
 	return json_pack("{s:s, s:I, s:I, s:o, s:o}", "workflow", w->name, "runs_1h", (json_int_t)st[W_1H].runs,
 			 "runs_30d", (json_int_t)st[W_30D].runs, "objectives", objs, "autonomy", autonomy_json(w));

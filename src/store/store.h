@@ -447,7 +447,8 @@ int sl_store_idem_get(struct sl_store *s, const char *scope, const char *key, ch
 int sl_store_idem_purge(struct sl_store *s, int64_t now_ms, int64_t *purged, struct sl_err *err);
 
 /* ---- trigger state: what schedules and syncs remember across restarts ---- */
-/* Reads the state kept under name ("schedule:WORKFLOW", "poll:WORKFLOW"):
+/* Reads the state kept under name ("schedule:WORKFLOW", "poll:WORKFLOW",
+ * "autonomy.signals"):
  * 0 with *out owned (a JSON object), SL_ENOTFOUND when there is none. */
 int sl_store_trigger_state_get(struct sl_store *s, const char *name, json_t **out, struct sl_err *err);
 /* Replaces the state under name with state (borrowed, an object). */

@@ -94,6 +94,12 @@ t_is "$(printf '%s' "$d" | jq -r '(.drifted | tostring) + " " + (.demoted | tost
 	"true true drafting drift" "the labels shift: drift reported, the step demoted to drafting"
 t_is "$(curl -s "$URL/v1/slo" | jq -r '.workflows[] | select(.workflow == "triage") | .autonomy[0] | (.demoted | tostring) + " " + .acts_as')" "true drafting" \
 	"…/v1/slo shows it demoted too"
+for _ in $(seq 50); do
+	shared=$(sqlite3 "$P/.sluice/sluice.db" "select state from trigger_state where name = 'autonomy.signals'" 2>/dev/null)
+	case $shared in *drift:triage/classify*) break ;; esac
+	sleep 0.1
+done
+t_like "$shared" '"drift:triage/classify"' "…and the store holds the signal for worker processes"
 a=$(curl -s "$URL/v1/audit?action=autonomy.demote" | jq -c '.entries[0]')
 t_is "$(printf '%s' "$a" | jq -r '.target.id + " " + .detail.signal + " " + .detail.acts_as')" "triage/classify drift drafting" \
 	"…the demotion is audited (step, signal, new level)"

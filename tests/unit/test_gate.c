@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "engine/engine_int.h"
+#include "gov/signal.h"
 
 struct fx {
 	char dir[64];
@@ -57,6 +58,11 @@ static int setup(void **state)
 	put(fx->dir, "workflows/t.yaml",
 	    "workflow: t\nversion: 1\nsteps:\n"
 	    "  - id: act\n    ai: { task: tool, route: r, input: .input.t, allow_actions: [log.append] }\n");
+	put(fx->dir, "workflows/s.yaml",
+	    "workflow: s\nversion: 1\nallow_actions: [log.append]\nsteps:\n"
+	    "  - id: a\n    ai: { task: classify, route: r, input: .input.t, labels: [x, y], autonomy: supervised,"
+	    " demote_on: [drift] }\n"
+	    "  - id: b\n    call: log.append\n    with: .input\n");
 	put(fx->dir, "policies.yaml",
 	    "rules:\n  - id: no-twos\n    who: agent\n    what: write\n    on: log.*\n    when: '.input.x == 2'\n"
 	    "    decision: deny\n");
@@ -242,6 +248,54 @@ static void test_tool_resumes(void **state)
 	slot_done(&s);
 }
 
+/* A worker process follows the signals the server published to the store:
+ * with the drift signal there, a supervised step acts as drafting and its
+ * allowlisted write parks; without it (or without mirroring) it goes. */
+static void test_worker_mirrors_signals(void **state)
+{
+	struct fx *fx = *state;
+	struct sl_err err;
+	sl_err_clear(&err);
+	assert_int_equal(sl_store_open("sqlite::memory:", &fx->e.store, &err), 0);
+	sl_signal_reset();
+	struct slot s;
+	slot_init(fx, &s, "s", NULL);
+	const struct sl_step *b = &s.wf->steps[1];
+	struct gate g;
+	struct outcome o = {0};
+	json_t *input = json_pack("{s:i}", "x", 1);
+	/* the server saw drift and published it */
+	json_t *snap = json_pack("{s:[s]}", "signals", "drift:s/a");
+	assert_int_equal(sl_store_trigger_state_put(fx->e.store, SL_SIGNALS_STATE, snap, &err), 0);
+	json_decref(snap);
+	gate_call(&fx->e, &s, &o, b, NULL, b->connector, b->action, &input, &g);
+	assert_int_equal(g.verdict, GATE_GO); /* not mirroring: the declared level */
+	gate_free(&g);
+	outcome_free(&o);
+	fx->e.mirror_signals = true;
+	memset(&o, 0, sizeof o);
+	gate_call(&fx->e, &s, &o, b, NULL, b->connector, b->action, &input, &g);
+	assert_int_equal(g.verdict, GATE_PARK);
+	assert_non_null(strstr(g.reason, "demoted by a live signal"));
+	gate_free(&g);
+	outcome_free(&o);
+	/* the drift cleared: after the refresh interval the write goes again */
+	snap = json_pack("{s:[]}", "signals");
+	assert_int_equal(sl_store_trigger_state_put(fx->e.store, SL_SIGNALS_STATE, snap, &err), 0);
+	json_decref(snap);
+	atomic_store(&fx->e.signals_at, 0);
+	memset(&o, 0, sizeof o);
+	gate_call(&fx->e, &s, &o, b, NULL, b->connector, b->action, &input, &g);
+	assert_int_equal(g.verdict, GATE_GO);
+	gate_free(&g);
+	outcome_free(&o);
+	json_decref(input);
+	slot_done(&s);
+	sl_signal_reset();
+	sl_store_close(fx->e.store);
+	fx->e.store = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +303,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rule_denies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_approval_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tool_resumes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_mirrors_signals, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("gate", tests, NULL, NULL);
 }

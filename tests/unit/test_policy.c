@@ -303,6 +303,35 @@ static void test_autonomy_and_signals(void **state)
 	sl_signal_reset();
 }
 
+/* The table travels between processes as a snapshot: the worker that
+ * mirrors it demotes the same steps, without auditing the move again. */
+static void test_signal_snapshot_mirror(void **state)
+{
+	(void)state;
+	struct sl_step st = {.id = "decide", .kind = SL_STEP_AI};
+	st.ai.autonomy = SL_AUTONOMY_SUPERVISED;
+	st.ai.demote_on = (1u << SL_SIGNAL_DRIFT) | (1u << SL_SIGNAL_BUDGET);
+	sl_signal_reset();
+	sl_signal_set(NULL, NULL, SL_SIGNAL_DRIFT, "refunds", "decide", true, NULL);
+	sl_signal_set(NULL, NULL, SL_SIGNAL_BUDGET, "billing", NULL, true, NULL);
+	json_t *snap = sl_signal_snapshot();
+	char *text = json_dumps(snap, JSON_COMPACT);
+	assert_string_equal(text, "{\"signals\":[\"budget:billing\",\"drift:refunds/decide\"]}");
+	free(text);
+	sl_signal_reset();
+	assert_int_equal(sl_step_autonomy(&st, "refunds", NULL), SL_AUTONOMY_SUPERVISED);
+	sl_signal_mirror(NULL, snap);
+	assert_int_equal(sl_step_autonomy(&st, "refunds", NULL), SL_AUTONOMY_DRAFTING);
+	assert_int_equal(sl_step_autonomy(&st, "billing", NULL), SL_AUTONOMY_DRAFTING);
+	/* a newer snapshot without them promotes back; junk entries are skipped */
+	json_t *later = json_pack("{s:[s, s]}", "signals", "nonsense", "weather:refunds");
+	sl_signal_mirror(NULL, later);
+	assert_int_equal(sl_step_autonomy(&st, "refunds", NULL), SL_AUTONOMY_SUPERVISED);
+	json_decref(later);
+	json_decref(snap);
+	sl_signal_reset();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_unused),
 		cmocka_unit_test(test_autonomy_and_signals),
+		cmocka_unit_test(test_signal_snapshot_mirror),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
