@@ -327,8 +327,14 @@ static int injected_status(void)
 /* Applies a write once per key; a repeated key gets the first answer again.
  * Returns the response body (owned) and sets *status; NULL with *status
  * set on failure. */
-static json_t *apply_effect(const char *method, const char *path, const char *key, const char *ctype, json_t *body,
-			    unsigned *status)
+/* What a request says about where it comes from (recorded with its effect,
+ * so a test can follow a correlation id into the system of record). */
+struct origin {
+	const char *ctype, *corr, *traceparent;
+};
+
+static json_t *apply_effect(const char *method, const char *path, const char *key, const struct origin *from,
+			    json_t *body, unsigned *status)
 {
 	unsigned ok = strcmp(method, "DELETE") == 0 ? 200 : 201;
 	json_t *resp = NULL;
@@ -352,8 +358,9 @@ static json_t *apply_effect(const char *method, const char *path, const char *ke
 	} else {
 		char id[32];
 		snprintf(id, sizeof id, "tkt_%zu", g.ntickets + 1);
-		json_t *rec = json_pack("{s:s, s:s?, s:s, s:s, s:O, s:s?}", "id", id, "key", key, "method", method, "path",
-					path, "body", body, "content_type", ctype);
+		json_t *rec = json_pack("{s:s, s:s?, s:s, s:s, s:O, s:s?, s:s?, s:s?}", "id", id, "key", key, "method",
+					method, "path", path, "body", body, "content_type", from->ctype, "correlation_id",
+					from->corr, "traceparent", from->traceparent);
 		if (rec && state_append(rec) == 0) {
 			count_effect(key);
 			resp = json_pack("{s:s, s:O}", "id", id, "received", body);
@@ -381,8 +388,12 @@ static enum MHD_Result handle_write(struct MHD_Connection *con, struct req *r, c
 	}
 	const char *key = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Idempotency-Key");
 	unsigned status = 500;
-	const char *ctype = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type");
-	json_t *resp = apply_effect(method, path, key && *key ? key : NULL, ctype, body, &status);
+	struct origin from = {
+		.ctype = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type"),
+		.corr = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Correlation-Id"),
+		.traceparent = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "traceparent"),
+	};
+	json_t *resp = apply_effect(method, path, key && *key ? key : NULL, &from, body, &status);
 	json_decref(body);
 	/* After the effect, before the answer: a client that times out here has
 	 * caused an effect it does not know about, the case keys exist for. */
