@@ -85,8 +85,7 @@ static void publish(struct sl_server *s)
 void srv_signal_set(struct sl_server *s, enum sl_signal sig, const char *workflow, const char *step, bool holds,
 		    const json_t *detail)
 {
-	if (sl_signal_set(sl_engine_store(s->e), sl_engine_project(s->e), sig, workflow, step, holds, detail) ||
-	    !s->signals_shared)
+	if (sl_signal_set(sl_engine_store(s->e), sl_engine_project(s->e), sig, workflow, step, holds, detail))
 		publish(s);
 }
 
@@ -98,6 +97,9 @@ static void *signals_main(void *arg)
 		pthread_mutex_unlock(&s->signals_mu);
 		srv_collect_drift(s);
 		srv_collect_slo(s); /* and the budget signal */
+		/* also when nothing changed: the first round replaces what a
+		 * previous server left in the store */
+		publish(s);
 		pthread_mutex_lock(&s->signals_mu);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);

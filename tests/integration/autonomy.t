@@ -55,7 +55,17 @@ steps:
     with: '{text: .input.text}'
 YAML
 # only the test's own GET /v1/drift evaluates drift (with its small windows)
+# a table a previous server left in the store: the new one replaces it at once
+t_auth "$P" # creates the store
+sqlite3 "$P/.sluice/sluice.db" "insert or replace into trigger_state(name, state, updated_at)
+	values ('autonomy.signals', '{\"signals\":[\"drift:triage/classify\"]}', 0)"
 SLUICE_SIGNALS_INTERVAL_MS=3600000 start_serve_dir "$P"
+for _ in $(seq 50); do
+	shared=$(sqlite3 "$P/.sluice/sluice.db" "select state from trigger_state where name = 'autonomy.signals'")
+	[ "$shared" = '{"signals":[]}' ] && break
+	sleep 0.1
+done
+t_is "$shared" '{"signals":[]}' "a starting server replaces the signals a previous one left for the workers"
 
 send() {
 	for i in $(seq "$1"); do
