@@ -903,7 +903,8 @@ static void test_defaults_and_cycles(void **state)
 	free(dir);
 
 	static const char *const bad_settings[] = {
-		"sluice.yaml", "workers: 0\nlisten: localhost\nlog_level: verbose\nlease: 10ms\nstore: ''\n", NULL,
+		"sluice.yaml", "workers: 0\nlisten: localhost\nlog_level: verbose\nlease: 10ms\nstore: ''\n"
+			       "idempotency_ttl: 100ms\n", NULL,
 	};
 	dir = temp_project(bad_settings);
 	assert_int_equal(sl_project_load(dir, NULL, &p, &d), SL_EINVAL);
@@ -913,6 +914,7 @@ static void test_defaults_and_cycles(void **state)
 	expect_diag(&d, file, 3, 12, "unknown log_level 'verbose'; use debug, info, warn, error or off");
 	expect_diag(&d, file, 4, 8, "lease must be at least 1s");
 	expect_diag(&d, file, 5, 9, "store must not be empty"); /* inside the quotes */
+	expect_diag(&d, file, 6, 18, "idempotency_ttl must be at least 1s");
 	free(file);
 	sl_diags_free(&d);
 	remove_tree(dir);
